@@ -1,0 +1,37 @@
+# citytrack: the two commands a newcomer needs are `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# Exact CPU/GPU-consistent pair: the registry's torch build (`===` skips any local
+# +cpu wheel) matches the registry's torchvision, which timm imports.
+TORCH_PIN := torch===2.13.0 torchvision==0.28.0
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test test-all bench clean-venv
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q $(TORCH_PIN)
+	$(PIP) install -q -e ".[dev]" $(TORCH_PIN)
+	touch $(STAMP)
+
+demo: setup
+	$(PY) -m citytrack.demo
+
+test: setup
+	$(PY) -m pytest -m "not slow" -q
+	$(PY) -m pytest -m "slow" -q -x
+
+test-all: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PIP) install -q --no-deps "boxmot==25.0.0"
+	$(PY) -m citytrack.bench tracking
+
+clean-venv:
+	rm -rf $(VENV)

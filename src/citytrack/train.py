@@ -1,0 +1,78 @@
+"""Training pipeline behind `python train.py experiment=...`.
+
+Compose config -> seed -> datamodule, model, callbacks, loggers, trainer -> fit ->
+test with the best checkpoint -> return the metric named by `optimized_metric`, so
+Hydra sweepers (Optuna, multirun grids) can optimise it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from citytrack.utils.instantiate import instantiate_collection
+
+log = logging.getLogger(__name__)
+
+
+def _prepare_environment(cfg: DictConfig) -> None:
+    """W&B offline unless the user says otherwise; tensor-core matmuls on GPUs."""
+    os.environ.setdefault("WANDB_MODE", "offline")
+    os.environ.setdefault("WANDB_SILENT", "true")
+    if torch.cuda.is_available():
+        torch.set_float32_matmul_precision("high")
+
+
+def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Fit (and optionally test) the configured model; return (metrics, objects)."""
+    if cfg.get("data") is None or cfg.get("model") is None:
+        raise ValueError(
+            "no data/model configured: pick an experiment, e.g. `python train.py experiment=reid_synthetic`"
+        )
+    _prepare_environment(cfg)
+    if cfg.get("seed") is not None:
+        pl.seed_everything(cfg.seed, workers=True)
+
+    log.info("Instantiating datamodule <%s>", cfg.data._target_)
+    datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data)
+    log.info("Instantiating model <%s>", cfg.model._target_)
+    model: pl.LightningModule = hydra.utils.instantiate(cfg.model)
+    callbacks = instantiate_collection(cfg.get("callbacks"), "callback")
+    loggers = instantiate_collection(cfg.get("logger"), "logger")
+    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+    for lg in loggers:
+        lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
+
+    if cfg.get("train", True):
+        trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    train_metrics = dict(trainer.callback_metrics)
+
+    test_metrics: dict[str, Any] = {}
+    if cfg.get("test", False) and _has_test_split(datamodule):
+        ckpt = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        trainer.test(model=model, datamodule=datamodule, ckpt_path=ckpt or None)
+        test_metrics = dict(trainer.callback_metrics)
+
+    metrics = {**train_metrics, **test_metrics}
+    return metrics, {"cfg": cfg, "datamodule": datamodule, "model": model, "trainer": trainer}
+
+
+def _has_test_split(datamodule: pl.LightningDataModule) -> bool:
+    return type(datamodule).test_dataloader is not pl.LightningDataModule.test_dataloader
+
+
+def metric_value(metrics: dict[str, Any], name: str | None) -> float | None:
+    """The value Hydra sweepers optimise; a clear error when the name was never logged."""
+    if not name:
+        return None
+    if name not in metrics:
+        raise KeyError(f"optimized_metric {name!r} was not logged; logged: {sorted(metrics)}")
+    value = metrics[name]
+    return float(value.item() if hasattr(value, "item") else value)
