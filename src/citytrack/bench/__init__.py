@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m citytrack.bench <name> [args]` runs `citytrack.bench.<name>.main(args)`."""
