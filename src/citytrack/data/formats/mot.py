@@ -125,12 +125,15 @@ def _is_integral(values: np.ndarray) -> np.ndarray:
     return values == np.round(values)
 
 
-def read_mot(path: PathLike, kind: MotKind = "result", check_sorted: bool = False) -> np.ndarray:
+def read_mot(
+    path: PathLike, kind: MotKind = "result", check_sorted: bool = False, min_frame: int = 1
+) -> np.ndarray:
     """Read a MOTChallenge det/gt/result file into a float64 `(N, 10)` table.
 
     Missing optional columns get `conf=1, cls=1 (-1 for det), vis=1, z=-1`. An empty
     file gives `(0, 10)`. With `check_sorted`, frames must be non-decreasing (a
-    tracker consuming a det file frame by frame relies on it).
+    tracker consuming a det file frame by frame relies on it). `min_frame=0` admits
+    the 0-based MOT-style files of other datasets (AI City 2023 labels).
     """
     _check_kind(kind)
     try:
@@ -143,7 +146,7 @@ def read_mot(path: PathLike, kind: MotKind = "result", check_sorted: bool = Fals
         optional = table[:, CONF:]
         missing = np.isnan(optional)
         optional[missing] = defaults[missing]
-    validate_mot_table(table, path=path, lines=lines, check_sorted=check_sorted)
+    validate_mot_table(table, path=path, lines=lines, check_sorted=check_sorted, min_frame=min_frame)
     return table
 
 
@@ -152,6 +155,7 @@ def validate_mot_table(
     path: PathLike = "<table>",
     lines: np.ndarray | None = None,
     check_sorted: bool = False,
+    min_frame: int = 1,
 ) -> None:
     """Check frames (positive integers), ids (integers) and box sizes (positive).
 
@@ -167,7 +171,7 @@ def validate_mot_table(
         return
     frames = table[:, FRAME]
     _first_line(path, ~_is_integral(frames), lines, "frame number is not an integer")
-    _first_line(path, frames <= 0, lines, "frame number must be >= 1 (MOTChallenge frames are 1-based)")
+    _first_line(path, frames < min_frame, lines, f"frame number must be >= {min_frame}")
     _first_line(path, ~_is_integral(table[:, ID]), lines, "track id is not an integer")
     _first_line(path, table[:, W] <= 0, lines, "box width must be positive")
     _first_line(path, table[:, H] <= 0, lines, "box height must be positive")
@@ -187,18 +191,18 @@ _BOX = "%.2f"
 _REAL = "%.6g"
 
 
-def write_mot(path: PathLike, table: np.ndarray, kind: MotKind = "result") -> None:
+def write_mot(path: PathLike, table: np.ndarray, kind: MotKind = "result", min_frame: int = 1) -> None:
     """Write a `(N, 10)` table atomically in the MOTChallenge layout of `kind`.
 
     - result: `frame,id,x,y,w,h,conf,-1,-1,-1` (the submission format)
     - gt: `frame,id,x,y,w,h,conf,cls,vis` plus `z` when any z differs from -1 (MOT15)
     - det: all 10 columns.
     Frames and ids are written as integers, boxes with 2 decimals, the rest with 6
-    significant digits.
+    significant digits. Frames below `min_frame` (1 for MOTChallenge) are refused.
     """
     _check_kind(kind)
     table = np.asarray(table, dtype=np.float64)
-    validate_mot_table(table, path=path)
+    validate_mot_table(table, path=path, min_frame=min_frame)
     if kind == "result":
         fmt = ",".join([_INT, _INT] + [_BOX] * 4 + [_REAL]) + ",-1,-1,-1"
         columns = table[:, : CONF + 1]
