@@ -17,6 +17,10 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH_PIN)
 	$(PIP) install -q -e ".[dev]" $(TORCH_PIN)
+	# TrackEval is the HOTA reference the tests compare against. Its metadata asks for
+	# opencv-python, whose 5.x cv2 would shadow our headless 4.x build (no HOGDescriptor),
+	# and it needs nothing else we lack, so it is installed without dependencies.
+	$(PIP) install -q --no-deps "trackeval==1.3.0"
 	touch $(STAMP)
 
 demo: setup
