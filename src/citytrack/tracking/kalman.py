@@ -1,0 +1,229 @@
+"""Constant-velocity Kalman filters that predict and update every track in one array op.
+
+Means are `(T, n)` and covariances `(T, n, n)`; measurements `(T, m)` with the first `m`
+state entries observed (`H = [I 0]`), so `H P H^T` and `P H^T` are slices, not products.
+Three parameterisations share the same code and differ only in the noise model:
+
+- `SortKalman`: state `(u, v, s, r, u', v', s')` (centre, area, aspect ratio w/h), the
+  fixed noise of Bewley et al. 2016 (SORT, filterpy settings).
+- `XyahKalman`: `(u, v, a, h, ...)` with noise proportional to the height (DeepSORT,
+  ByteTrack).
+- `XywhKalman`: `(u, v, w, h, ...)` with noise proportional to width and height
+  separately (BoT-SORT), so the width follows the target instead of a fixed aspect.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from citytrack.tracking.matching import CHI2INV95  # noqa: F401  (re-exported for gating users)
+
+
+class BatchedKalmanFilter:
+    """Linear Kalman filter over `T` independent tracks, constant-velocity motion.
+
+    Subclasses give the measurement <-> box conversion and the diagonal noise stds:
+    `_init_std(z)`, `_process_std(mean)`, `_measurement_std(mean)`, each `(T, k)`.
+    """
+
+    ndim_z: int = 4
+    ndim_x: int = 8
+
+    def __init__(self) -> None:
+        self._motion = np.eye(self.ndim_x)
+        for i in range(self.ndim_x - self.ndim_z):
+            self._motion[i, self.ndim_z + i] = 1.0  # position += velocity (dt = 1 frame)
+        self._motion_t = self._motion.T.copy()
+
+    # -- box conversions --------------------------------------------------------------
+    def boxes_to_measurements(self, xywh: np.ndarray) -> np.ndarray:
+        """`(N, 4)` top-left boxes to `(N, ndim_z)` measurements."""
+        raise NotImplementedError
+
+    def states_to_boxes(self, mean: np.ndarray) -> np.ndarray:
+        """`(T, ndim_x)` states to `(T, 4)` top-left boxes."""
+        raise NotImplementedError
+
+    # -- noise -----------------------------------------------------------------------
+    def _init_std(self, z: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _process_std(self, mean: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _measurement_std(self, mean: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    # -- filter ----------------------------------------------------------------------
+    def initiate(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """New tracks from measurements `(N, ndim_z)`: zero velocity, diagonal covariance."""
+        z = np.asarray(z, dtype=np.float64).reshape(-1, self.ndim_z)
+        mean = np.zeros((len(z), self.ndim_x))
+        mean[:, : self.ndim_z] = z
+        var = np.square(self._init_std(z))
+        cov = np.zeros((len(z), self.ndim_x, self.ndim_x))
+        idx = np.arange(self.ndim_x)
+        cov[:, idx, idx] = var
+        return mean, cov
+
+    def predict(self, mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`x <- F x`, `P <- F P F^T + Q` for all tracks; Q from the pre-motion state."""
+        if len(mean) == 0:
+            return mean, cov
+        q = np.square(self._process_std(mean))
+        mean = mean @ self._motion_t
+        cov = self._motion @ cov @ self._motion_t
+        idx = np.arange(self.ndim_x)
+        cov[:, idx, idx] += q
+        return mean, cov
+
+    def project(self, mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Measurement-space mean `(T, m)` and innovation covariance `S = H P H^T + R` `(T, m, m)`."""
+        m = self.ndim_z
+        r = np.square(self._measurement_std(mean))
+        s = cov[:, :m, :m].copy()
+        idx = np.arange(m)
+        s[:, idx, idx] += r
+        return mean[:, :m].copy(), s
+
+    def update(self, mean: np.ndarray, cov: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Correct `T` tracks with their matched measurements `z` `(T, m)` in one batched solve."""
+        if len(mean) == 0:
+            return mean, cov
+        m = self.ndim_z
+        z_mean, s = self.project(mean, cov)
+        pht = cov[:, :, :m]  # P H^T, (T, n, m)
+        # K = P H^T S^-1  <=>  S K^T = H P  (S symmetric)
+        gain = np.linalg.solve(s, np.swapaxes(pht, 1, 2)).swapaxes(1, 2)  # (T, n, m)
+        innovation = np.asarray(z, dtype=np.float64).reshape(-1, m) - z_mean
+        new_mean = mean + np.einsum("tnm,tm->tn", gain, innovation)
+        new_cov = cov - gain @ s @ np.swapaxes(gain, 1, 2)
+        return new_mean, new_cov
+
+    def gating_distance(
+        self, mean: np.ndarray, cov: np.ndarray, z: np.ndarray, only_position: bool = False
+    ) -> np.ndarray:
+        """Squared Mahalanobis distance `(T, N)` between every track and measurement.
+
+        Compare with `CHI2INV95[4]` (or `[2]` with `only_position`, centre only).
+        """
+        z = np.asarray(z, dtype=np.float64).reshape(-1, self.ndim_z)
+        if len(mean) == 0 or len(z) == 0:
+            return np.zeros((len(mean), len(z)))
+        z_mean, s = self.project(mean, cov)
+        if only_position:
+            z_mean, s, z = z_mean[:, :2], s[:, :2, :2], z[:, :2]
+        chol = np.linalg.cholesky(s)  # (T, k, k)
+        diff = z[None, :, :] - z_mean[:, None, :]  # (T, N, k)
+        # solve L y = d for every (track, det) pair: batched over tracks, N right-hand sides
+        y = np.linalg.solve(chol, np.swapaxes(diff, 1, 2))  # (T, k, N)
+        return np.sum(y * y, axis=1)
+
+
+class XyahKalman(BatchedKalmanFilter):
+    """DeepSORT/ByteTrack filter: state `(u, v, a, h)` + velocities, noise scaled by height."""
+
+    def __init__(self, std_weight_position: float = 1.0 / 20, std_weight_velocity: float = 1.0 / 160) -> None:
+        super().__init__()
+        self.std_weight_position = std_weight_position
+        self.std_weight_velocity = std_weight_velocity
+
+    def boxes_to_measurements(self, xywh: np.ndarray) -> np.ndarray:
+        b = np.asarray(xywh, dtype=np.float64).reshape(-1, 4)
+        return np.stack([b[:, 0] + b[:, 2] / 2, b[:, 1] + b[:, 3] / 2, b[:, 2] / b[:, 3], b[:, 3]], axis=1)
+
+    def states_to_boxes(self, mean: np.ndarray) -> np.ndarray:
+        h = mean[:, 3]
+        w = mean[:, 2] * h
+        return np.stack([mean[:, 0] - w / 2, mean[:, 1] - h / 2, w, h], axis=1)
+
+    def _init_std(self, z: np.ndarray) -> np.ndarray:
+        h = z[:, 3]
+        p, v = 2 * self.std_weight_position * h, 10 * self.std_weight_velocity * h
+        return np.stack([p, p, np.full_like(h, 1e-2), p, v, v, np.full_like(h, 1e-5), v], axis=1)
+
+    def _process_std(self, mean: np.ndarray) -> np.ndarray:
+        h = mean[:, 3]
+        p, v = self.std_weight_position * h, self.std_weight_velocity * h
+        return np.stack([p, p, np.full_like(h, 1e-2), p, v, v, np.full_like(h, 1e-5), v], axis=1)
+
+    def _measurement_std(self, mean: np.ndarray) -> np.ndarray:
+        h = mean[:, 3]
+        p = self.std_weight_position * h
+        return np.stack([p, p, np.full_like(h, 1e-1), p], axis=1)
+
+
+class XywhKalman(BatchedKalmanFilter):
+    """BoT-SORT filter: state `(u, v, w, h)` + velocities, noise scaled by w and h separately."""
+
+    def __init__(self, std_weight_position: float = 1.0 / 20, std_weight_velocity: float = 1.0 / 160) -> None:
+        super().__init__()
+        self.std_weight_position = std_weight_position
+        self.std_weight_velocity = std_weight_velocity
+
+    def boxes_to_measurements(self, xywh: np.ndarray) -> np.ndarray:
+        b = np.asarray(xywh, dtype=np.float64).reshape(-1, 4)
+        return np.stack([b[:, 0] + b[:, 2] / 2, b[:, 1] + b[:, 3] / 2, b[:, 2], b[:, 3]], axis=1)
+
+    def states_to_boxes(self, mean: np.ndarray) -> np.ndarray:
+        w, h = mean[:, 2], mean[:, 3]
+        return np.stack([mean[:, 0] - w / 2, mean[:, 1] - h / 2, w, h], axis=1)
+
+    def _wh_std(self, w: np.ndarray, h: np.ndarray, kp: float, kv: float | None) -> np.ndarray:
+        cols = [kp * w, kp * h, kp * w, kp * h]
+        if kv is not None:
+            cols += [kv * w, kv * h, kv * w, kv * h]
+        return np.stack(cols, axis=1)
+
+    def _init_std(self, z: np.ndarray) -> np.ndarray:
+        return self._wh_std(z[:, 2], z[:, 3], 2 * self.std_weight_position, 10 * self.std_weight_velocity)
+
+    def _process_std(self, mean: np.ndarray) -> np.ndarray:
+        return self._wh_std(mean[:, 2], mean[:, 3], self.std_weight_position, self.std_weight_velocity)
+
+    def _measurement_std(self, mean: np.ndarray) -> np.ndarray:
+        return self._wh_std(mean[:, 2], mean[:, 3], self.std_weight_position, None)
+
+
+class SortKalman(BatchedKalmanFilter):
+    """SORT's filter: state `(u, v, s, r, u', v', s')`, s = area, r = aspect w/h (no r velocity).
+
+    Noise as in the SORT repository (filterpy): `R[2:, 2:] *= 10`, `P0[4:, 4:] *= 1000`,
+    `P0 *= 10`, `Q[-1, -1] *= 0.01`, `Q[4:, 4:] *= 0.01`.
+    """
+
+    ndim_z = 4
+    ndim_x = 7
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._r_std = np.sqrt(np.array([1.0, 1.0, 10.0, 10.0]))
+        self._p0_std = np.sqrt(np.array([10.0, 10.0, 10.0, 10.0, 1e4, 1e4, 1e4]))
+        self._q_std = np.sqrt(np.array([1.0, 1.0, 1.0, 1.0, 1e-2, 1e-2, 1e-4]))
+
+    def boxes_to_measurements(self, xywh: np.ndarray) -> np.ndarray:
+        b = np.asarray(xywh, dtype=np.float64).reshape(-1, 4)
+        return np.stack([b[:, 0] + b[:, 2] / 2, b[:, 1] + b[:, 3] / 2, b[:, 2] * b[:, 3], b[:, 2] / b[:, 3]], axis=1)
+
+    def states_to_boxes(self, mean: np.ndarray) -> np.ndarray:
+        """NaN boxes where the area or aspect went non-positive (SORT deletes those tracks)."""
+        with np.errstate(invalid="ignore"):
+            w = np.sqrt(mean[:, 2] * mean[:, 3])
+            h = mean[:, 2] / w
+        return np.stack([mean[:, 0] - w / 2, mean[:, 1] - h / 2, w, h], axis=1)
+
+    def predict(self, mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """SORT stops the area velocity when it would make the area non-positive."""
+        if len(mean):
+            mean = mean.copy()
+            mean[mean[:, 6] + mean[:, 2] <= 0, 6] = 0.0
+        return super().predict(mean, cov)
+
+    def _init_std(self, z: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(self._p0_std, (len(z), self.ndim_x))
+
+    def _process_std(self, mean: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(self._q_std, (len(mean), self.ndim_x))
+
+    def _measurement_std(self, mean: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(self._r_std, (len(mean), self.ndim_z))
