@@ -1,0 +1,123 @@
+"""Re-identification image folders: Market-1501 (people) and VeRi-776 (vehicles) file names.
+
+Market-1501: `0002_c1s1_000451_03.jpg` = person 2, camera 1, sequence 1, frame 451,
+box 3 of that frame; person `-1` marks junk crops and `0000` distractors.
+VeRi-776: `0001_c001_00016450_0.jpg` = vehicle 1, camera 1, frame/time 16450, index 0.
+Camera numbers are returned as written in the names (1-based).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from citytrack.data.formats.errors import FormatError
+
+PathLike = str | os.PathLike[str]
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+JUNK_PID = -1
+DISTRACTOR_PID = 0
+
+_MARKET_RE = re.compile(r"^(-1|\d+)_c(\d+)s(\d+)_(\d+)_(\d+)(\.[A-Za-z]+)$")
+_VERI_RE = re.compile(r"^(\d+)_c(\d+)_(\d+)_(\d+)(\.[A-Za-z]+)$")
+
+
+@dataclass(frozen=True)
+class ReidName:
+    """Fields of a Market-1501 crop name."""
+
+    pid: int
+    camera: int
+    sequence: int
+    frame: int
+    index: int
+    ext: str = ".jpg"
+
+
+@dataclass(frozen=True)
+class VeriName:
+    """Fields of a VeRi-776 crop name."""
+
+    vid: int
+    camera: int
+    frame: int
+    index: int
+    ext: str = ".jpg"
+
+
+def parse_market1501_name(name: str) -> ReidName:
+    """Parse a Market-1501 file name (a bare name or a path); ValueError if it does not match."""
+    base = Path(name).name
+    match = _MARKET_RE.match(base)
+    if match is None:
+        raise ValueError(f"{base!r} is not a Market-1501 name like '0002_c1s1_000451_03.jpg'")
+    pid, camera, sequence, frame, index, ext = match.groups()
+    return ReidName(int(pid), int(camera), int(sequence), int(frame), int(index), ext)
+
+
+def format_market1501_name(
+    pid: int, camera: int, sequence: int, frame: int, index: int, ext: str = ".jpg"
+) -> str:
+    """`0002_c1s1_000451_03.jpg`; pid -1 is written `-1` as in the dataset."""
+    if pid < JUNK_PID or camera < 0 or sequence < 0 or frame < 0 or index < 0:
+        raise ValueError("Market-1501 fields must be non-negative (pid may be -1 for junk)")
+    pid_text = "-1" if pid == JUNK_PID else f"{pid:04d}"
+    return f"{pid_text}_c{camera}s{sequence}_{frame:06d}_{index:02d}{ext}"
+
+
+def parse_veri_name(name: str) -> VeriName:
+    """Parse a VeRi-776 file name; ValueError if it does not match."""
+    base = Path(name).name
+    match = _VERI_RE.match(base)
+    if match is None:
+        raise ValueError(f"{base!r} is not a VeRi-776 name like '0001_c001_00016450_0.jpg'")
+    vid, camera, frame, index, ext = match.groups()
+    return VeriName(int(vid), int(camera), int(frame), int(index), ext)
+
+
+def format_veri_name(vid: int, camera: int, frame: int, index: int, ext: str = ".jpg") -> str:
+    """`0001_c001_00016450_0.jpg`."""
+    if min(vid, camera, frame, index) < 0:
+        raise ValueError("VeRi-776 fields must be non-negative")
+    return f"{vid:04d}_c{camera:03d}_{frame:08d}_{index}{ext}"
+
+
+def _images(folder: PathLike) -> list[Path]:
+    root = Path(folder)
+    if not root.is_dir():
+        raise FormatError(root, "image folder does not exist")
+    # the released Market-1501 folders also hold Thumbs.db: only images are crops
+    return sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def scan_market1501(folder: PathLike, include_junk: bool = False) -> list[tuple[Path, int, int]]:
+    """`(path, pid, camera)` for every crop in a Market-1501 style folder, sorted by name.
+
+    Junk crops (pid -1) are left out unless `include_junk`, as the benchmark protocol
+    does; distractors (pid 0) are kept. A non-matching image name raises FormatError.
+    """
+    items = []
+    for path in _images(folder):
+        try:
+            name = parse_market1501_name(path.name)
+        except ValueError as err:
+            raise FormatError(path, str(err)) from None
+        if name.pid == JUNK_PID and not include_junk:
+            continue
+        items.append((path, name.pid, name.camera))
+    return items
+
+
+def scan_veri(folder: PathLike) -> list[tuple[Path, int, int]]:
+    """`(path, vehicle id, camera)` for every crop in a VeRi-776 style folder, sorted by name."""
+    items = []
+    for path in _images(folder):
+        try:
+            name = parse_veri_name(path.name)
+        except ValueError as err:
+            raise FormatError(path, str(err)) from None
+        items.append((path, name.vid, name.camera))
+    return items
