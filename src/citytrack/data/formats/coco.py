@@ -1,0 +1,181 @@
+"""COCO detection json: ground-truth writer, validated loader (pycocotools) and box helpers.
+
+Boxes are `x, y, w, h` pixels as everywhere in the package (also COCO's own convention).
+Detection results for `COCO.loadRes` / `COCOeval` are written by `write_coco_results`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pycocotools.coco import COCO
+
+from citytrack.data.formats.errors import FormatError
+from citytrack.utils.io import atomic_open
+
+PathLike = str | os.PathLike[str]
+
+
+@dataclass(frozen=True)
+class CocoImage:
+    """One `images` entry."""
+
+    id: int
+    file_name: str
+    width: int
+    height: int
+
+
+def build_coco_dataset(
+    images: Sequence[CocoImage],
+    boxes: Mapping[int, tuple[np.ndarray, np.ndarray]],
+    categories: Mapping[int, str],
+    iscrowd: Mapping[int, np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """Assemble a COCO detection dict from per-image `(boxes xywh (N,4), labels (N,))`.
+
+    Annotation ids are 1-based in image order (COCOeval treats id 0 as missing); `area`
+    is the box area, as for box-only datasets. Images without boxes are kept.
+    """
+    known = {img.id for img in images}
+    unknown = set(boxes) - known
+    if unknown:
+        raise ValueError(f"boxes given for unknown image ids {sorted(unknown)[:5]}")
+    annotations: list[dict[str, Any]] = []
+    for image in images:
+        if image.id not in boxes:
+            continue
+        xywh, labels = boxes[image.id]
+        xywh = np.asarray(xywh, dtype=np.float64).reshape(-1, 4)
+        labels = np.asarray(labels).reshape(-1)
+        crowd = np.zeros(len(xywh), dtype=int) if iscrowd is None else np.asarray(iscrowd.get(image.id, 0))
+        crowd = np.broadcast_to(crowd, (len(xywh),))
+        if len(labels) != len(xywh):
+            raise ValueError(f"image {image.id}: {len(xywh)} boxes but {len(labels)} labels")
+        for box, label, is_crowd in zip(xywh.tolist(), labels.tolist(), crowd.tolist(), strict=True):
+            if int(label) not in categories:
+                raise ValueError(f"image {image.id}: label {label} is not a category")
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": int(image.id),
+                    "category_id": int(label),
+                    "bbox": [float(v) for v in box],
+                    "area": float(box[2] * box[3]),
+                    "iscrowd": int(is_crowd),
+                }
+            )
+    return {
+        "images": [
+            {"id": int(i.id), "file_name": i.file_name, "width": int(i.width), "height": int(i.height)}
+            for i in images
+        ],
+        "annotations": annotations,
+        "categories": [{"id": int(k), "name": str(v)} for k, v in sorted(categories.items())],
+    }
+
+
+def validate_coco_dataset(data: Any, path: PathLike = "<dataset>") -> None:
+    """Structure checks COCO() does not do: keys, unique ids, references, box shapes."""
+    if not isinstance(data, dict):
+        raise FormatError(path, "COCO json must be an object")
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(data.get(key), list):
+            raise FormatError(path, f"missing list {key!r}")
+    image_ids = [img.get("id") if isinstance(img, dict) else None for img in data["images"]]
+    if None in image_ids or len(set(image_ids)) != len(image_ids):
+        raise FormatError(path, "every image needs a unique 'id'")
+    category_ids = {cat.get("id") for cat in data["categories"] if isinstance(cat, dict)}
+    images, ann_ids = set(image_ids), set()
+    for k, ann in enumerate(data["annotations"]):
+        if not isinstance(ann, dict):
+            raise FormatError(path, f"annotation #{k} is not an object")
+        for key in ("id", "image_id", "category_id", "bbox"):
+            if key not in ann:
+                raise FormatError(path, f"annotation #{k} has no {key!r}")
+        if ann["id"] in ann_ids:
+            raise FormatError(path, f"annotation id {ann['id']} is repeated")
+        ann_ids.add(ann["id"])
+        if ann["image_id"] not in images:
+            raise FormatError(path, f"annotation {ann['id']} refers to unknown image {ann['image_id']}")
+        if ann["category_id"] not in category_ids:
+            raise FormatError(path, f"annotation {ann['id']} refers to unknown category {ann['category_id']}")
+        bbox = ann["bbox"]
+        if (
+            not isinstance(bbox, list)
+            or len(bbox) != 4
+            or not all(isinstance(v, (int, float)) and np.isfinite(v) for v in bbox)
+            or bbox[2] < 0
+            or bbox[3] < 0
+        ):
+            raise FormatError(path, f"annotation {ann['id']} bbox {bbox!r} is not [x, y, w>=0, h>=0]")
+
+
+def write_coco(path: PathLike, dataset: Mapping[str, Any]) -> None:
+    """Validate and write a COCO detection json atomically."""
+    data = dict(dataset)
+    validate_coco_dataset(data, path)
+    with atomic_open(path) as handle:
+        json.dump(data, handle)
+
+
+def coco_from_dict(data: dict[str, Any], path: PathLike = "<dataset>") -> COCO:
+    """A `pycocotools.coco.COCO` indexed over `data` (validated), without its console chatter."""
+    validate_coco_dataset(data, path)
+    coco = COCO()
+    coco.dataset = data
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco.createIndex()
+    return coco
+
+
+def load_coco(path: PathLike) -> COCO:
+    """Load a COCO detection json as `pycocotools.coco.COCO`; malformed files raise FormatError."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as err:
+        raise FormatError(path, f"invalid JSON: {err.msg}", err.lineno) from None
+    return coco_from_dict(data, path)
+
+
+def coco_to_frame_boxes(coco: COCO, include_crowd: bool = False) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """`{image_id: (boxes xywh (N,4) float64, labels (N,) int64)}` for every image, in id order."""
+    out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for image_id in sorted(coco.getImgIds()):
+        anns = [a for a in coco.imgToAnns.get(image_id, []) if include_crowd or not a.get("iscrowd", 0)]
+        boxes = np.asarray([a["bbox"] for a in anns], dtype=np.float64).reshape(-1, 4)
+        labels = np.asarray([a["category_id"] for a in anns], dtype=np.int64)
+        out[int(image_id)] = (boxes, labels)
+    return out
+
+
+def write_coco_results(
+    path: PathLike,
+    detections: Mapping[int, tuple[np.ndarray, np.ndarray, np.ndarray]],
+) -> None:
+    """Write detections `{image_id: (boxes xywh, scores, labels)}` as the COCO results list."""
+    results = []
+    for image_id, (boxes, scores, labels) in sorted(detections.items()):
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        scores, labels = np.asarray(scores).reshape(-1), np.asarray(labels).reshape(-1)
+        if not len(boxes) == len(scores) == len(labels):
+            raise ValueError(f"image {image_id}: boxes, scores and labels differ in length")
+        results.extend(
+            {
+                "image_id": int(image_id),
+                "category_id": int(c),
+                "bbox": [float(v) for v in b],
+                "score": float(s),
+            }
+            for b, s, c in zip(boxes.tolist(), scores.tolist(), labels.tolist(), strict=True)
+        )
+    with atomic_open(path) as handle:
+        json.dump(results, handle)
