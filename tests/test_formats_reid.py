@@ -17,6 +17,7 @@ from citytrack.data.formats.reid import (
     parse_veri_name,
     scan_market1501,
     scan_veri,
+    scan_veri776,
 )
 
 
@@ -57,7 +58,8 @@ def test_scan_market1501_folder(tmp_path: Path) -> None:
         ("0000_c3s2_000010_01.jpg", 0, 3),
         ("0002_c1s1_000451_03.jpg", 2, 1),
     ]
-    assert len(scan_market1501(tmp_path, include_junk=True)) == 3
+    with_junk = scan_market1501(tmp_path, include_junk=True)
+    assert len(with_junk) == 3 and with_junk[0].pid == -1 and with_junk[0].camid == 2
     (tmp_path / "person7.jpg").write_bytes(b"")
     with pytest.raises(FormatError, match="person7.jpg"):
         scan_market1501(tmp_path)
@@ -73,6 +75,7 @@ def test_veri_names(tmp_path: Path) -> None:
     for name in ("0002_c003_00000010_1.jpg", "0001_c001_00016450_0.jpg"):
         (tmp_path / name).write_bytes(b"")
     assert [(pid, cam) for _, pid, cam in scan_veri(tmp_path)] == [(1, 1), (2, 3)]
+    assert [item.camid for item in scan_veri776(tmp_path)] == [1, 3]
     (tmp_path / "x.jpg").write_bytes(b"")
     with pytest.raises(FormatError, match="x.jpg"):
         scan_veri(tmp_path)

@@ -12,6 +12,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from citytrack.data.formats.errors import FormatError
 
@@ -23,6 +24,14 @@ DISTRACTOR_PID = 0
 
 _MARKET_RE = re.compile(r"^(-1|\d+)_c(\d+)s(\d+)_(\d+)_(\d+)(\.[A-Za-z]+)$")
 _VERI_RE = re.compile(r"^(\d+)_c(\d+)_(\d+)_(\d+)(\.[A-Za-z]+)$")
+
+
+class ReidItem(NamedTuple):
+    """One crop of a scanned folder: unpacks as `(path, pid, camid)`, or use the attributes."""
+
+    path: Path
+    pid: int
+    camid: int
 
 
 @dataclass(frozen=True)
@@ -93,7 +102,7 @@ def _images(folder: PathLike) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def scan_market1501(folder: PathLike, include_junk: bool = False) -> list[tuple[Path, int, int]]:
+def scan_market1501(folder: PathLike, include_junk: bool = False) -> list[ReidItem]:
     """`(path, pid, camera)` for every crop in a Market-1501 style folder, sorted by name.
 
     Junk crops (pid -1) are left out unless `include_junk`, as the benchmark protocol
@@ -107,11 +116,11 @@ def scan_market1501(folder: PathLike, include_junk: bool = False) -> list[tuple[
             raise FormatError(path, str(err)) from None
         if name.pid == JUNK_PID and not include_junk:
             continue
-        items.append((path, name.pid, name.camera))
+        items.append(ReidItem(path, name.pid, name.camera))
     return items
 
 
-def scan_veri(folder: PathLike) -> list[tuple[Path, int, int]]:
+def scan_veri(folder: PathLike) -> list[ReidItem]:
     """`(path, vehicle id, camera)` for every crop in a VeRi-776 style folder, sorted by name."""
     items = []
     for path in _images(folder):
@@ -119,5 +128,8 @@ def scan_veri(folder: PathLike) -> list[tuple[Path, int, int]]:
             name = parse_veri_name(path.name)
         except ValueError as err:
             raise FormatError(path, str(err)) from None
-        items.append((path, name.vid, name.camera))
+        items.append(ReidItem(path, name.vid, name.camera))
     return items
+
+
+scan_veri776 = scan_veri
