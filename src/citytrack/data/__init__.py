@@ -1,0 +1,1 @@
+"""Datasets: real on-disk formats, the synthetic world, and Lightning datamodules."""
