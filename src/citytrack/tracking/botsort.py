@@ -1,0 +1,149 @@
+"""BoT-SORT (Aharon et al., 2022): ByteTrack + (x, y, w, h) Kalman + IoU/appearance fusion + CMC.
+
+Differences from ByteTrack, following `NirAharon/BoT-SORT tracker/mc_bot_sort.py`:
+
+- Kalman state `(x, y, w, h)` with width and height noise (box width follows the target);
+  lost tracks stop both size velocities.
+- Camera-motion compensation: the affine warp between frames (`cmc.py`) is applied to the
+  predicted means and covariances of all tracks; off when no image is given.
+- First association cost `min(d_iou, d_emb)` where `d_emb = cos_dist / 2` is set to 1 above
+  `appearance_thresh` (theta_emb) or where the IoU distance exceeds `proximity_thresh`
+  (theta_iou), so appearance can only re-link boxes that are also close. Without
+  embeddings the cost is ByteTrack's fused IoU.
+- Track embeddings are an EMA `f <- 0.9 f + 0.1 f_new` (L2-normalised).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from citytrack.tracking.base import Embedder
+from citytrack.tracking.bytetrack import ByteTrack
+from citytrack.tracking.cmc import CameraMotionCompensation
+from citytrack.tracking.kalman import BatchedKalmanFilter, XywhKalman
+from citytrack.tracking.matching import embedding_distance, fuse_score, iou_distance
+
+
+class BotSort(ByteTrack):
+    """BoT-SORT with the published defaults (`tools/track.py`).
+
+    Args:
+        track_high_thresh: tau_high of the first association.
+        track_low_thresh: detections at or below it are dropped.
+        new_track_thresh: minimum score to start a track.
+        match_thresh, second_match_thresh, unconfirmed_match_thresh, track_buffer,
+        fuse_score, min_box_area, aspect_ratio_thresh: as in ByteTrack.
+        proximity_thresh: theta_iou, appearance is ignored for pairs with IoU distance above it.
+        appearance_thresh: theta_emb, half cosine distances above it count as no match.
+        ema_alpha: weight of the old embedding in the track's moving average.
+        appearance_for_unconfirmed: use the fused cost for unconfirmed tracks too (AIC23 variant).
+        cmc: camera-motion compensation (`CameraMotionCompensation` or None for off).
+    """
+
+    _lost_velocity_dims = (6, 7)
+
+    def __init__(
+        self,
+        track_high_thresh: float = 0.6,
+        track_low_thresh: float = 0.1,
+        new_track_thresh: float = 0.7,
+        match_thresh: float = 0.8,
+        second_match_thresh: float = 0.5,
+        unconfirmed_match_thresh: float = 0.7,
+        track_buffer: int = 30,
+        proximity_thresh: float = 0.5,
+        appearance_thresh: float = 0.25,
+        ema_alpha: float = 0.9,
+        appearance_for_unconfirmed: bool = False,
+        fuse_score: bool = True,
+        duplicate_iou_dist: float = 0.15,
+        min_box_area: float = 10.0,
+        aspect_ratio_thresh: float = 1.6,
+        cmc: CameraMotionCompensation | None = None,
+        frame_rate: float = 30.0,
+        embedder: Embedder | None = None,
+    ) -> None:
+        self.proximity_thresh = proximity_thresh
+        self.appearance_thresh = appearance_thresh
+        self.ema_alpha = ema_alpha
+        self.appearance_for_unconfirmed = appearance_for_unconfirmed
+        self.cmc = cmc
+        super().__init__(
+            track_thresh=track_high_thresh,
+            low_thresh=track_low_thresh,
+            new_track_thresh=new_track_thresh,
+            match_thresh=match_thresh,
+            second_match_thresh=second_match_thresh,
+            unconfirmed_match_thresh=unconfirmed_match_thresh,
+            track_buffer=track_buffer,
+            fuse_score=fuse_score,
+            duplicate_iou_dist=duplicate_iou_dist,
+            min_box_area=min_box_area,
+            aspect_ratio_thresh=aspect_ratio_thresh,
+            frame_rate=frame_rate,
+            embedder=embedder,
+        )
+
+    def _make_kalman(self) -> BatchedKalmanFilter:
+        return XywhKalman()
+
+    def _on_reset(self) -> None:
+        super()._on_reset()
+        if self.cmc is not None:
+            self.cmc.reset()
+
+    def _features(
+        self, image: np.ndarray | None, boxes: np.ndarray, high: np.ndarray, embeddings: np.ndarray | None
+    ) -> np.ndarray | None:
+        """Embeddings for the high-score detections (given, or from the embedder callback)."""
+        if embeddings is not None:
+            return np.asarray(embeddings, dtype=np.float64)
+        if self.embedder is None or image is None or len(high) == 0:
+            return None
+        computed = np.asarray(self.embedder(image, boxes[high]), dtype=np.float64)
+        feats = np.zeros((len(boxes), computed.shape[1]))
+        feats[high] = computed
+        return feats
+
+    def _update_features(self, rows: np.ndarray, feats: np.ndarray) -> None:
+        self.tracks.set_features(rows, feats, alpha=self.ema_alpha)
+
+    def _compensate_camera_motion(self, image: np.ndarray | None, boxes: np.ndarray, rows: np.ndarray) -> None:
+        """Warp predicted track states by the frame-to-frame affine camera motion."""
+        if self.cmc is None or image is None:
+            return
+        warp = self.cmc.apply(image, boxes)
+        if len(rows) == 0 or np.allclose(warp, np.eye(2, 3)):
+            return
+        t = self.tracks
+        rot = warp[:, :2]
+        big = np.kron(np.eye(4), rot)  # the same 2x2 acts on (x, y), (w, h) and both velocities
+        t.mean[rows] = t.mean[rows] @ big.T
+        t.mean[rows, :2] += warp[:, 2]
+        t.cov[rows] = big @ t.cov[rows] @ big.T
+
+    def _fused_cost(
+        self, rows: np.ndarray, dets: np.ndarray, boxes: np.ndarray, scores: np.ndarray, feats: np.ndarray | None
+    ) -> np.ndarray:
+        iou_d = iou_distance(self._boxes(rows), boxes[dets])
+        far = iou_d > self.proximity_thresh
+        cost = fuse_score(iou_d, scores[dets]) if self.fuse_score else iou_d
+        if feats is None or cost.size == 0:
+            return cost
+        t = self.tracks
+        known = np.any(t.feature[rows] != 0, axis=1)
+        emb_d = embedding_distance(t.feature[rows], feats[dets]) / 2.0
+        emb_d[(emb_d > self.appearance_thresh) | far | ~known[:, None]] = 1.0
+        return np.minimum(cost, emb_d)
+
+    def _first_cost(
+        self, rows: np.ndarray, dets: np.ndarray, boxes: np.ndarray, scores: np.ndarray, feats: np.ndarray | None
+    ) -> np.ndarray:
+        return self._fused_cost(rows, dets, boxes, scores, feats)
+
+    def _unconfirmed_cost(
+        self, rows: np.ndarray, dets: np.ndarray, boxes: np.ndarray, scores: np.ndarray, feats: np.ndarray | None
+    ) -> np.ndarray:
+        if self.appearance_for_unconfirmed:
+            return self._fused_cost(rows, dets, boxes, scores, feats)
+        return self._motion_cost(rows, boxes[dets], scores[dets])
