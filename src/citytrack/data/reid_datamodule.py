@@ -1,0 +1,469 @@
+"""ReID datamodules: Market-1501 / VeRi-776 folders, crops of synthetic AI City scenes, crops cut from
+any AI City 2024 scene (videos + ground_truth.txt).
+
+All share one config family (`conf/data/reid_*.yaml`): crop size, P x K sampling, loaders.
+Images leave the loader as uint8 (3, H, W) RGB tensors (4x less to copy than float);
+conversion, normalisation and augmentation run on the device in the LightningModule.
+
+Evaluation follows Market-1501: `query` and gallery (`bounding_box_test`) images, the
+same-identity-same-camera gallery images are excluded per query (see `eval/reid_metrics.py`).
+The validation split is the training dataset's own query/gallery; the test split is a
+separate held-out dataset when one is given (for the synthetic data: another seed,
+unseen identities), so the reported test figures are not the ones used to pick a checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from citytrack.data.formats.errors import FormatError
+from citytrack.data.samplers import PKBatchSampler
+from citytrack.utils.io import atomic_open, atomic_path
+
+log = logging.getLogger(__name__)
+
+#: sub-folder names (train, gallery, query) of each supported layout
+LAYOUTS: dict[str, tuple[str, str, str]] = {
+    "market1501": ("bounding_box_train", "bounding_box_test", "query"),
+    "veri776": ("image_train", "image_test", "image_query"),
+}
+
+
+@dataclass(frozen=True)
+class ReIDSample:
+    """One crop: its file, identity (-1 = junk, 0 = distractor in Market-1501) and camera."""
+
+    path: Path
+    pid: int
+    camid: int
+
+
+def scan_folder(folder: str | Path, fmt: str) -> list[ReIDSample]:
+    """List the images of one split folder with their identity and camera, parsed from the file names."""
+    from citytrack.data.formats import reid as reid_formats
+
+    folder = Path(folder)
+    if fmt == "market1501":
+        records = reid_formats.scan_market1501(folder)
+    elif fmt == "veri776":
+        records = reid_formats.scan_veri776(folder)
+    else:
+        raise ValueError(f"unknown ReID folder format {fmt!r}; known: {sorted(LAYOUTS)}")
+    return [ReIDSample(Path(r.path), int(r.pid), int(r.camid)) for r in records]
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """Decode an image file to RGB uint8; a clear error naming the file if it cannot be read."""
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise FormatError(path, "cannot be read or decoded as an image")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+class ReIDImageDataset(Dataset):
+    """Crops resized to (height, width); items are dicts of image (uint8 3xHxW), pid, camid, index, is_query.
+
+    For training, `relabel=True` maps identities to 0..C-1 (the classifier's targets).
+    For evaluation, `num_query` first samples are the queries, the rest the gallery.
+    """
+
+    def __init__(
+        self, samples: Sequence[ReIDSample], height: int, width: int, relabel: bool = False, num_query: int = 0
+    ) -> None:
+        if not samples:
+            raise ValueError("a ReID dataset needs at least one image")
+        self.samples = list(samples)
+        self.height, self.width = int(height), int(width)
+        self.num_query = int(num_query)
+        self.pid_map: dict[int, int] = {}
+        if relabel:
+            self.pid_map = {pid: i for i, pid in enumerate(sorted({s.pid for s in self.samples}))}
+        self.labels = [self.pid_map.get(s.pid, s.pid) if relabel else s.pid for s in self.samples]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.pid_map) if self.pid_map else len({s.pid for s in self.samples})
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def load_rgb(self, index: int) -> np.ndarray:
+        return read_rgb(self.samples[index].path)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        img = cv2.resize(self.load_rgb(index), (self.width, self.height), interpolation=cv2.INTER_LINEAR)
+        return {
+            "image": torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))),
+            "pid": torch.tensor(self.labels[index], dtype=torch.long),
+            "camid": torch.tensor(self.samples[index].camid, dtype=torch.long),
+            "index": torch.tensor(index, dtype=torch.long),
+            "is_query": torch.tensor(index < self.num_query),
+        }
+
+
+class ReIDDataModule(pl.LightningDataModule):
+    """Market-1501 / VeRi-776 style folders: `root/{train,gallery,query}` sub-folders named per `format`.
+
+    `test_root` (same layout) is the held-out test set; without it the test split repeats validation.
+    """
+
+    def __init__(
+        self,
+        root: str | None = None,
+        format: str = "market1501",
+        test_root: str | None = None,
+        height: int = 256,
+        width: int = 128,
+        p: int = 16,
+        k: int = 4,
+        eval_batch_size: int = 128,
+        num_workers: int = 4,
+        pin_memory: bool = True,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if format not in LAYOUTS:
+            raise ValueError(f"unknown ReID folder format {format!r}; known: {sorted(LAYOUTS)}")
+        self.root = Path(root) if root is not None else None
+        self.format = format
+        self.test_root = Path(test_root) if test_root is not None else None
+        self.height, self.width, self.p, self.k = int(height), int(width), int(p), int(k)
+        self.eval_batch_size, self.num_workers, self.pin_memory, self.seed = eval_batch_size, num_workers, pin_memory, seed
+        self.train_set: ReIDImageDataset | None = None
+        self.val_set: ReIDImageDataset | None = None
+        self.test_set: ReIDImageDataset | None = None
+
+    # roots may be produced by prepare_data (synthetic subclasses)
+    def train_root(self) -> Path:
+        if self.root is None:
+            raise ValueError("ReIDDataModule: `root` is not set (a Market-1501 or VeRi-776 style folder)")
+        return self.root
+
+    def heldout_root(self) -> Path | None:
+        return self.test_root
+
+    def _split(self, root: Path, which: int) -> Path:
+        folder = root / LAYOUTS[self.format][which]
+        if not folder.is_dir():
+            raise FormatError(folder, f"missing {self.format} sub-folder (expected {LAYOUTS[self.format]})")
+        return folder
+
+    def _eval_set(self, root: Path) -> ReIDImageDataset:
+        query = scan_folder(self._split(root, 2), self.format)
+        gallery = [s for s in scan_folder(self._split(root, 1), self.format) if s.pid != -1]
+        if not query or not gallery:
+            raise FormatError(root, "evaluation needs a non-empty query and gallery folder")
+        return ReIDImageDataset(query + gallery, self.height, self.width, num_query=len(query))
+
+    def setup(self, stage: str | None = None) -> None:
+        root = self.train_root()
+        if stage in (None, "fit") and self.train_set is None:
+            train = [s for s in scan_folder(self._split(root, 0), self.format) if s.pid >= 0]
+            self.train_set = ReIDImageDataset(train, self.height, self.width, relabel=True)
+            log.info("ReID train set %s: %d images, %d identities", root, len(train), self.train_set.num_classes)
+        if stage in (None, "fit", "validate") and self.val_set is None:
+            self.val_set = self._eval_set(root)
+        if stage in (None, "test") and self.test_set is None:
+            held = self.heldout_root()
+            self.test_set = self._eval_set(held) if held is not None else self._eval_set(root)
+
+    @property
+    def num_classes(self) -> int:
+        if self.train_set is None:
+            self.setup("fit")
+        assert self.train_set is not None
+        return self.train_set.num_classes
+
+    def _loader(self, dataset: Dataset, **kwargs: Any) -> DataLoader:
+        return DataLoader(
+            dataset,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory and torch.cuda.is_available(),
+            persistent_workers=self.num_workers > 0,
+            **kwargs,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        assert self.train_set is not None, "call setup('fit') first"
+        sampler = PKBatchSampler(self.train_set.labels, p=self.p, k=self.k, seed=self.seed)
+        return self._loader(self.train_set, batch_sampler=sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        assert self.val_set is not None, "call setup('fit') or setup('validate') first"
+        return self._loader(self.val_set, batch_size=self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        assert self.test_set is not None, "call setup('test') first"
+        return self._loader(self.test_set, batch_size=self.eval_batch_size, shuffle=False)
+
+
+class SyntheticReIDDataModule(ReIDDataModule):
+    """Crops of the synthetic AI City world; generated on first use.
+
+    Two datasets from different seeds (disjoint identities): `train_seed` for training and
+    validation, `eval_seed` for the held-out test. `source="crops"` uses the Market-1501
+    folder the generator writes (`<dataset>/reid`); `source="scenes"` cuts crops from the
+    scene videos + ground truth itself (frame stride, minimum visibility, query/gallery by camera).
+    """
+
+    def __init__(
+        self,
+        data_dir: str = "data",
+        train_name: str = "synth/reid_train",
+        eval_name: str = "synth/reid_eval",
+        train_seed: int = 1,
+        eval_seed: int = 2,
+        synth: dict[str, Any] | None = None,
+        source: str = "crops",
+        frame_stride: int = 5,
+        min_visibility: float = 0.6,
+        min_height: int = 24,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("format", "market1501")
+        super().__init__(root=None, **kwargs)
+        if source not in {"crops", "scenes"}:
+            raise ValueError(f"source must be 'crops' or 'scenes', got {source!r}")
+        self.data_dir = Path(data_dir)
+        self.train_dataset_dir = self.data_dir / train_name
+        self.eval_dataset_dir = self.data_dir / eval_name
+        self.train_seed, self.eval_seed = int(train_seed), int(eval_seed)
+        self.synth = dict(synth or {})
+        self.source = source
+        self.frame_stride, self.min_visibility, self.min_height = frame_stride, min_visibility, min_height
+
+    def _crops_root(self, dataset_dir: Path, eval_only: bool) -> Path:
+        if self.source == "crops":
+            return dataset_dir / "reid"
+        return dataset_dir / f"reid_scenes_s{self.frame_stride}_v{self.min_visibility:g}"
+
+    def prepare_data(self) -> None:
+        from citytrack.data.synth import ensure_synthetic_dataset
+
+        for folder, seed, eval_only in (
+            (self.train_dataset_dir, self.train_seed, False),
+            (self.eval_dataset_dir, self.eval_seed, True),
+        ):
+            ensure_synthetic_dataset(folder, seed=seed, **self.synth)
+            if self.source == "scenes":
+                extract_aic24_reid_crops(
+                    scene_dirs_of(folder),
+                    self._crops_root(folder, eval_only),
+                    frame_stride=self.frame_stride,
+                    min_visibility=self.min_visibility,
+                    min_height=self.min_height,
+                    eval_fraction=1.0 if eval_only else 0.5,
+                    seed=seed,
+                )
+
+    def train_root(self) -> Path:
+        root = self._crops_root(self.train_dataset_dir, False)
+        if not root.is_dir():
+            self.prepare_data()
+        return root
+
+    def heldout_root(self) -> Path:
+        return self._crops_root(self.eval_dataset_dir, True)
+
+
+class AICityCropsDataModule(ReIDDataModule):
+    """ReID crops cut from AI City 2024 scenes (`<root>/<split>/scene_XXX/...`), e.g. real AIC24 data.
+
+    Identities of the scenes are split into train and evaluation identities (`eval_fraction`);
+    crops are extracted once into `cache_dir` in the Market-1501 layout.
+    """
+
+    def __init__(
+        self,
+        scenes_root: str,
+        split: str | None = None,
+        cache_dir: str | None = None,
+        frame_stride: int = 5,
+        min_visibility: float = 0.6,
+        min_height: int = 24,
+        eval_fraction: float = 0.5,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("format", "market1501")
+        super().__init__(root=None, **kwargs)
+        self.scenes_root, self.split = Path(scenes_root), split
+        self.cache = Path(cache_dir) if cache_dir else self.scenes_root / f"reid_crops_s{frame_stride}_v{min_visibility:g}"
+        self.frame_stride, self.min_visibility, self.min_height = frame_stride, min_visibility, min_height
+        self.eval_fraction = eval_fraction
+
+    def prepare_data(self) -> None:
+        from citytrack.data.formats.aicity import list_aic24_scenes
+
+        extract_aic24_reid_crops(
+            list_aic24_scenes(self.scenes_root, self.split),
+            self.cache,
+            frame_stride=self.frame_stride,
+            min_visibility=self.min_visibility,
+            min_height=self.min_height,
+            eval_fraction=self.eval_fraction,
+            seed=self.seed,
+        )
+
+    def train_root(self) -> Path:
+        if not (self.cache / "crops.json").is_file():
+            self.prepare_data()
+        return self.cache
+
+
+# ------------------------------------------------------------------ crops from AI City scenes
+
+
+def scene_dirs_of(dataset_dir: Path) -> list[Path]:
+    """Every `scene_XXX` folder under a dataset written in the AI City 2024 layout."""
+    from citytrack.data.formats.aicity import list_aic24_scenes
+
+    scenes = list_aic24_scenes(dataset_dir)
+    if not scenes:
+        raise FormatError(dataset_dir, "no scene_XXX folders found (expected the AI City 2024 layout)")
+    return scenes
+
+
+def box_visibility(boxes: np.ndarray, width: int, height: int, grid: int = 16) -> np.ndarray:
+    """Visible fraction of each xywh box: inside the image and not covered by a box nearer the camera.
+
+    A box is nearer when its bottom edge is lower in the image (ground-plane ordering of a
+    camera looking down at a street), the usual occlusion proxy without depth.
+    """
+    n = len(boxes)
+    vis = np.zeros(n, dtype=np.float64)
+    if n == 0:
+        return vis
+    ts = (np.arange(grid) + 0.5) / grid
+    x1, y1 = boxes[:, 0], boxes[:, 1]
+    x2, y2 = x1 + boxes[:, 2], y1 + boxes[:, 3]
+    for i in range(n):
+        px = x1[i] + ts * boxes[i, 2]
+        py = y1[i] + ts * boxes[i, 3]
+        gx, gy = np.meshgrid(px, py)
+        free = (gx >= 0) & (gx < width) & (gy >= 0) & (gy < height)
+        for j in np.where(y2 > y2[i])[0]:
+            free &= ~((gx >= x1[j]) & (gx < x2[j]) & (gy >= y1[j]) & (gy < y2[j]))
+        vis[i] = free.mean()
+    return vis
+
+
+def extract_aic24_reid_crops(
+    scene_dirs: Sequence[Path],
+    out_dir: str | Path,
+    frame_stride: int = 5,
+    min_visibility: float = 0.6,
+    min_height: int = 24,
+    eval_fraction: float = 0.5,
+    seed: int = 0,
+) -> Path:
+    """Cut person crops from scene videos into a Market-1501 folder; skip if `out_dir/crops.json` exists.
+
+    Every `frame_stride`-th frame is decoded (OpenCV); boxes with visibility >= `min_visibility`
+    and height >= `min_height` are kept. Identities (per scene) are shuffled with `seed`;
+    a fraction `eval_fraction` becomes evaluation identities: one crop per identity and camera
+    goes to `query`, the others to `bounding_box_test`; the rest go to `bounding_box_train`.
+    Names: `{pid:04d}_c{camera}s1_{frame:06d}_00.jpg`, pids numbered from 1 over all scenes.
+    """
+    from citytrack.data.formats.aicity import load_aic24_scene, read_aic24_ground_truth
+
+    out = Path(out_dir)
+    marker = out / "crops.json"
+    if marker.is_file():
+        return out
+    if frame_stride < 1 or not 0.0 <= eval_fraction <= 1.0:
+        raise ValueError(f"need frame_stride >= 1 and eval_fraction in [0, 1], got {frame_stride}, {eval_fraction}")
+    rng = np.random.default_rng(seed)
+    next_pid = 1
+    counts = {"train": 0, "query": 0, "gallery": 0}
+    for sub in LAYOUTS["market1501"]:
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    for scene_dir in scene_dirs:
+        scene = load_aic24_scene(scene_dir)
+        if scene.ground_truth is None:
+            raise FormatError(scene.dir, "scene has no ground_truth.txt to cut ReID crops from")
+        gt = read_aic24_ground_truth(scene.ground_truth)
+        obj_ids = np.unique(gt[:, 1]).astype(int)
+        order = rng.permutation(obj_ids)
+        n_eval = int(round(eval_fraction * len(order)))
+        eval_ids = set(order[:n_eval].tolist())
+        pid_of = {int(o): next_pid + i for i, o in enumerate(sorted(obj_ids))}
+        next_pid += len(obj_ids)
+        crops: list[tuple[int, int, int, np.ndarray]] = []  # pid, cam, frame, image
+        for cam in scene.cameras:
+            rows = gt[gt[:, 0] == cam.camera_id]
+            rows = rows[rows[:, 2] % frame_stride == 0]
+            if len(rows) == 0:
+                continue
+            by_frame: dict[int, np.ndarray] = {int(f): rows[rows[:, 2] == f] for f in np.unique(rows[:, 2])}
+            cap = cv2.VideoCapture(str(cam.video))
+            if not cap.isOpened():
+                raise FormatError(cam.video, "cannot open the camera video")
+            frame_idx = 0
+            last = max(by_frame)
+            try:
+                while frame_idx <= last:
+                    ok = cap.grab()
+                    if not ok:
+                        raise FormatError(cam.video, f"video ends at frame {frame_idx}, ground truth goes to {last}")
+                    if frame_idx in by_frame:
+                        ok, frame = cap.retrieve()
+                        if not ok:
+                            raise FormatError(cam.video, f"cannot decode frame {frame_idx}")
+                        fr = by_frame[frame_idx]
+                        h, w = frame.shape[:2]
+                        vis = box_visibility(fr[:, 3:7], w, h)
+                        for row, v in zip(fr, vis, strict=True):
+                            x, y, bw, bh = row[3:7]
+                            if v < min_visibility or bh < min_height:
+                                continue
+                            xa, ya = max(int(round(x)), 0), max(int(round(y)), 0)
+                            xb, yb = min(int(round(x + bw)), w), min(int(round(y + bh)), h)
+                            if xb - xa < 4 or yb - ya < 4:
+                                continue
+                            crops.append((pid_of[int(row[1])], cam.camera_id, frame_idx, frame[ya:yb, xa:xb].copy()))
+                    frame_idx += 1
+            finally:
+                cap.release()
+        # query/gallery split by camera for evaluation identities
+        chosen_query: dict[tuple[int, int], int] = {}
+        eval_pids = {pid_of[o] for o in eval_ids}
+        candidates: dict[tuple[int, int], list[int]] = {}
+        for i, (pid, cam, _, _) in enumerate(crops):
+            if pid in eval_pids:
+                candidates.setdefault((pid, cam), []).append(i)
+        cams_of: dict[int, set[int]] = {}
+        for pid, cam in candidates:
+            cams_of.setdefault(pid, set()).add(cam)
+        for key, ix in candidates.items():
+            if len(cams_of[key[0]]) >= 2:  # a query needs the identity in another camera to be findable
+                chosen_query[key] = int(ix[rng.integers(len(ix))])
+        query_set = set(chosen_query.values())
+        for i, (pid, cam, frame_idx, img) in enumerate(crops):
+            if pid in eval_pids:
+                sub, key = ("query", "query") if i in query_set else ("bounding_box_test", "gallery")
+            else:
+                sub, key = "bounding_box_train", "train"
+            path = out / sub / f"{pid:04d}_c{cam}s1_{frame_idx:06d}_00.jpg"
+            with atomic_path(path) as tmp:
+                if not cv2.imwrite(str(tmp), img):
+                    raise OSError(f"{path}: cannot write the crop")
+            counts[key] += 1
+    with atomic_open(marker) as fh:
+        json.dump(
+            {"frame_stride": frame_stride, "min_visibility": min_visibility, "min_height": min_height,
+             "eval_fraction": eval_fraction, "seed": seed, "counts": counts,
+             "scenes": [str(s) for s in scene_dirs]}, fh, indent=2,
+        )
+    log.info("ReID crops written to %s: %s", out, counts)
+    return out
