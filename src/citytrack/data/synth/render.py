@@ -1,0 +1,409 @@
+"""Rasterise a `World` into camera images, instance id maps, boxes and visibilities.
+
+Speed comes from doing the expensive things once per camera and nothing per pixel in
+Python per frame:
+
+- the static background (ground texture warped through the camera's homography, sky,
+  haze, skyline, occluders with their shadows, lighting) is rendered once per camera;
+- per frame, all body points of all people are projected in one matrix product; each
+  visible person is filled with a few dozen `cv2.line/circle/fillConvexPoly` calls into a
+  small 4-channel scratch crop (alpha = silhouette), then composited into the frame and
+  the id map back to front (painter's algorithm over people and occluders by depth);
+- an occluder sprite is pasted again only when someone drawn behind it overlaps it;
+- sensor noise comes from a per-camera bank of precomputed noise images.
+
+Ground truth per person and frame (`FrameRender`):
+
+- `full_boxes`: the FULL box, as if nobody and no image border occluded the person: from
+  the top of the rendered silhouette to the projected world foot point, horizontally
+  symmetric about that point and wide enough for the whole silhouette. Its bottom centre
+  is exactly the projection of `foot_world` through the camera's calibration (the feet of
+  a long stride may reach a few pixels below it). It can extend beyond the image.
+- `visible_boxes`: the tight box of the person's visible pixels in the id map.
+- `visibility`: visible pixels / pixels of the unoccluded, unclipped silhouette.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from citytrack.data.synth import body
+from citytrack.data.synth.world import Occluder, SynthCamera, World
+
+SHIFT = 4  # sub-pixel bits for OpenCV drawing
+ONE = 1 << SHIFT
+LITE_PIXELS = 56.0  # people shorter than this (pixels) are drawn with fewer parts
+NOISE_BANK = 6
+SKY_TOP = np.array([205, 160, 110], dtype=np.float32)  # BGR
+SKY_HORIZON = np.array([235, 225, 215], dtype=np.float32)
+
+
+@dataclass
+class FrameRender:
+    """One camera at one frame. `image` and `id_map` belong to the renderer: copy them to keep them."""
+
+    frame: int
+    image: np.ndarray  # (H, W, 3) uint8 BGR
+    id_map: np.ndarray  # (H, W) uint16: scene agent index + 1, 0 = nobody
+    agents: np.ndarray  # (N,) scene agent indices drawn in this camera (possibly fully occluded)
+    full_boxes: np.ndarray  # (N, 4) xywh
+    visible_boxes: np.ndarray  # (N, 4) xywh, zeros where nothing is visible
+    full_pixels: np.ndarray  # (N,)
+    visible_pixels: np.ndarray  # (N,)
+    foot_world: np.ndarray  # (N, 2)
+    foot_image: np.ndarray  # (N, 2)
+
+    @property
+    def visibility(self) -> np.ndarray:
+        return self.visible_pixels / np.maximum(self.full_pixels, 1)
+
+
+@dataclass
+class _Sprite:
+    """An occluder as seen by one camera: its pixels, its mask, its box and its depth."""
+
+    x0: int
+    y0: int
+    patch: np.ndarray
+    mask: np.ndarray
+    depth: float
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        h, w = self.mask.shape
+        return self.x0, self.y0, self.x0 + w, self.y0 + h
+
+
+class PoseCache:
+    """Body points of everyone present at a frame, computed once and shared by all cameras."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.shape = body.BodyShape.from_appearances([a.appearance for a in world.agents])
+        self._frame = -1
+        self._value: tuple[np.ndarray, np.ndarray] = (np.zeros(0, dtype=np.int64), np.zeros((0, body.NUM_POINTS, 3)))
+
+    def __call__(self, frame: int) -> tuple[np.ndarray, np.ndarray]:
+        """(agent indices present (A,), world points (A, J, 3))."""
+        if frame != self._frame:
+            tr = self.world.traj
+            idx = np.flatnonzero(tr.present[frame])
+            shape = body.BodyShape(self.shape.height[idx], self.shape.build[idx])
+            pts = body.body_points(tr.position[frame, idx], tr.heading[frame, idx], tr.phase[frame, idx], tr.swing[frame, idx], shape)
+            self._frame, self._value = frame, (idx, pts)
+        return self._value
+
+
+def _shade(colour: tuple[int, int, int], factor: float, haze: float = 0.0) -> np.ndarray:
+    c = np.asarray(colour, dtype=np.float32) * factor
+    return c * (1 - haze) + SKY_HORIZON * haze
+
+
+def _box_faces(occ: Occluder) -> list[tuple[list[int], np.ndarray]]:
+    """Corner indices and outward normal of the 5 faces that can be seen (no bottom)."""
+    corners = occ.corners()
+    faces = [([4, 5, 6, 7], np.array([0.0, 0.0, 1.0]))]
+    center = corners[:4].mean(axis=0)
+    for i in range(4):
+        j = (i + 1) % 4
+        mid = (corners[i] + corners[j]) / 2 - center
+        n = np.array([mid[0], mid[1], 0.0])
+        faces.append(([i, j, j + 4, i + 4], n / np.linalg.norm(n)))
+    return faces
+
+
+class CameraRenderer:
+    """Renders one camera of a world; build once per camera, call `render(frame)` per frame."""
+
+    def __init__(self, world: World, camera: SynthCamera, noise: bool = True, poses: PoseCache | None = None) -> None:
+        self.world = world
+        self.cam = camera
+        self.W, self.H = camera.width, camera.height
+        self.P = camera.projection / np.linalg.norm(camera.projection[2, :3])  # w = depth in metres
+        self.focal = float(camera.K[0, 0])
+        self.center = camera.center
+        self.poses = poses or PoseCache(world)
+        self.ground_depth: np.ndarray | None = None
+        self.background = self._render_ground()
+        self._draw_skyline(self.background)
+        self.sprites = self._make_sprites()
+        self._draw_occluder_shadows(self.background)
+        self.background_full = self.background.copy()
+        for sp in sorted(self.sprites, key=lambda s: -s.depth):
+            self._paste(self.background_full, None, sp)
+        self.image = np.empty((self.H, self.W, 3), dtype=np.uint8)
+        self.id_map = np.zeros((self.H, self.W), dtype=np.uint16)
+        self.scratch = np.zeros((64, 64, 4), dtype=np.uint8)
+        # Draw ops resolved for this camera: (kind, point a, point b, size (2 r for capsules, r * ONE for
+        # spheres, in metres), lit colour with alpha 255, hull point indices).
+        self.ops: list[tuple[list[list[tuple]], list[list[tuple]]]] = []
+        for a in world.agents:
+            colours = [(*camera.light(c), 255) for c in body.person_colours(a.appearance)]
+            per_lod = []
+            for lite in (False, True):
+                per_lod.append([
+                    [
+                        (kind, pi[0], pi[1] if len(pi) > 1 else 0,
+                         2 * r if kind == body.CAPSULE else r * ONE, colours[ck], np.asarray(pi, dtype=np.int64))
+                        for kind, pi, r, ck in order
+                    ]
+                    for order in body.draw_orders(a.appearance, lite)
+                ])
+            self.ops.append((per_lod[0], per_lod[1]))
+        self.noise: list[tuple[np.ndarray, np.ndarray]] = []
+        if noise and camera.noise_sigma > 0:
+            rng = np.random.default_rng([world.noise_seed, camera.index])
+            for _ in range(NOISE_BANK):
+                n = rng.normal(0.0, camera.noise_sigma, size=(self.H, self.W, 3)).round()
+                self.noise.append((np.clip(n, 0, 255).astype(np.uint8), np.clip(-n, 0, 255).astype(np.uint8)))
+
+    # ------------------------------------------------------------------ static background
+    def _render_ground(self) -> np.ndarray:
+        g = self.world.ground
+        ss = 2  # supersample the warp, then area-average: no shimmering tiles far away
+        S = np.diag([ss, ss, 1.0])
+        M = S @ self.cam.calibration.homography @ g.world_from_texture()
+        big = cv2.warpPerspective(g.image, M, (self.W * ss, self.H * ss), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        img = cv2.resize(big, (self.W, self.H), interpolation=cv2.INTER_AREA).astype(np.float32)
+        # Per-pixel ground point: horizon (w <= 0 means sky) and distance for the haze.
+        u, v = np.meshgrid(np.arange(self.W, dtype=np.float64) + 0.5, np.arange(self.H, dtype=np.float64) + 0.5)
+        Hi = self.cam.calibration.homography_inv
+        w = Hi[2, 0] * u + Hi[2, 1] * v + Hi[2, 2]
+        ground = w > 1e-12
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gx = (Hi[0, 0] * u + Hi[0, 1] * v + Hi[0, 2]) / w
+            gy = (Hi[1, 0] * u + Hi[1, 1] * v + Hi[1, 2]) / w
+        dist = np.where(ground, np.hypot(gx - self.center[0], gy - self.center[1]), np.inf)
+        haze = (1.0 - np.exp(-np.maximum(dist - 15.0, 0.0) / 60.0)).astype(np.float32)
+        img = img * (1 - haze[..., None]) + SKY_HORIZON * haze[..., None]
+        # Sky: gradient from the horizon up.
+        sky = ~ground
+        if sky.any():
+            rows = np.nonzero(sky.any(axis=1))[0]
+            t = np.clip((rows.max() - v) / max(self.H * 0.5, 1.0), 0, 1)[..., None].astype(np.float32)
+            sky_img = SKY_HORIZON * (1 - t) + SKY_TOP * t
+            img[sky] = sky_img[sky]
+        self.ground_depth = dist
+        return self._light(img)
+
+    def _light(self, img: np.ndarray) -> np.ndarray:
+        out = img * (self.cam.gain * self.cam.cast.astype(np.float32))
+        return np.clip(out, 0, 255).astype(np.uint8)
+
+    def _project(self, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        hom = pts @ self.P[:, :3].T + self.P[:, 3]
+        depth = hom[..., 2]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            uv = hom[..., :2] / depth[..., None]
+        return uv, depth
+
+    def _draw_box(self, canvas: np.ndarray, mask: np.ndarray | None, occ: Occluder, origin: tuple[int, int], haze: float, floors: bool) -> None:
+        """Fill the faces of a box that face the camera (convex: back faces culled, no sorting needed)."""
+        corners = occ.corners()
+        uv, _ = self._project(corners)
+        pts = np.round((uv - origin) * ONE).astype(np.int32)
+        for idx, n in _box_faces(occ):
+            if np.dot(n, self.center - corners[idx].mean(axis=0)) <= 0:
+                continue
+            light = 0.55 + 0.45 * max(0.0, float(np.dot(n, self.world.sun)))
+            if n[2] > 0.5:
+                light = min(1.0, light + 0.1)
+            col = _shade(occ.colour, light, haze)
+            col = np.clip(col * self.cam.gain * self.cam.cast, 0, 255)
+            poly = pts[idx]
+            # Sprites are drawn without anti-aliasing so that colour and mask agree exactly.
+            cv2.fillConvexPoly(canvas, poly, tuple(float(x) for x in col), cv2.LINE_8 if mask is not None else cv2.LINE_AA, SHIFT)
+            if mask is not None:
+                cv2.fillConvexPoly(mask, poly, 255, cv2.LINE_8, SHIFT)
+            if floors and n[2] < 0.5:  # window bands on the walls of the skyline
+                a, b = corners[idx[0]], corners[idx[1]]
+                wcol = tuple(float(x) for x in np.clip(col * (1 - 0.3 * (1 - haze)) + np.array([20, 10, 0]) * (1 - haze), 0, 255))
+                for zf in np.arange(1.4, occ.size[2] - 1.0, 3.2):
+                    quad = np.array([[*a[:2], zf], [*b[:2], zf], [*b[:2], zf + 1.1], [*a[:2], zf + 1.1]])
+                    q_uv, q_d = self._project(quad)
+                    if (q_d <= 0.1).any():
+                        continue
+                    cv2.fillConvexPoly(canvas, np.round((q_uv - origin) * ONE).astype(np.int32), wcol, cv2.LINE_AA, SHIFT)
+
+    def _draw_skyline(self, img: np.ndarray) -> None:
+        blds = []
+        for b in self.world.buildings:
+            corners = b.corners()
+            _, d = self._project(corners)
+            if (d > 0.5).all():
+                blds.append((float(np.linalg.norm(b.center - self.center[:2])), b))
+        for dist, b in sorted(blds, key=lambda x: -x[0]):
+            haze = float(1.0 - np.exp(-max(dist - 15.0, 0.0) / 60.0))
+            self._draw_box(img, None, b, (0, 0), haze, floors=True)
+
+    def _draw_occluder_shadows(self, img: np.ndarray) -> None:
+        sun = self.world.sun
+        if sun[2] <= 0.05:
+            return
+        mask = np.zeros((self.H, self.W), dtype=np.uint8)
+        for occ in self.world.occluders:
+            c = occ.corners()
+            top = c[4:, :2] - sun[:2] / sun[2] * occ.size[2]
+            ground = np.vstack([c[:4, :2], top])
+            uv = self.cam.calibration.ground_to_image(ground)
+            if not np.isfinite(uv).all():
+                continue
+            hull = cv2.convexHull(np.round(uv * ONE).astype(np.int32))
+            cv2.fillConvexPoly(mask, hull, 255, cv2.LINE_AA, SHIFT)
+        if mask.any():
+            f = 1.0 - 0.35 * (mask.astype(np.float32) / 255.0)
+            img[:] = np.clip(img * f[..., None], 0, 255).astype(np.uint8)
+
+    def _make_sprites(self) -> list[_Sprite]:
+        sprites = []
+        for occ in self.world.occluders:
+            corners = occ.corners()
+            uv, d = self._project(corners)
+            if (d <= 0.2).any():
+                continue
+            x0, y0 = np.floor(uv.min(axis=0)).astype(int) - 1
+            x1, y1 = np.ceil(uv.max(axis=0)).astype(int) + 2
+            x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, self.W), min(y1, self.H)
+            if x1 <= x0 or y1 <= y0:
+                continue
+            patch = np.zeros((y1 - y0, x1 - x0, 3), dtype=np.uint8)
+            mask = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
+            self._draw_box(patch, mask, occ, (x0, y0), 0.0, floors=False)
+            m = mask > 0
+            if not m.any():
+                continue
+            depth = float(self._project(np.array([[*occ.center, 0.0]]))[1][0])
+            sprites.append(_Sprite(int(x0), int(y0), patch, m, depth))
+        return sprites
+
+    @staticmethod
+    def _paste(img: np.ndarray, id_map: np.ndarray | None, sp: _Sprite) -> None:
+        x0, y0, x1, y1 = sp.box
+        np.copyto(img[y0:y1, x0:x1], sp.patch, where=sp.mask[..., None])
+        if id_map is not None:
+            id_map[y0:y1, x0:x1][sp.mask] = 0
+
+    # ------------------------------------------------------------------ per frame
+    def render(self, frame: int) -> FrameRender:
+        """Draw `frame`; the returned image and id map are overwritten by the next call."""
+        idx, pts = self.poses(frame)
+        img, ids = self.image, self.id_map
+        np.copyto(img, self.background_full)
+        ids.fill(0)
+        n = len(idx)
+        empty = FrameRender(frame, img, ids, np.zeros(0, dtype=np.int64), np.zeros((0, 4)), np.zeros((0, 4)),
+                            np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros((0, 2)), np.zeros((0, 2)))
+        if n == 0:
+            self._add_noise(frame)
+            return empty
+        uv, depth = self._project(pts)
+        ok = depth.min(axis=1) > 0.3
+        r_px = 0.08 * self.focal * np.array([self.world.agents[a].appearance.height for a in idx]) / np.maximum(depth.min(axis=1), 0.3)
+        lo = np.floor(np.nan_to_num(uv.min(axis=1)) - r_px[:, None]).astype(np.int64) - 1
+        hi = np.ceil(np.nan_to_num(uv.max(axis=1)) + r_px[:, None]).astype(np.int64) + 2
+        # Generous bounds: whole silhouettes are rasterised even beyond the image border.
+        ok &= (hi[:, 0] > 0) & (lo[:, 0] < self.W) & (hi[:, 1] > 0) & (lo[:, 1] < self.H)
+        ok &= (hi - lo).max(axis=1) < 4 * max(self.W, self.H)
+        foot_depth = depth[:, body.FOOT]
+        to_cam = self.center[:2] - pts[:, body.FOOT, :2]
+        hd = self.world.traj.heading[frame, idx]
+        fwd = np.stack([np.cos(hd), np.sin(hd)], axis=1)
+        front = (fwd * to_cam).sum(axis=1) > 0
+        left = (np.stack([-fwd[:, 1], fwd[:, 0]], axis=1) * to_cam).sum(axis=1) > 0
+        pix_h = uv[:, body.FOOT, 1] - uv[:, body.HEAD_TOP, 1]
+        lite = pix_h < LITE_PIXELS
+        pelvis_scale = self.focal / np.maximum(depth[:, body.PELVIS], 0.3)
+
+        people = [i for i in range(n) if ok[i]]
+        items: list[tuple[float, int, int]] = [(float(foot_depth[i]), 0, i) for i in people]
+        items += [(sp.depth, 1, j) for j, sp in enumerate(self.sprites)]
+        items.sort(key=lambda t: -t[0])
+        dirty: list[tuple[int, int, int, int]] = []
+        drawn: dict[int, tuple[int, int, int, int, int, float, float]] = {}
+        for _d, kind, i in items:
+            if kind == 1:
+                sp = self.sprites[i]
+                bx0, by0, bx1, by1 = sp.box
+                if any(x0 < bx1 and bx0 < x1 and y0 < by1 and by0 < y1 for x0, y0, x1, y1 in dirty):
+                    self._paste(img, ids, sp)
+                    dirty.append(sp.box)
+                continue
+            res = self._draw_person(i, int(idx[i]), uv[i], lo[i], hi[i], front[i], left[i], lite[i], pelvis_scale[i])
+            if res is not None:
+                drawn[i] = res
+                dirty.append((max(res[0], 0), max(res[1], 0), min(res[2], self.W), min(res[3], self.H)))
+        # Ground truth from the final id map.
+        keys = sorted(drawn)
+        N = len(keys)
+        full_boxes = np.zeros((N, 4))
+        vis_boxes = np.zeros((N, 4))
+        full_px = np.zeros(N, dtype=np.int64)
+        vis_px = np.zeros(N, dtype=np.int64)
+        for r, i in enumerate(keys):
+            x0, y0, x1, y1, count, top, half_w = drawn[i]
+            full_px[r] = count
+            u_f, v_f = uv[i, body.FOOT]
+            full_boxes[r] = (u_f - half_w, top, 2 * half_w, v_f - top)
+            cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, self.W), min(y1, self.H)
+            if cx1 <= cx0 or cy1 <= cy0:
+                continue
+            m = (ids[cy0:cy1, cx0:cx1] == (idx[i] + 1)).view(np.uint8)
+            c = cv2.countNonZero(m)
+            vis_px[r] = c
+            if c:
+                bx, by, bw, bh = cv2.boundingRect(m)
+                vis_boxes[r] = (cx0 + bx, cy0 + by, bw, bh)
+        sel = np.asarray(keys, dtype=np.int64)
+        self._add_noise(frame)
+        return FrameRender(
+            frame, img, ids, idx[sel], full_boxes, vis_boxes, full_px, vis_px,
+            pts[sel, body.FOOT, :2].copy(), uv[sel, body.FOOT].copy(),
+        )
+
+    def _add_noise(self, frame: int) -> None:
+        if self.noise:
+            pos, neg = self.noise[frame % len(self.noise)]
+            cv2.add(self.image, pos, dst=self.image)
+            cv2.subtract(self.image, neg, dst=self.image)
+
+    def _draw_person(
+        self, i: int, agent: int, uv: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+        front: bool, left: bool, lite: bool, scale: float,
+    ) -> tuple[int, int, int, int, int, float, float] | None:
+        """Rasterise one person into the scratch crop and composite it; returns its crop box and silhouette stats."""
+        x0, y0 = int(lo[0]), int(lo[1])
+        x1, y1 = int(hi[0]), int(hi[1])
+        w, h = x1 - x0, y1 - y0
+        if self.scratch.shape[0] < h or self.scratch.shape[1] < w:
+            self.scratch = np.zeros((max(h, self.scratch.shape[0]) + 32, max(w, self.scratch.shape[1]) + 32, 4), dtype=np.uint8)
+        work = self.scratch[:h, :w]
+        work.fill(0)
+        pts_arr = ((uv - (x0 - 0.5 / ONE, y0 - 0.5 / ONE)) * ONE).astype(np.int32)
+        pts = pts_arr.tolist()
+        line, circle, fill, hull = cv2.line, cv2.circle, cv2.fillConvexPoly, cv2.convexHull
+        for kind, a, b, size, col, members in self.ops[agent][1 if lite else 0][2 * int(front) + int(left)]:
+            if kind == 0:  # capsule: a thick line has round caps
+                line(work, pts[a], pts[b], col, max(1, int(size * scale + 0.5)), 8, SHIFT)
+            elif kind == 1:  # sphere: a disc
+                circle(work, pts[a], max(8, int(size * scale)), col, -1, 8, SHIFT)
+            else:  # convex hull of a box or torso slab
+                fill(work, hull(pts_arr[members]), col, 8, SHIFT)
+        alpha = work[..., 3]
+        count = cv2.countNonZero(alpha)
+        if count == 0:
+            return None
+        bx, by, bw, _bh = cv2.boundingRect(alpha)
+        top = float(y0 + by)
+        u_f = float(uv[body.FOOT, 0])
+        half_w = max(u_f - (x0 + bx), (x0 + bx + bw) - u_f)
+        # Composite the in-image part.
+        cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, self.W), min(y1, self.H)
+        if cx1 > cx0 and cy1 > cy0:
+            sub = work[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
+            m = sub[..., 3]
+            cv2.copyTo(sub[..., :3], m, self.image[cy0:cy1, cx0:cx1])
+            self.id_map[cy0:cy1, cx0:cx1][m.view(bool)] = agent + 1
+        return x0, y0, x1, y1, count, top, float(half_w)

@@ -1,0 +1,369 @@
+"""Write rendered scenes in the real datasets' layouts, through the project's format writers.
+
+Which box the ground truth holds (see `render.py` for the exact definitions):
+
+- `aic24` (`ground_truth.txt`) and `aic23` (`label.txt`): the FULL box of the person (as if
+  unoccluded and not cut by the image border), whose bottom centre is the projection of the
+  world foot point `(xworld, yworld)` through the written `calibration.json`.
+- `mot` (`gt/gt.txt`): the same full box plus the visibility ratio (visible pixels / pixels
+  of the unoccluded person), class 1, consider-flag 1; `det/det.txt` is made from it with
+  misses, box noise and false positives.
+- `kitti_mots`: instance masks of the visible pixels (class 2, ids `2000 + person id`);
+  people with fewer than `gt.min_visible_pixels` visible pixels become ignore regions (10000).
+
+A person appears in a camera's ground truth only where at least `gt.min_visible_pixels` of
+them are visible, so somebody hidden in every camera (or outside every view) has no box.
+Frames are 0-based in AI City 2024 and KITTI MOTS, 1-based in MOTChallenge and the
+MOT-style AI City 2023 `label.txt`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from citytrack.data.formats import aicity, kitti_mots, mot, reid
+from citytrack.data.synth.render import FrameRender
+from citytrack.data.synth.world import World
+from citytrack.utils.io import atomic_open, atomic_path
+
+PEDESTRIAN = kitti_mots.PEDESTRIAN_CLASS
+
+
+def calibration_record(world: World, c: int) -> aicity.Aic24Calibration:
+    """The camera's `calibration.json` content: AI City 2024 keys plus intrinsics/extrinsics."""
+    cam = world.cameras[c]
+    return aicity.Aic24Calibration(
+        projection=cam.projection,
+        homography=cam.calibration.homography,
+        extras={
+            "intrinsic matrix": cam.K,
+            "extrinsic matrix": np.hstack([cam.R, cam.t[:, None]]),
+            "camera coordinates": cam.center,
+            "image size": [cam.width, cam.height],
+            "horizontal fov": cam.hfov,
+        },
+    )
+
+
+def camera_meta(world: World, c: int) -> dict[str, Any]:
+    cam = world.cameras[c]
+    return {
+        "index": c,
+        "width": cam.width,
+        "height": cam.height,
+        "hfov": cam.hfov,
+        "K": cam.K.tolist(),
+        "R": cam.R.tolist(),
+        "t": cam.t.tolist(),
+        "center": cam.center.tolist(),
+        "gain": cam.gain,
+        "noise_sigma": cam.noise_sigma,
+    }
+
+
+class VideoSink:
+    """An `mp4v` video written to a temporary file and renamed into place on `close`."""
+
+    def __init__(self, path: Path, fps: float, size: tuple[int, int], fourcc: str, stack: contextlib.ExitStack) -> None:
+        self.tmp = stack.enter_context(atomic_path(path))
+        self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*fourcc), float(fps), size)
+        if not self.writer.isOpened():
+            raise OSError(f"OpenCV cannot open a {fourcc} video writer for {path}")
+        stack.callback(self.writer.release)  # released before the rename above runs
+
+    def write(self, image: np.ndarray) -> None:
+        self.writer.write(image)
+
+
+class SceneSink:
+    """Base: receives every (camera, FrameRender) of a scene and writes one layout."""
+
+    def __init__(self, world: World, root: Path, split: str, cfg: DictConfig, cam_offset: int) -> None:
+        self.world, self.root, self.split, self.cfg, self.cam_offset = world, root, split, cfg, cam_offset
+        self.stack = contextlib.ExitStack()
+
+    def add(self, c: int, fr: FrameRender, keep: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def close(self) -> dict[str, Any]:
+        """Finish the files; returns the scene's entry for meta.json."""
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        self.stack.__exit__(RuntimeError, RuntimeError("aborted"), None)
+
+
+class _VideoScene(SceneSink):
+    """AI City 2023/2024: one video per camera plus calibration and ground truth."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.rows: list[np.ndarray] = []
+        self.videos: list[VideoSink] = []
+        for c, cam in enumerate(self.world.cameras):
+            cam_dir = self.camera_dir(c)
+            aicity.write_aic24_calibration(cam_dir / "calibration.json", calibration_record(self.world, c))
+            self.videos.append(VideoSink(cam_dir / "video.mp4", self.world.spec.fps, (cam.width, cam.height), self.cfg.video.fourcc, self.stack))
+
+    def camera_dir(self, c: int) -> Path:
+        raise NotImplementedError
+
+    def add(self, c: int, fr: FrameRender, keep: np.ndarray) -> None:
+        self.videos[c].write(fr.image)
+        n = int(keep.sum())
+        if n:
+            ids = np.array([self.world.agents[a].global_id for a in fr.agents[keep]], dtype=np.float64)
+            rows = np.column_stack([
+                np.full(n, self.cam_offset + c + 1.0), ids, np.full(n, float(fr.frame)),
+                fr.full_boxes[keep], fr.foot_world[keep], fr.visibility[keep],
+            ])
+            self.rows.append(rows)
+
+    def table(self) -> np.ndarray:
+        return np.vstack(self.rows) if self.rows else np.zeros((0, 10))
+
+
+class Aic24Scene(_VideoScene):
+    def __init__(self, *args: Any) -> None:
+        w: World = args[0]
+        self.scene_dir = args[1] / args[2] / aicity.aic24_scene_dirname(w.scene_index + 1)
+        super().__init__(*args)
+
+    def camera_dir(self, c: int) -> Path:
+        return self.scene_dir / aicity.aic24_camera_dirname(self.cam_offset + c + 1)
+
+    def close(self) -> dict[str, Any]:
+        self.stack.close()
+        t = self.table()
+        order = np.lexsort((t[:, 1], t[:, 2], t[:, 0])) if len(t) else np.zeros(0, dtype=np.int64)
+        aicity.write_aic24_ground_truth(self.scene_dir / "ground_truth.txt", t[order, :9])
+        return {
+            "scene_id": self.world.scene_index + 1,
+            "dir": str(self.scene_dir.relative_to(self.root)),
+            "cameras": [
+                {**camera_meta(self.world, c), "camera_id": self.cam_offset + c + 1,
+                 "dir": str(self.camera_dir(c).relative_to(self.root))}
+                for c in range(len(self.world.cameras))
+            ],
+        }
+
+
+class Aic23Scene(_VideoScene):
+    def __init__(self, *args: Any) -> None:
+        w: World = args[0]
+        self.scene_dir = args[1] / args[2] / aicity.aic23_scene_dirname(w.scene_index + 1)
+        super().__init__(*args)
+
+    def camera_dir(self, c: int) -> Path:
+        return self.scene_dir / aicity.aic23_camera_dirname(self.cam_offset + c + 1)
+
+    def close(self) -> dict[str, Any]:
+        self.stack.close()
+        t = self.table()
+        cams = []
+        for c in range(len(self.world.cameras)):
+            rows = t[t[:, 0] == self.cam_offset + c + 1]
+            rows = rows[np.lexsort((rows[:, 1], rows[:, 2]))]
+            table = np.column_stack([rows[:, 2] + 1, rows[:, 1], rows[:, 3:7], np.ones(len(rows)), np.ones(len(rows)),
+                                     rows[:, 9], np.full(len(rows), -1.0)])
+            mot.write_mot(self.camera_dir(c) / "label.txt", table.reshape(-1, 10), kind="gt")
+            cams.append({**camera_meta(self.world, c), "camera_id": self.cam_offset + c + 1,
+                         "dir": str(self.camera_dir(c).relative_to(self.root))})
+        return {"scene_id": self.world.scene_index + 1, "dir": str(self.scene_dir.relative_to(self.root)),
+                "cameras": cams, "label_frame_base": 1}
+
+
+class DetectionSimulator:
+    """Detections from ground truth the way a real detector errs: misses (more for occluded or
+    small people), box noise (towards the visible part when occluded), scores that follow
+    visibility, and false positives of person-like shape."""
+
+    def __init__(self, cfg: DictConfig, rng: np.random.Generator, size: tuple[int, int]) -> None:
+        self.cfg, self.rng, self.W, self.H = cfg, rng, size[0], size[1]
+
+    def __call__(self, frame1: int, full: np.ndarray, visible: np.ndarray, vis: np.ndarray) -> np.ndarray:
+        cfg, rng = self.cfg, self.rng
+        n = len(full)
+        h = full[:, 3]
+        p = cfg.recall * np.clip((vis - cfg.min_visibility) / 0.4, 0, 1) ** 0.7
+        p *= np.where(h < cfg.small_height, 0.6, 1.0)
+        hit = rng.random(n) < p
+        base = np.where((vis < 0.5)[:, None], visible, full)[hit]
+        m = len(base)
+        ctr = base[:, :2] + base[:, 2:] / 2 + rng.normal(0, cfg.jitter, (m, 2)) * base[:, 2:]
+        wh = base[:, 2:] * np.exp(rng.normal(0, cfg.jitter, (m, 2)))
+        boxes = np.column_stack([ctr - wh / 2, wh])
+        score = np.clip(rng.normal(0.55 + 0.4 * vis[hit], 0.08), 0.05, 0.99)
+        k = int(rng.poisson(cfg.fp_per_frame))
+        fh = rng.uniform(0.08, 0.4, k) * self.H
+        fw = fh * rng.uniform(0.3, 0.5, k)
+        fp = np.column_stack([rng.uniform(0, self.W - fw), rng.uniform(0, self.H - fh), fw, fh])
+        boxes = np.vstack([boxes, fp])
+        score = np.concatenate([score, rng.uniform(0.05, 0.55, k)])
+        out = np.full((len(boxes), 10), -1.0)
+        out[:, 0] = frame1
+        out[:, 2:6] = boxes
+        out[:, 6] = score
+        return out
+
+
+class MotScene(SceneSink):
+    """One MOTChallenge sequence folder per camera."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        base = self.root / self.split
+        self.seq_dirs = [base / f"SYNTH-{self.world.scene_index + 1:02d}-{c + 1:02d}" for c in range(len(self.world.cameras))]
+        self.gt: list[list[np.ndarray]] = [[] for _ in self.seq_dirs]
+        self.det: list[list[np.ndarray]] = [[] for _ in self.seq_dirs]
+        lay = self.cfg.layout
+        self.jpeg = [int(cv2.IMWRITE_JPEG_QUALITY), int(lay.jpeg_quality)]
+        ss = np.random.SeedSequence([int(self.cfg.seed), self.world.scene_index, 7])
+        self.dets = [DetectionSimulator(lay.det, np.random.default_rng(s), (cam.width, cam.height))
+                     for s, cam in zip(ss.spawn(len(self.seq_dirs)), self.world.cameras, strict=True)]
+
+    def add(self, c: int, fr: FrameRender, keep: np.ndarray) -> None:
+        d = self.seq_dirs[c]
+        with atomic_path(d / "img1" / f"{fr.frame + 1:06d}.jpg") as tmp:
+            if not cv2.imwrite(str(tmp), fr.image, self.jpeg):
+                raise OSError(f"cannot write {tmp}")
+        n = int(keep.sum())
+        ids = np.array([self.world.agents[a].global_id for a in fr.agents[keep]], dtype=np.float64)
+        vis = fr.visibility[keep]
+        self.gt[c].append(np.column_stack([np.full(n, fr.frame + 1.0), ids, fr.full_boxes[keep], np.ones(n), np.ones(n), vis, np.full(n, -1.0)]))
+        self.det[c].append(self.dets[c](fr.frame + 1, fr.full_boxes[keep], fr.visible_boxes[keep], vis))
+
+    def close(self) -> dict[str, Any]:
+        cams = []
+        for c, d in enumerate(self.seq_dirs):
+            cam = self.world.cameras[c]
+            gt = np.vstack(self.gt[c]) if self.gt[c] else np.zeros((0, 10))
+            gt = gt[np.lexsort((gt[:, 1], gt[:, 0]))]
+            mot.write_mot(d / "gt" / "gt.txt", gt, kind="gt")
+            det = np.vstack(self.det[c]) if self.det[c] else np.zeros((0, 10))
+            mot.write_mot(d / "det" / "det.txt", det, kind="det")
+            mot.write_seqinfo(d / "seqinfo.ini", mot.SeqInfo(d.name, self.world.spec.fps, self.world.spec.frames, cam.width, cam.height))
+            aicity.write_aic24_calibration(d / "calibration.json", calibration_record(self.world, c))
+            cams.append({**camera_meta(self.world, c), "camera_id": self.cam_offset + c + 1, "sequence": d.name,
+                         "dir": str(d.relative_to(self.root))})
+        return {"scene_id": self.world.scene_index + 1, "cameras": cams}
+
+
+class KittiMotsScene(SceneSink):
+    """KITTI MOTS: PNG frames, 16-bit instance maps and the instances_txt RLE file per camera."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        base = self.root / self.split
+        first = self.cam_offset
+        self.seqs = [f"{first + c:04d}" for c in range(len(self.world.cameras))]
+        self.base = base
+        self.records: list[list[kitti_mots.MotsRecord]] = [[] for _ in self.seqs]
+        self.lut = np.zeros(len(self.world.agents) + 1, dtype=np.uint16)
+
+    def add(self, c: int, fr: FrameRender, keep: np.ndarray) -> None:
+        seq, name = self.seqs[c], f"{fr.frame:06d}.png"
+        with atomic_path(self.base / "image_02" / seq / name) as tmp:
+            if not cv2.imwrite(str(tmp), fr.image):
+                raise OSError(f"cannot write {tmp}")
+        lut = self.lut
+        lut[:] = 0
+        for a, k in zip(fr.agents.tolist(), keep.tolist(), strict=True):
+            lut[a + 1] = PEDESTRIAN * 1000 + self.world.agents[a].global_id if k else kitti_mots.IGNORE_ID
+        ids = lut[fr.id_map]
+        kitti_mots.write_instance_png(self.base / "instances" / seq / name, ids)
+        self.records[c] += kitti_mots.png_to_records(ids, fr.frame)
+
+    def close(self) -> dict[str, Any]:
+        cams = []
+        for c, seq in enumerate(self.seqs):
+            kitti_mots.write_instances_txt(self.base / "instances_txt" / f"{seq}.txt", self.records[c])
+            cams.append({**camera_meta(self.world, c), "camera_id": self.cam_offset + c + 1, "sequence": seq})
+        return {"scene_id": self.world.scene_index + 1, "cameras": cams}
+
+
+SINKS: dict[str, type[SceneSink]] = {"aic24": Aic24Scene, "aic23": Aic23Scene, "mot": MotScene, "kitti_mots": KittiMotsScene}
+
+
+class ReidWriter:
+    """Market-1501 crops: `bounding_box_train`, `bounding_box_test`, `query` under `DIR/reid`.
+
+    Identities are split between train and test by id (a seeded permutation); query holds one
+    crop per test identity and camera, moved out of the test gallery at the end.
+    """
+
+    FOLDERS = ("bounding_box_train", "bounding_box_test", "query")
+
+    def __init__(self, root: Path, cfg: DictConfig, total_ids: int, seed: int) -> None:
+        self.root, self.cfg = root, cfg
+        for f in self.FOLDERS:
+            shutil.rmtree(root / f, ignore_errors=True)  # stale crops of a half-finished run
+            (root / f).mkdir(parents=True, exist_ok=True)
+        perm = np.random.default_rng([int(seed), 1501]).permutation(np.arange(1, total_ids + 1))
+        n_test = int(round(cfg.test_fraction * total_ids))
+        self.test_ids = set(perm[:n_test].tolist())
+        self.test_crops: dict[tuple[int, int], list[str]] = defaultdict(list)
+        self.counts = {f: 0 for f in self.FOLDERS}
+        self.size = (int(cfg.size[0]), int(cfg.size[1]))
+
+    def add(self, world: World, c: int, fr: FrameRender, keep: np.ndarray) -> None:
+        if fr.frame % self.cfg.stride:
+            return
+        H, W = fr.image.shape[:2]
+        vis = fr.visibility
+        for r in np.flatnonzero(keep & (vis >= self.cfg.min_visibility) & (fr.full_boxes[:, 3] >= self.cfg.min_height)):
+            x, y, w, h = fr.full_boxes[r]
+            x0, y0 = max(int(np.floor(x)), 0), max(int(np.floor(y)), 0)
+            x1, y1 = min(int(np.ceil(x + w)), W), min(int(np.ceil(y + h)), H)
+            if x1 - x0 < 4 or y1 - y0 < 8:
+                continue
+            crop = cv2.resize(fr.image[y0:y1, x0:x1], self.size, interpolation=cv2.INTER_AREA)
+            pid = world.agents[int(fr.agents[r])].global_id
+            name = reid.format_market1501_name(pid, c + 1, world.scene_index + 1, fr.frame, 1)
+            folder = "bounding_box_test" if pid in self.test_ids else "bounding_box_train"
+            with atomic_path(self.root / folder / name) as tmp:
+                if not cv2.imwrite(str(tmp), crop):
+                    raise OSError(f"cannot write {tmp}")
+            self.counts[folder] += 1
+            if folder == "bounding_box_test":
+                self.test_crops[(pid, c + 1 + 1000 * world.scene_index)].append(name)
+
+    def finish(self) -> dict[str, Any]:
+        """Move one crop per (test identity, camera) to `query` (the middle one in time)."""
+        for (_pid, _cam), names in sorted(self.test_crops.items()):
+            name = sorted(names)[len(names) // 2]
+            os.replace(self.root / "bounding_box_test" / name, self.root / "query" / name)
+            self.counts["bounding_box_test"] -= 1
+            self.counts["query"] += 1
+        return {"counts": dict(self.counts), "test_ids": sorted(self.test_ids)}
+
+
+def write_meta(out: Path, cfg: DictConfig, scenes: list[dict[str, Any]], reid_info: dict[str, Any]) -> None:
+    """`DIR/meta.json`, written last: its presence marks a complete dataset."""
+    meta = {
+        "generator": "citytrack.data.synth",
+        "layout": cfg.layout.name,
+        "split": cfg.split,
+        "seed": cfg.seed,
+        "fps": cfg.fps,
+        "width": cfg.width,
+        "height": cfg.height,
+        "frames": cfg.frames,
+        "frame_base": {"aic24": 0, "aic23": 1, "mot": 1, "kitti_mots": 0}[cfg.layout.name],
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "scenes": scenes,
+        "reid": reid_info,
+    }
+    with atomic_open(out / "meta.json") as fh:
+        json.dump(meta, fh, indent=2)
+        fh.write("\n")
