@@ -38,6 +38,12 @@ Percentages are reported 0-100; counts as floats. ``num_gt`` is the number of gt
 after preprocessing (the MOTA denominator), ``TP`` the matched gt boxes (ID switches
 included), ``Recall = TP / num_gt``, ``Precision = TP / (TP + FP)``.
 
+CLEAR matching is motmetrics' (``MOTAccumulator.update``): a gt id keeps the prediction id
+it was *last* matched to whenever that pair is still valid, even after a gap, and the rest
+is solved by min-cost assignment on ``1 - IoU``. TrackEval and the MATLAB devkit only carry
+forward the previous frame's pairs, so IDs, MOTP and Frag can differ from TrackEval by a
+few in thousands (FP, FN, IDF1 and HOTA agree; see tests/test_eval_mot_metrics.py).
+
 motmetrics 1.4.0 under NumPy 2: ``motmetrics.distances.iou_matrix`` (hence
 ``utils.compare_to_groundtruth``) calls the removed ``np.asfarray``, so the IoU matrices
 are computed here and handed to ``MOTAccumulator.update`` as distances ``1 - IoU`` with
