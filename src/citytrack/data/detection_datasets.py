@@ -1,0 +1,258 @@
+"""Detection samples from AI City 2024 scenes (videos), MOTChallenge folders and COCO json.
+
+Every source becomes a list of `FrameRecord`s (where the image is, its boxes in the
+image's own pixels), and `DetectionDataset` letterboxes them to the network input.
+
+Which boxes are trained on (targets `class, x1, y1, x2, y2`; class `-2` = ignore region):
+- AI City gt boxes are FULL boxes (they extend behind occluders, as the official
+  evaluation scores them), so they are kept as they are, clipped to the image. A box with
+  less than `min_inside` of its area inside the image (a person walking out of view)
+  becomes an ignore region: neither a positive nor a negative.
+- MOT16/17/20 gt: only rows with the "consider" mark and class 1 (pedestrian); persons with
+  visibility below `min_visibility` and the distractor classes (static person, person on
+  vehicle, reflection, ...) become ignore regions. MOT15 has no class/visibility: all rows.
+- Boxes smaller than `min_size` input pixels after letterboxing become ignore regions
+  (too small to learn from at the network's strides).
+Ignore regions are skipped by the objectness loss and count as COCO `iscrowd` in evaluation.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from citytrack.data.formats.errors import FormatError
+from citytrack.data.letterbox import Letterbox, letterbox_image
+
+log = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike[str]
+IGNORE = -2
+PAD = -1
+MOT_PEDESTRIAN = 1
+MOT_IGNORE_CLASSES = (2, 7, 8, 12)  # person on vehicle, static person, distractor, reflection
+
+
+@dataclass
+class FrameRecord:
+    """One image to train/evaluate on: a still image file or frame `frame` (0-based) of a video."""
+
+    source: Path
+    frame: int | None
+    boxes: np.ndarray  # (N, 4) xyxy in image pixels
+    labels: np.ndarray  # (N,) class index, IGNORE for ignore regions
+    name: str = ""
+    meta: dict[str, object] = field(default_factory=dict)
+
+
+def _clip_and_mark(boxes_xywh: np.ndarray, labels: np.ndarray, width: int, height: int, min_inside: float) -> tuple[np.ndarray, np.ndarray]:
+    """xywh -> clipped xyxy; boxes mostly outside the image become ignore regions, empty ones dropped."""
+    b = np.asarray(boxes_xywh, dtype=np.float64).reshape(-1, 4)
+    xyxy = np.concatenate([b[:, :2], b[:, :2] + b[:, 2:4]], 1)
+    area = np.maximum(b[:, 2] * b[:, 3], 1e-9)
+    clipped = xyxy.copy()
+    clipped[:, 0::2] = clipped[:, 0::2].clip(0, width)
+    clipped[:, 1::2] = clipped[:, 1::2].clip(0, height)
+    inside = (clipped[:, 2] - clipped[:, 0]).clip(0) * (clipped[:, 3] - clipped[:, 1]).clip(0) / area
+    labels = np.where(inside < min_inside, IGNORE, labels).astype(np.int64)
+    keep = inside > 0
+    return clipped[keep], labels[keep]
+
+
+def video_size(path: Path) -> tuple[int, int, int]:
+    """(width, height, frame count) of a video; a clear error when OpenCV cannot open it."""
+    if not path.is_file():
+        raise FormatError(path, "video file does not exist")
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise FormatError(path, "OpenCV cannot open this video")
+        w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    finally:
+        cap.release()
+    if w <= 0 or h <= 0 or n <= 0:
+        raise FormatError(path, f"video is empty or unreadable ({w}x{h}, {n} frames)")
+    return w, h, n
+
+
+def aic24_scene_records(
+    scene_dir: PathLike,
+    stride: int = 10,
+    max_frames: int | None = None,
+    class_index: int = 0,
+    min_inside: float = 0.5,
+    include_empty: bool = True,
+) -> list[FrameRecord]:
+    """Frames `0, stride, 2*stride, ...` of every camera of an AI City 2024 scene with their gt boxes."""
+    from citytrack.data.formats.aicity import BH, BW, BX, BY, CAMERA_ID, FRAME_ID, load_aic24_scene
+
+    scene = load_aic24_scene(scene_dir)
+    gt = scene.read_ground_truth()
+    records: list[FrameRecord] = []
+    for cam in scene.cameras:
+        width, height, count = video_size(cam.video)
+        rows = gt[gt[:, CAMERA_ID] == cam.camera_id]
+        by_frame: dict[int, np.ndarray] = defaultdict(lambda: np.zeros((0, 9)))
+        for f in np.unique(rows[:, FRAME_ID]).astype(int):
+            by_frame[f] = rows[rows[:, FRAME_ID] == f]
+        frames = list(range(0, count, max(1, stride)))
+        if max_frames is not None:
+            frames = frames[:max_frames]
+        for f in frames:
+            r = by_frame[f]
+            if not len(r) and not include_empty:
+                continue
+            boxes, labels = _clip_and_mark(
+                r[:, [BX, BY, BW, BH]], np.full(len(r), class_index), width, height, min_inside
+            )
+            records.append(FrameRecord(cam.video, f, boxes, labels, f"{scene.dir.name}/{cam.dir.name}/{f}"))
+    return records
+
+
+def mot_sequence_records(
+    seq_dir: PathLike, stride: int = 1, max_frames: int | None = None, min_visibility: float = 0.25, class_index: int = 0
+) -> list[FrameRecord]:
+    """Frames of a MOTChallenge sequence folder (images in img1/) with their gt boxes."""
+    from citytrack.data.formats.mot import CLS, CONF, FRAME, VIS, has_class_info, load_sequence
+
+    seq = load_sequence(seq_dir)
+    if seq.gt is None:
+        raise FormatError(Path(seq_dir) / "gt" / "gt.txt", "sequence has no ground truth to train or evaluate on")
+    gt = seq.gt
+    if has_class_info(gt):
+        gt = gt[gt[:, CONF] > 0]
+        ignore = np.isin(gt[:, CLS], MOT_IGNORE_CLASSES) | ((gt[:, CLS] == MOT_PEDESTRIAN) & (gt[:, VIS] < min_visibility))
+        gt = gt[(gt[:, CLS] == MOT_PEDESTRIAN) | ignore]
+        ignore = np.isin(gt[:, CLS], MOT_IGNORE_CLASSES) | (gt[:, VIS] < min_visibility)
+    else:
+        ignore = np.zeros(len(gt), dtype=bool)
+    frames = list(range(1, seq.info.seq_length + 1, max(1, stride)))
+    if max_frames is not None:
+        frames = frames[:max_frames]
+    w, h = seq.info.im_width, seq.info.im_height
+    records = []
+    for f in frames:
+        sel = gt[:, FRAME] == f
+        labels = np.where(ignore[sel], IGNORE, class_index)
+        boxes, labels = _clip_and_mark(gt[sel, 2:6], labels, w, h, 0.5)
+        records.append(FrameRecord(seq.image_path(f), None, boxes, labels, f"{seq.info.name}/{f}"))
+    return records
+
+
+def coco_records(json_path: PathLike, image_root: PathLike | None = None, class_names: Sequence[str] = ("person",)) -> list[FrameRecord]:
+    """Images of a COCO detection json; categories named in `class_names` are the classes, crowds are ignored regions."""
+    from pycocotools.coco import COCO
+
+    path = Path(json_path)
+    if not path.is_file():
+        raise FormatError(path, "COCO annotation file does not exist")
+    try:
+        coco = COCO(str(path))
+    except (ValueError, KeyError, TypeError) as err:
+        raise FormatError(path, f"not a COCO detection json ({err})") from None
+    root = Path(image_root) if image_root is not None else path.parent
+    name_to_class = {n: i for i, n in enumerate(class_names)}
+    cat_to_class = {c["id"]: name_to_class[c["name"]] for c in coco.loadCats(coco.getCatIds()) if c["name"] in name_to_class}
+    records = []
+    for img_id in sorted(coco.getImgIds()):
+        info = coco.loadImgs(img_id)[0]
+        anns = [a for a in coco.loadAnns(coco.getAnnIds(imgIds=img_id)) if a["category_id"] in cat_to_class]
+        xywh = np.array([a["bbox"] for a in anns], dtype=np.float64).reshape(-1, 4)
+        labels = np.array([IGNORE if a.get("iscrowd", 0) else cat_to_class[a["category_id"]] for a in anns], dtype=np.int64)
+        boxes, labels = _clip_and_mark(xywh, labels, int(info["width"]), int(info["height"]), 0.0)
+        records.append(FrameRecord(root / info["file_name"], None, boxes, labels, str(info["file_name"])))
+    return records
+
+
+class DetectionDataset(Dataset):
+    """Letterboxed RGB images `(3, S, S) uint8` and targets `(N, 5) class, x1, y1, x2, y2` in input pixels.
+
+    Video frames are decoded once, sequentially (seeking in H.264 is slow and not exact),
+    and kept letterboxed and JPEG-encoded in memory: a few hundred frames cost tens of MB.
+    """
+
+    def __init__(self, records: Sequence[FrameRecord], img_size: int = 640, min_size: float = 4.0) -> None:
+        if not records:
+            raise ValueError("DetectionDataset needs at least one frame record")
+        self.records = list(records)
+        self.img_size = int(img_size)
+        self.min_size = float(min_size)
+        self._cache: dict[int, bytes] = {}
+        self._letterbox: dict[int, Letterbox] = {}
+        self._decode_videos()
+
+    def _decode_videos(self) -> None:
+        wanted: dict[Path, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
+        for i, r in enumerate(self.records):
+            if r.frame is not None:
+                wanted[r.source][r.frame].append(i)
+        for video, frames in wanted.items():
+            cap = cv2.VideoCapture(str(video))
+            if not cap.isOpened():
+                raise FormatError(video, "OpenCV cannot open this video")
+            last, index = max(frames), 0
+            try:
+                while index <= last:
+                    ok, image = cap.read()
+                    if not ok:
+                        raise FormatError(video, f"video ends at frame {index}, but frame {last} is annotated/requested")
+                    if index in frames:
+                        boxed, lb = letterbox_image(image, self.img_size)
+                        ok, buf = cv2.imencode(".jpg", boxed, [cv2.IMWRITE_JPEG_QUALITY, 95])
+                        for i in frames[index]:
+                            self._cache[i] = buf.tobytes()
+                            self._letterbox[i] = lb
+                    index += 1
+            finally:
+                cap.release()
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def load(self, i: int) -> tuple[np.ndarray, Letterbox]:
+        """Letterboxed BGR image of record `i` and its mapping."""
+        if i in self._cache:
+            image = cv2.imdecode(np.frombuffer(self._cache[i], np.uint8), cv2.IMREAD_COLOR)
+            return image, self._letterbox[i]
+        path = self.records[i].source
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise FormatError(path, "image file is missing or cannot be decoded")
+        return letterbox_image(image, self.img_size)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        image, lb = self.load(i)
+        r = self.records[i]
+        boxes = lb.to_input(r.boxes.astype(np.float64).copy()) if len(r.boxes) else np.zeros((0, 4))
+        labels = r.labels.copy()
+        small = (boxes[:, 2] - boxes[:, 0] < self.min_size) | (boxes[:, 3] - boxes[:, 1] < self.min_size)
+        labels[small] = IGNORE
+        target = np.concatenate([labels[:, None].astype(np.float64), boxes], 1).astype(np.float32)
+        return {
+            "images": torch.from_numpy(np.ascontiguousarray(image[..., ::-1].transpose(2, 0, 1))),
+            "targets": torch.from_numpy(target.reshape(-1, 5)),
+            "index": torch.tensor(i),
+        }
+
+
+def collate_detection(samples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Stack images; pad targets to `(B, M, 5)` with class -1."""
+    m = max(1, max(len(s["targets"]) for s in samples))
+    targets = torch.full((len(samples), m, 5), float(PAD))
+    for b, s in enumerate(samples):
+        targets[b, : len(s["targets"])] = s["targets"]
+    return {
+        "images": torch.stack([s["images"] for s in samples]),
+        "targets": targets,
+        "index": torch.stack([s["index"] for s in samples]),
+    }

@@ -1,0 +1,249 @@
+"""DetectorModule: the YOLOX-style person detector as a LightningModule.
+
+Batches arrive as `{"images": (B, 3, S, S) RGB, "targets": (B, M, 5) class,x1,y1,x2,y2}` in
+letterboxed input pixels (class -1 = padding); the datamodule's GPU augmentation turns
+uint8 images into [0, 1] floats in `on_after_batch_transfer`. Validation logs COCO
+`val/mAP`, `val/mAP50` and recall at the trackers' score thresholds, plus a picture of
+predictions. `predict_frames` is the inference entry point of the multi-camera runner:
+BGR frames of any sizes in, per-frame `(N, 5) x, y, w, h, score` arrays out, one batched
+forward per frame size on the module's device.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytorch_lightning as pl
+import torch
+
+from citytrack.data.letterbox import letterbox_batch
+from citytrack.eval.detection import TRACKER_THRESHOLDS, DetectionEvaluator, draw_predictions
+from citytrack.models.detector.losses import YoloxLoss
+from citytrack.models.detector.net import YoloxNet
+from citytrack.models.detector.postprocess import postprocess
+from citytrack.utils.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+
+class DetectorModule(pl.LightningModule):
+    """Anchor-free one-stage detector (YOLOX family) with SimOTA assignment.
+
+    Args:
+        net: a built `YoloxNet`.
+        optimizer / scheduler: partials (`_partial_: true`); a scheduler that takes
+            `total_steps` (OneCycleLR) gets the trainer's estimated step count and steps per batch.
+        num_classes / class_names: detection classes (person; car later).
+        img_size: square network input of inference (`predict_frames`).
+        score_thresh: inference score threshold (0.1 = ByteTrack's low threshold, so the
+            tracker sees every detection it can use); eval_score_thresh: for mAP (COCO keeps low scores).
+        nms_thresh / max_det: class-aware NMS IoU and detections per image.
+        channels_last: NHWC memory layout on GPU (faster convs with bf16 tensor cores).
+    """
+
+    def __init__(
+        self,
+        net: YoloxNet,
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+        scheduler: Callable[..., Any] | None = None,
+        num_classes: int = 1,
+        class_names: Sequence[str] = ("person",),
+        img_size: int = 640,
+        score_thresh: float = 0.1,
+        eval_score_thresh: float = 0.001,
+        nms_thresh: float = 0.65,
+        max_det: int = 300,
+        box_weight: float = 5.0,
+        center_radius: float = 2.5,
+        simota_topk: int = 10,
+        recall_thresholds: Sequence[float] = TRACKER_THRESHOLDS,
+        channels_last: bool = True,
+        log_images: int = 4,
+    ) -> None:
+        super().__init__()
+        if net.num_classes != num_classes:
+            raise ValueError(f"net has {net.num_classes} classes but num_classes={num_classes}")
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
+        self.net = net
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.criterion = YoloxLoss(num_classes, box_weight, center_radius, simota_topk)
+        self.val_eval = DetectionEvaluator(recall_thresholds)
+        self.test_eval = DetectionEvaluator(recall_thresholds)
+        self._picture: tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]] | None = None
+
+    # ------------------------------------------------------------------ core
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images)
+
+    def _images(self, images: torch.Tensor) -> torch.Tensor:
+        if images.dtype == torch.uint8:
+            images = images.float() / 255.0
+        if self.hparams.channels_last and images.is_cuda:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images
+
+    def on_fit_start(self) -> None:
+        if self.hparams.channels_last and self.device.type == "cuda":
+            self.net.to(memory_format=torch.channels_last)
+
+    def _loss(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        images = self._images(batch["images"])
+        outputs, centres, strides = self.net.decode(self.net.forward_levels(images))
+        return self.criterion(outputs, batch["targets"].float(), centres, strides), outputs
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        losses, _ = self._loss(batch)
+        bs = batch["images"].shape[0]
+        self.log("train/loss", losses["loss"], prog_bar=True, batch_size=bs)
+        for k in ("loss_box", "loss_obj", "loss_cls", "num_fg"):
+            self.log(f"train/{k}", losses[k], batch_size=bs)
+        return losses["loss"]
+
+    # ------------------------------------------------------------------ evaluation
+    def _eval_step(self, batch: dict[str, torch.Tensor], evaluator: DetectionEvaluator, stage: str, batch_idx: int) -> None:
+        losses, outputs = self._loss(batch)
+        self.log(f"{stage}/loss", losses["loss"], batch_size=batch["images"].shape[0], sync_dist=True)
+        dets = postprocess(outputs, self.hparams.eval_score_thresh, self.hparams.nms_thresh, self.hparams.max_det)
+        preds, targets = [], []
+        for d, t in zip(dets, batch["targets"], strict=True):
+            t = t[t[:, 0] != -1]
+            crowd = t[:, 0] == -2  # ignore regions: COCO crowd boxes, matched detections are not FPs
+            preds.append({"boxes": d[:, :4], "scores": d[:, 4], "labels": d[:, 5].long()})
+            targets.append({"boxes": t[:, 1:5], "labels": t[:, 0].long().clamp(min=0), "iscrowd": crowd.long()})
+        evaluator.update(preds, targets)
+        if stage == "val" and batch_idx == 0 and self.hparams.log_images:
+            n = self.hparams.log_images
+            imgs = batch["images"][:n]
+            imgs = imgs if imgs.dtype == torch.uint8 else (imgs.clamp(0, 1) * 255).to(torch.uint8)
+            bgr = [np.ascontiguousarray(i.permute(1, 2, 0).cpu().numpy()[..., ::-1]) for i in imgs]
+            self._picture = (
+                bgr,
+                [d.cpu().numpy() for d in dets[:n]],
+                [t["boxes"][t["iscrowd"] == 0].cpu().numpy() for t in targets[:n]],
+            )
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, self.val_eval, "val", batch_idx)
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, self.test_eval, "test", batch_idx)
+
+    def _log_metrics(self, evaluator: DetectionEvaluator, stage: str) -> dict[str, float]:
+        metrics = evaluator.compute()
+        evaluator.reset()
+        for k, v in metrics.items():
+            self.log(f"{stage}/{k}", v, prog_bar=k in ("mAP50", "mAP"), sync_dist=True)
+        return metrics
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metrics(self.val_eval, "val")
+        if self._picture is not None and not self.trainer.sanity_checking:
+            self._save_picture(*self._picture)
+        self._picture = None
+
+    def on_test_epoch_end(self) -> None:
+        self._log_metrics(self.test_eval, "test")
+
+    def _save_picture(self, images: list[np.ndarray], dets: list[np.ndarray], gts: list[np.ndarray]) -> None:
+        """Predictions on validation frames: a PNG in the run folder, and a W&B image when W&B logs."""
+        grid = draw_predictions(images, dets, gts, score_thresh=0.3)
+        root = Path(self.trainer.default_root_dir if self.trainer.log_dir is None else self.trainer.log_dir)
+        path = root / "predictions" / f"val_epoch{self.current_epoch:03d}.png"
+        with atomic_path(path) as tmp:
+            cv2.imwrite(str(tmp), grid)
+        for lg in self.loggers:
+            if type(lg).__name__ == "WandbLogger":
+                lg.log_image(key="val/predictions", images=[grid[..., ::-1].copy()], step=self.global_step)
+
+    # ------------------------------------------------------------------ optimisation
+    def configure_optimizers(self) -> Any:
+        if self.optimizer_factory is None:
+            raise ValueError("DetectorModule needs an optimizer partial to train")
+        decay, no_decay = [], []
+        for name, p in self.net.named_parameters():
+            if not p.requires_grad:
+                continue
+            (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
+        optimizer = self.optimizer_factory(
+            params=[{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+        )
+        if self.scheduler_factory is None:
+            return optimizer
+        kwargs: dict[str, Any] = {}
+        func = getattr(self.scheduler_factory, "func", self.scheduler_factory)
+        takes_total = "total_steps" in inspect.signature(func).parameters
+        if takes_total:
+            kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
+        scheduler = self.scheduler_factory(optimizer=optimizer, **kwargs)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step" if takes_total else "epoch"},
+        }
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["net_config"] = dict(self.net.config)
+
+    # ------------------------------------------------------------------ inference
+    @torch.no_grad()
+    def predict_frames(
+        self,
+        frames: Sequence[np.ndarray],
+        batch_size: int = 8,
+        score_thresh: float | None = None,
+        img_size: int | None = None,
+    ) -> list[np.ndarray]:
+        """Detect in BGR frames from any number of cameras; `(N, 5) x, y, w, h, score` per frame.
+
+        Frames of the same size are letterboxed and run together on the module's device
+        (bf16 autocast on CUDA); boxes come back in each frame's own pixels, clipped.
+        """
+        was_training = self.training
+        self.eval()
+        size = int(img_size or self.hparams.img_size)
+        thresh = self.hparams.score_thresh if score_thresh is None else score_thresh
+        results: list[np.ndarray | None] = [None] * len(frames)
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, f in enumerate(frames):
+            if f is None or f.ndim != 3 or f.shape[2] != 3 or f.size == 0:
+                raise ValueError(f"frame {i}: expected an HxWx3 BGR image, got {None if f is None else f.shape}")
+            groups.setdefault(f.shape, []).append(i)
+        device = self.device
+        for idx in groups.values():
+            for start in range(0, len(idx), batch_size):
+                chunk = idx[start : start + batch_size]
+                x = torch.from_numpy(np.stack([frames[i] for i in chunk])).to(device, non_blocking=True)
+                x = x.permute(0, 3, 1, 2).flip(1)  # BGR -> RGB
+                x, lb = letterbox_batch(x, size)
+                x = self._images(x / 255.0)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                    out = self.net(x)
+                dets = postprocess(out, thresh, self.hparams.nms_thresh, self.hparams.max_det)
+                for i, d in zip(chunk, dets, strict=True):
+                    boxes = lb.to_image(d[:, :4]).cpu().numpy().astype(np.float64)
+                    boxes[:, 2:] -= boxes[:, :2]
+                    keep = (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
+                    results[i] = np.concatenate([boxes, d[:, 4:5].cpu().numpy()], 1)[keep]
+        self.train(was_training)
+        return [r if r is not None else np.zeros((0, 5)) for r in results]
+
+
+def load_detector(path: str | Path, map_location: str | torch.device = "cpu") -> DetectorModule:
+    """Rebuild a trained detector from a Lightning checkpoint (net config + hyperparameters are stored in it)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: detector checkpoint does not exist")
+    ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    if "net_config" not in ckpt or "state_dict" not in ckpt:
+        raise ValueError(f"{path}: not a DetectorModule checkpoint (no net_config/state_dict)")
+    net = YoloxNet(**ckpt["net_config"])
+    hparams = {k: v for k, v in ckpt.get("hyper_parameters", {}).items() if k not in ("net", "optimizer", "scheduler")}
+    module = DetectorModule(net, **hparams)
+    module.load_state_dict(ckpt["state_dict"])
+    return module.to(map_location).eval()

@@ -1,0 +1,36 @@
+"""Decode network outputs into per-image detections: score = obj * cls, top-k, class-aware NMS."""
+
+from __future__ import annotations
+
+import torch
+from torchvision.ops import batched_nms
+
+from citytrack.models.detector.assign import cxcywh_to_xyxy
+
+
+def postprocess(
+    outputs: torch.Tensor,
+    score_thresh: float = 0.1,
+    nms_thresh: float = 0.65,
+    max_det: int = 300,
+    pre_nms_topk: int = 2000,
+) -> list[torch.Tensor]:
+    """`(B, A, 5 + C)` decoded outputs -> per image `(N, 6)` `x1, y1, x2, y2, score, class`, best first.
+
+    Each anchor keeps its best class (person-first detector; one box per anchor); boxes of
+    different classes never suppress each other (`torchvision.ops.batched_nms`).
+    """
+    outputs = outputs.float()
+    boxes = cxcywh_to_xyxy(outputs[..., :4])
+    scores_all = outputs[..., 4:5].sigmoid() * outputs[..., 5:].sigmoid()
+    scores, labels = scores_all.max(-1)
+    results: list[torch.Tensor] = []
+    for b in range(outputs.shape[0]):
+        keep = scores[b] >= score_thresh
+        bx, sc, lb = boxes[b][keep], scores[b][keep], labels[b][keep]
+        if sc.numel() > pre_nms_topk:
+            top = sc.topk(pre_nms_topk).indices
+            bx, sc, lb = bx[top], sc[top], lb[top]
+        kept = batched_nms(bx, sc, lb, nms_thresh)[:max_det]
+        results.append(torch.cat([bx[kept], sc[kept, None], lb[kept, None].float()], 1))
+    return results
