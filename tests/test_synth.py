@@ -1,0 +1,212 @@
+"""Synthetic world: determinism, ground-truth exactness through the readers, every layout read back."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from citytrack.data.formats import aicity, kitti_mots, mot, reid
+from citytrack.data.synth import CameraRenderer, PoseCache, SynthConfigError, build_world, ensure_synthetic_dataset, generate
+from citytrack.data.synth.config import compose_config
+from citytrack.data.synth.world import SceneSpec
+from citytrack.multicam.calibration import CameraCalibration
+
+TINY = dict(cameras=2, people=4, frames=8, width=160, height=96, progress=False)
+# Small, but large enough that people are a few dozen pixels tall and ReID crops exist.
+SMALL = dict(cameras=2, people=5, frames=10, width=256, height=160, progress=False, reid={"min_height": 16, "stride": 3})
+
+
+@pytest.fixture(scope="module")
+def aic24_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate(None, out=tmp_path_factory.mktemp("aic24"), seed=3, **SMALL)
+
+
+def _digest(spec: SceneSpec, seed: int) -> tuple[str, str]:
+    world = build_world(spec, seed)
+    poses = PoseCache(world)
+    h_img, h_gt = hashlib.sha256(), hashlib.sha256()
+    for cam in world.cameras:
+        r = CameraRenderer(world, cam, poses=poses)
+        for f in range(spec.frames):
+            fr = r.render(f)
+            h_img.update(fr.image.tobytes())
+            h_gt.update(np.round(np.c_[fr.agents, fr.full_boxes, fr.visible_pixels], 6).tobytes())
+    return h_img.hexdigest(), h_gt.hexdigest()
+
+
+def test_determinism() -> None:
+    spec = SceneSpec(cameras=2, people=4, frames=4, width=160, height=96)
+    a, b, c = _digest(spec, 1), _digest(spec, 1), _digest(spec, 2)
+    assert a == b
+    assert a[0] != c[0] and a[1] != c[1]
+
+
+def test_render_invariants() -> None:
+    spec = SceneSpec(cameras=3, people=10, frames=6, width=200, height=120, area=(10.0, 8.0))
+    world = build_world(spec, 5)
+    poses = PoseCache(world)
+    seen = 0
+    for cam in world.cameras:
+        r = CameraRenderer(world, cam, poses=poses)
+        for f in range(spec.frames):
+            fr = r.render(f)
+            vis = fr.visibility
+            assert np.all((vis >= 0) & (vis <= 1))
+            on = fr.visible_pixels > 0
+            vb = fr.visible_boxes[on]
+            assert np.all(vb[:, :2] >= 0) and np.all(vb[:, 0] + vb[:, 2] <= spec.width) and np.all(vb[:, 1] + vb[:, 3] <= spec.height)
+            # The id map agrees with the visible pixel counts, and the visible box lies in the full box.
+            for k, a in enumerate(fr.agents):
+                assert int((fr.id_map == a + 1).sum()) == fr.visible_pixels[k]
+            fb = fr.full_boxes[on]
+            assert np.all(vb[:, 0] >= np.floor(fb[:, 0]) - 1) and np.all(vb[:, 1] >= np.floor(fb[:, 1]) - 1)
+            # Full box bottom centre is the projection of the world foot point.
+            uv = cam.calibration.ground_to_image(fr.foot_world)
+            np.testing.assert_allclose(fr.full_boxes[:, 0] + fr.full_boxes[:, 2] / 2, uv[:, 0], atol=1e-6)
+            np.testing.assert_allclose(fr.full_boxes[:, 1] + fr.full_boxes[:, 3], uv[:, 1], atol=1e-6)
+            seen += len(fr.agents)
+    assert seen > 0
+
+
+def test_aic24_exact_through_readers(aic24_dir: Path) -> None:
+    scenes = aicity.list_aic24_scenes(aic24_dir, "train")
+    assert len(scenes) == 1
+    scene = aicity.load_aic24_scene(scenes[0])
+    assert [c.camera_id for c in scene.cameras] == [1, 2]
+    gt = aicity.read_aic24_ground_truth(scene.ground_truth)
+    assert len(gt) > 0 and gt[:, 2].min() == 0
+    for cam in scene.cameras:
+        cal = aicity.read_aic24_calibration(cam.calibration)
+        model = CameraCalibration.from_projection(cal.projection)
+        np.testing.assert_allclose(model.homography, cal.homography, rtol=1e-9)
+        rows = gt[gt[:, 0] == cam.camera_id]
+        assert len(rows)
+        uv = model.project(np.c_[rows[:, 7:9], np.zeros(len(rows))])
+        bottom = np.c_[rows[:, 3] + rows[:, 5] / 2, rows[:, 4] + rows[:, 6]]
+        assert np.abs(uv - bottom).max() < 1.0
+        assert cam.video.stat().st_size > 0
+    meta = json.loads((aic24_dir / "meta.json").read_text())
+    assert meta["layout"] == "aic24" and meta["seed"] == 3 and len(meta["scenes"][0]["cameras"]) == 2
+    # ReID crops: Market-1501 names, train/test identities disjoint, queries from test identities.
+    items = {f: reid.scan_market1501(aic24_dir / "reid" / f) for f in ("bounding_box_train", "bounding_box_test", "query")}
+    assert items["bounding_box_train"] and items["query"]
+    train_ids = {it.pid for it in items["bounding_box_train"]}
+    test_ids = {it.pid for it in items["bounding_box_test"]} | {it.pid for it in items["query"]}
+    assert not train_ids & test_ids
+    assert set(gt[:, 1].astype(int)) >= train_ids | test_ids
+
+
+def test_hidden_everywhere_has_no_box(aic24_dir: Path) -> None:
+    """Rows exist exactly for people with enough visible pixels in that camera."""
+    gt = aicity.read_aic24_ground_truth(aicity.load_aic24_scene(aicity.list_aic24_scenes(aic24_dir, "train")[0]).ground_truth)
+    world = build_world(SceneSpec(cameras=2, people=5, frames=10, width=256, height=160), 3)
+    poses = PoseCache(world)
+    expected = set()
+    hidden_somewhere = 0
+    for c, cam in enumerate(world.cameras):
+        r = CameraRenderer(world, cam, poses=poses)
+        for f in range(10):
+            fr = r.render(f)
+            for a, px in zip(fr.agents, fr.visible_pixels, strict=True):
+                if px >= 10:
+                    expected.add((c + 1, world.agents[a].global_id, f))
+                else:
+                    hidden_somewhere += 1
+    got = {(int(a), int(b), int(f)) for a, b, f in gt[:, :3]}
+    assert got == expected
+    present = world.traj.present
+    in_some_camera = {(i, f) for _c, i, f in expected}
+    absent = [(a.global_id, f) for f in range(10) for a in world.agents if not present[f, a.index]]
+    assert not any(k in in_some_camera for k in absent)
+
+
+def test_fully_occluded_person_has_no_box() -> None:
+    """Put a person inside a huge occluder in front of every camera: drawn but 0 visible pixels, so no row."""
+    spec = SceneSpec(cameras=2, people=1, frames=2, width=160, height=96, occluders=0)
+    world = build_world(spec, 0)
+    from citytrack.data.synth.world import Occluder
+
+    world.traj.position[:] = 0.0
+    world.traj.present[:] = True
+    world.occluders.append(Occluder("box", np.array([0.0, 0.0]), np.array([3.0, 3.0, 3.0]), 0.0, (90, 90, 90)))
+    for cam in world.cameras:
+        fr = CameraRenderer(world, cam).render(0)
+        assert len(fr.agents) == 1 and fr.full_pixels[0] > 0 and fr.visible_pixels[0] == 0
+
+
+@pytest.mark.parametrize("layout", ["mot", "kitti_mots", "aic23"])
+def test_layouts_read_back_identical(tmp_path: Path, aic24_dir: Path, layout: str) -> None:
+    out = generate(None, out=tmp_path / layout, seed=3, layout=layout, **SMALL)
+    ref = aicity.read_aic24_ground_truth(aic24_dir / "train" / "scene_001" / "ground_truth.txt")
+    if layout == "mot":
+        seqs = mot.list_sequences(out / "train")
+        assert len(seqs) == 2
+        for c, seq_dir in enumerate(seqs):
+            seq = mot.load_sequence(seq_dir)
+            assert seq.info.seq_length == 10 and seq.info.im_width == 256
+            rows = ref[ref[:, 0] == c + 1]
+            rows = rows[np.lexsort((rows[:, 1], rows[:, 2]))]
+            assert seq.gt is not None and seq.det is not None
+            np.testing.assert_array_equal(seq.gt[:, 0], rows[:, 2] + 1)
+            np.testing.assert_array_equal(seq.gt[:, 1], rows[:, 1])
+            np.testing.assert_allclose(seq.gt[:, 2:6], rows[:, 3:7], atol=0.006)
+            assert np.all(seq.gt[:, 7] == 1) and np.all((seq.gt[:, 8] >= 0) & (seq.gt[:, 8] <= 1))
+            assert seq.image_path(1).is_file() and len(seq.det) > 0
+    elif layout == "kitti_mots":
+        for c in range(2):
+            records = kitti_mots.read_instances_txt(out / "train" / "instances_txt" / f"{c:04d}.txt")
+            peds = [r for r in records if not r.is_ignore]
+            assert all(r.class_id == 2 and r.obj_id >= 2000 for r in peds)
+            rows = ref[ref[:, 0] == c + 1]
+            assert {(r.frame, r.obj_id - 2000) for r in peds} == {(int(f), int(i)) for i, f in rows[:, [1, 2]]}
+            png = kitti_mots.read_instance_png(out / "train" / "instances" / f"{c:04d}" / "000003.png")
+            from_txt = kitti_mots.records_to_png([r for r in records if r.frame == 3])
+            np.testing.assert_array_equal(png, from_txt)
+            assert (out / "train" / "image_02" / f"{c:04d}" / "000000.png").is_file()
+    else:
+        scene = aicity.load_aic23_scene(out / "train" / "S001")
+        for cam in scene.cameras:
+            labels = cam.read_labels()
+            rows = ref[ref[:, 0] == cam.camera_id]
+            rows = rows[np.lexsort((rows[:, 1], rows[:, 2]))]
+            np.testing.assert_array_equal(labels[:, 0], rows[:, 2] + 1)
+            np.testing.assert_allclose(labels[:, 2:6], rows[:, 3:7], atol=0.006)
+            assert cam.read_calibration().projection.shape == (3, 4)
+
+
+def test_ensure_regenerates_only_when_incomplete(tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    ensure_synthetic_dataset(root, seed=1, **TINY)
+    meta = root / "meta.json"
+    stamp = meta.stat().st_mtime_ns
+    ensure_synthetic_dataset(root, seed=1, **TINY)
+    assert meta.stat().st_mtime_ns == stamp
+    meta.unlink()  # as if interrupted before the end
+    gt = root / "train" / "scene_001" / "ground_truth.txt"
+    gt.write_text("garbage\n")
+    ensure_synthetic_dataset(root, seed=1, **TINY)
+    assert meta.is_file() and len(aicity.read_aic24_ground_truth(gt)) > 0
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [({"cameras": 0}, "cameras"), ({"width": 0}, "width"), ({"width": -5}, "width"), ({"fps": 0}, "fps"),
+     ({"scenes": 0}, "scenes"), ({"layout": "nope"}, "layout")],
+)
+def test_malformed_config(tmp_path: Path, override: dict, message: str) -> None:
+    with pytest.raises(SynthConfigError, match=message):
+        generate(None, out=tmp_path / "x", **{**TINY, **override})
+    assert not (tmp_path / "x" / "meta.json").exists()
+
+
+def test_cli_compose_and_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from citytrack.data.synth.__main__ import main
+
+    cfg = compose_config(["out=/tmp/x", "layout=mot", "cameras=3"])
+    assert cfg.layout.name == "mot" and cfg.cameras == 3 and cfg.layout.det.fp_per_frame > 0
+    assert main([f"out={tmp_path}", "cameras=0"]) == 2
+    assert "cameras" in capsys.readouterr().err
