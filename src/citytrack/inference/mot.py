@@ -194,12 +194,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     total_frames, total_seconds = 0, 0.0
     for folder in tqdm(sequences, desc="sequences", disable=len(sequences) < 2):
         seq = load_sequence(folder)
+        name = folder.name  # the folder, as MOTChallenge names result files and as data.sequences selects
         det_path = folder / "det" / "det.txt"
         if seq.det is None:
             raise FormatError(det_path, "missing detection file")
         check_frame_order(det_path, seq.det, strict=bool(data.get("strict_frame_order", False)))
         det = seq.det.copy()
-        det[:, CONF] = normalise_scores(det[:, CONF], score_mode, seq.info.name)
+        det[:, CONF] = normalise_scores(det[:, CONF], score_mode, name)
         loader = _image_loader(seq) if data.get("load_images", False) else None
         table, seconds = track_sequence(
             tracker,
@@ -209,24 +210,24 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             min_score=min_score,
             image_loader=loader,
             progress=True,
-            name=seq.info.name,
+            name=name,
         )
         table = _postprocess(table, seq, task.get("postprocess"))
-        write_mot(out_dir / f"{seq.info.name}.txt", table, kind="result")
+        write_mot(out_dir / f"{name}.txt", table, kind="result")
         frames = int(max(seq.info.seq_length, det[:, FRAME].max() if len(det) else 0))
         total_frames += frames
         total_seconds += seconds
         log.info(
             "%s: %d boxes, %d tracks, %.0f association fps -> %s",
-            seq.info.name,
+            name,
             len(table),
             len(np.unique(table[:, 1])) if len(table) else 0,
             frames / max(seconds, 1e-9),
-            out_dir / f"{seq.info.name}.txt",
+            out_dir / f"{name}.txt",
         )
-        preds[seq.info.name] = table
+        preds[name] = table
         if seq.gt is not None and task.get("evaluate", True):
-            gts[seq.info.name] = seq.gt
+            gts[name] = seq.gt
     result: dict[str, Any] = {
         "sequences": list(preds),
         "fps": total_frames / max(total_seconds, 1e-9),
