@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 
 from citytrack.data.formats import aicity, kitti_mots, mot, reid
-from citytrack.data.synth import CameraRenderer, PoseCache, SynthConfigError, build_world, ensure_synthetic_dataset, generate
+from citytrack.data.synth import (
+    CameraRenderer,
+    PoseCache,
+    SynthConfigError,
+    build_world,
+    ensure_synthetic_dataset,
+    generate,
+)
 from citytrack.data.synth.config import compose_config
 from citytrack.data.synth.world import SceneSpec
 from citytrack.multicam.calibration import CameraCalibration

@@ -66,9 +66,7 @@ def body_points(
     sho_z = 0.815 * H
     hw_h, hw_s, d = 0.085 * H * B, 0.115 * H * B, 0.06 * H * B
     z[:, [PELVIS]] = hip_z
-    for side, (hip, knee, ankle, toe, sign) in enumerate(
-        [(HIP_L, KNEE_L, ANKLE_L, TOE_L, 1.0), (HIP_R, KNEE_R, ANKLE_R, TOE_R, -1.0)]
-    ):
+    for hip, knee, ankle, toe, sign in ((HIP_L, KNEE_L, ANKLE_L, TOE_L, 1.0), (HIP_R, KNEE_R, ANKLE_R, TOE_R, -1.0)):
         alpha = sign * amp * 0.42 * s  # thigh swing
         beta = amp * 0.7 * np.maximum(0.0, sign * c)  # knee bends while the leg swings forward
         b[:, [hip]] = sign * hw_h * 0.6
@@ -84,7 +82,6 @@ def body_points(
         a[:, [toe]] = a[:, [ankle]] + 0.075 * H
         b[:, [toe]] = b[:, [ankle]]
         z[:, [toe]] = z[:, [ankle]] - 0.012 * H
-        _ = side
     for sho, elb, hand, sign in ((SHO_L, ELB_L, HAND_L, 1.0), (SHO_R, ELB_R, HAND_R, -1.0)):
         gamma = -sign * amp * 0.38 * s  # arms swing against the legs
         bend = 0.15 + 0.25 * amp
@@ -122,7 +119,7 @@ def body_points(
         b[:, [PELV0 + corner]] = db * hw_h
         z[:, [PELV0 + corner]] = hip_z - 0.07 * H
     _box(a, b, z, PACK0, (-d - 0.13, -d), (-0.15 * B, 0.15 * B), (sho_z - 0.33, sho_z - 0.02 * H))
-    _box(a, b, z, SBAG0, (-0.11 + 0 * H, 0.11 + 0 * H), (hw_h + 0.02, hw_h + 0.11), (hip_z - 0.08, hip_z + 0.16))
+    _box(a, b, z, SBAG0, (-0.11, 0.11), (hw_h + 0.02, hw_h + 0.11), (hip_z - 0.08, hip_z + 0.16))
     # Rotate (a, b) into the world and move to the foot position.
     ch, sh = np.cos(heading)[:, None], np.sin(heading)[:, None]
     out = np.empty((A, NUM_POINTS, 3))

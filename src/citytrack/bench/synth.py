@@ -1,0 +1,98 @@
+"""`python -m citytrack.bench synth`: camera-frames per second of the synthetic renderer.
+
+Measures render-only and render + mp4v encode at 640x360 and 1920x1080 with 30 people
+(targets: 200 and 20 camera-frames/s rendered and encoded on a 2-core machine). Reports
+wall-clock rates, process-CPU rates (what the code would do on an otherwise idle core) and
+the machine's load average, since benchmarks here share the CPU with other jobs.
+With `--workers 2` cameras are rendered in parallel processes, one video writer each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import cv2
+
+from citytrack.data.synth.render import CameraRenderer, PoseCache
+from citytrack.data.synth.world import SceneSpec, build_world
+
+TARGETS = {(640, 360): 200.0, (1920, 1080): 20.0}
+
+
+def _run_cameras(args: tuple[int, int, int, int, int, list[int], bool, str]) -> tuple[int, float, float]:
+    """Render (and encode) the given cameras of a world; returns (camera-frames, wall s, cpu s)."""
+    width, height, people, frames, cameras, cams, encode, tmpdir = args
+    spec = SceneSpec(cameras=cameras, people=people, frames=frames, width=width, height=height)
+    world = build_world(spec, seed=0)
+    poses = PoseCache(world)
+    renderers = [CameraRenderer(world, world.cameras[c], poses=poses) for c in cams]
+    writers = []
+    if encode:
+        for c in cams:
+            path = Path(tmpdir) / f"cam{c}_{width}.mp4"
+            writers.append(cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (width, height)))
+    renderers[0].render(0)  # warm up
+    t0, c0 = time.perf_counter(), time.process_time()
+    n = 0
+    for f in range(frames):
+        for i, r in enumerate(renderers):
+            fr = r.render(f)
+            if encode:
+                writers[i].write(fr.image)
+            n += 1
+    for w in writers:
+        w.release()
+    return n, time.perf_counter() - t0, time.process_time() - c0
+
+
+def bench(width: int, height: int, people: int, frames: int, cameras: int, encode: bool, workers: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        if workers <= 1:
+            n, wall, cpu = _run_cameras((width, height, people, frames, cameras, list(range(cameras)), encode, tmp))
+            return {"cam_frames": n, "fps_wall": n / wall, "fps_cpu": n / cpu}
+        groups = [list(range(cameras))[i::workers] for i in range(workers)]
+        t0 = time.perf_counter()
+        with ProcessPoolExecutor(workers) as pool:
+            results = list(pool.map(_run_cameras, [(width, height, people, frames, cameras, g, encode, tmp) for g in groups]))
+        wall = time.perf_counter() - t0  # includes world building in the workers
+        n = sum(r[0] for r in results)
+        return {"cam_frames": n, "fps_wall": n / max(r[1] for r in results), "fps_wall_incl_setup": n / wall,
+                "fps_cpu": n / sum(r[2] for r in results) * workers}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m citytrack.bench synth", description=__doc__.splitlines()[0])
+    p.add_argument("--people", type=int, default=30)
+    p.add_argument("--cameras", type=int, default=4)
+    p.add_argument("--frames", type=int, default=50, help="frames per camera at 640x360 (1080p uses a fifth)")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--sizes", default="640x360,1920x1080")
+    args = p.parse_args(argv)
+    cv2.setNumThreads(1)
+    print(f"synth render benchmark: {args.people} people, {args.cameras} cameras, workers={args.workers}, "
+          f"cpus={os.cpu_count()}, load average before: {os.getloadavg()[0]:.2f}")
+    ok = True
+    for size in args.sizes.split(","):
+        w, h = (int(v) for v in size.split("x"))
+        frames = args.frames if w * h <= 640 * 360 else max(5, args.frames // 5)
+        for encode in (False, True):
+            r = bench(w, h, args.people, frames, args.cameras, encode, args.workers)
+            what = "render+encode" if encode else "render only  "
+            target = TARGETS.get((w, h))
+            line = (f"{w}x{h} {what}: {r['fps_wall']:7.1f} cam-frames/s wall, {r['fps_cpu']:7.1f} by CPU time "
+                    f"({int(r['cam_frames'])} cam-frames, load {os.getloadavg()[0]:.2f})")
+            if encode and target:
+                line += f"  target {target:.0f}: {'met' if r['fps_wall'] >= target else 'NOT met (wall)'}"
+                ok &= r["fps_wall"] >= target
+            print(line, flush=True)
+    print("all targets met (wall clock)" if ok else "some targets not met on wall clock; see the CPU-time rates and the load")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
