@@ -217,3 +217,15 @@ def test_cli_compose_and_error(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert cfg.layout.name == "mot" and cfg.cameras == 3 and cfg.layout.det.fp_per_frame > 0
     assert main([f"out={tmp_path}", "cameras=0"]) == 2
     assert "cameras" in capsys.readouterr().err
+
+
+def test_config_inside_another_hydra_app(config_dir: Path) -> None:
+    """Datamodules call the Python API under train.py's Hydra: the manual merge gives the same config."""
+    from hydra import initialize_config_dir
+    from omegaconf import OmegaConf
+
+    args = ["out=/tmp/x", "layout=mot", "cameras=3", "world.area=[8,6]"]
+    plain = compose_config(args)
+    with initialize_config_dir(config_dir=str(config_dir / "synth"), version_base="1.3"):
+        nested = compose_config(args)
+    assert OmegaConf.to_container(plain) == OmegaConf.to_container(nested)
