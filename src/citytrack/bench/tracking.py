@@ -185,7 +185,7 @@ def boxmot_available() -> str | None:
     try:
         import boxmot  # noqa: F401
         from boxmot.trackers.factory import create_tracker  # noqa: F401
-    except Exception as err:  # ImportError or a broken optional dependency
+    except Exception as err:  # noqa: BLE001 - ImportError or a broken optional dependency
         return f"boxmot is not installed or broken ({type(err).__name__}: {err}); pip install --no-deps boxmot==25.0.0"
     return None
 

@@ -405,7 +405,7 @@ def format_table(df: pd.DataFrame, columns: Sequence[str] = DEFAULT_TABLE_COLUMN
         cells = [str(name)]
         for col in columns:
             value = float(row[col])
-            cells.append(f"{int(round(value))}" if col in _INT_COLUMNS else f"{value:.1f}")
+            cells.append(f"{round(value)}" if col in _INT_COLUMNS else f"{value:.1f}")
         body.append(cells)
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
 
