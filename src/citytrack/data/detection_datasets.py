@@ -151,15 +151,12 @@ def mot_sequence_records(
 
 def coco_records(json_path: PathLike, image_root: PathLike | None = None, class_names: Sequence[str] = ("person",)) -> list[FrameRecord]:
     """Images of a COCO detection json; categories named in `class_names` are the classes, crowds are ignored regions."""
-    from pycocotools.coco import COCO
+    from citytrack.data.formats.coco import load_coco
 
     path = Path(json_path)
     if not path.is_file():
         raise FormatError(path, "COCO annotation file does not exist")
-    try:
-        coco = COCO(str(path))
-    except (ValueError, KeyError, TypeError) as err:
-        raise FormatError(path, f"not a COCO detection json ({err})") from None
+    coco = load_coco(path)  # validates the json, FormatError naming the file otherwise
     root = Path(image_root) if image_root is not None else path.parent
     name_to_class = {n: i for i, n in enumerate(class_names)}
     cat_to_class = {c["id"]: name_to_class[c["name"]] for c in coco.loadCats(coco.getCatIds()) if c["name"] in name_to_class}

@@ -1,0 +1,159 @@
+"""`python infer.py task=detect data.root=DIR ckpt=detector.ckpt out=DIR`: detections as MOT `det.txt`.
+
+`data.root` may be an AI City 2024 scene (`scene_XXX/camera_XXXX/video.mp4`), a folder of such
+scenes, a MOTChallenge sequence (`img1/` + `seqinfo.ini`), a folder of sequences, or a single
+video file. Each camera/sequence gets `<out>/<name>/det/det.txt` in the MOTChallenge det
+layout (`frame, -1, x, y, w, h, score, -1, -1, -1`, frames 1-based: video frame i is written
+as i + 1), written atomically through `citytrack.data.formats.mot.write_mot`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from citytrack.data.formats.errors import FormatError
+from citytrack.data.formats.mot import write_mot
+
+log = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov")
+
+
+def find_inputs(root: Path) -> list[tuple[str, Path, str]]:
+    """`(name, path, kind)` for every camera/sequence under `root`; kind is `video` or `mot`."""
+    if not root.exists():
+        raise FormatError(root, "input does not exist")
+    if root.is_file():
+        if root.suffix.lower() not in VIDEO_SUFFIXES:
+            raise FormatError(root, f"not a video file (expected one of {VIDEO_SUFFIXES})")
+        return [(root.stem, root, "video")]
+    if (root / "img1").is_dir():
+        return [(root.name, root, "mot")]
+    if root.name.startswith("scene_"):
+        cams = sorted(p for p in root.glob("camera_*/video.mp4"))
+        return [(f"{root.name}/{p.parent.name}", p, "video") for p in cams]
+    found: list[tuple[str, Path, str]] = []
+    for child in sorted(p for p in root.iterdir() if p.is_dir()):
+        if (child / "img1").is_dir():
+            found.append((child.name, child, "mot"))
+        elif child.name.startswith("scene_"):
+            found += find_inputs(child)
+        else:
+            found += [(f"{s.name}/{p.parent.name}", p, "video") for s in sorted(child.glob("scene_*")) for p in sorted(s.glob("camera_*/video.mp4"))]
+    if not found:
+        raise FormatError(root, "no AI City scenes, MOT sequences (img1/) or videos found")
+    return found
+
+
+def iter_frames(path: Path, kind: str, stride: int = 1, max_frames: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """`(frame number 1-based, BGR image)`; a clear error on an unreadable or empty input."""
+    count = 0
+    if kind == "mot":
+        from citytrack.data.formats.mot import load_sequence
+
+        seq = load_sequence(path)
+        for f in range(1, seq.info.seq_length + 1, stride):
+            image = cv2.imread(str(seq.image_path(f)))
+            if image is None:
+                raise FormatError(seq.image_path(f), "image is missing or cannot be decoded")
+            yield f, image
+            count += 1
+            if max_frames is not None and count >= max_frames:
+                return
+        if count == 0:
+            raise FormatError(path, "sequence has no frames")
+        return
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise FormatError(path, "OpenCV cannot open this video")
+    try:
+        index = 0
+        while True:
+            ok, image = cap.read()
+            if not ok:
+                break
+            if index % stride == 0:
+                yield index + 1, image
+                count += 1
+                if max_frames is not None and count >= max_frames:
+                    return
+            index += 1
+    finally:
+        cap.release()
+    if count == 0:
+        raise FormatError(path, "video has no decodable frames")
+
+
+def detections_table(frames: list[int], dets: list[np.ndarray]) -> np.ndarray:
+    """Per-frame `(N, 5) xywh score` -> MOT det table `(M, 10)`."""
+    rows = []
+    for f, d in zip(frames, dets, strict=True):
+        d = np.asarray(d, dtype=np.float64).reshape(-1, 5)
+        d = d[(d[:, 2] > 0) & (d[:, 3] > 0)]
+        if len(d):
+            rows.append(
+                np.column_stack([np.full(len(d), f), np.full(len(d), -1.0), d[:, :4], d[:, 4], np.full((len(d), 3), -1.0)])
+            )
+    return np.concatenate(rows) if rows else np.zeros((0, 10))
+
+
+def detect_to_file(
+    detector: Any, path: Path, kind: str, out_file: Path, batch_size: int = 8, stride: int = 1,
+    max_frames: int | None = None, score_thresh: float | None = None, img_size: int | None = None,
+) -> int:
+    """Run `detector.predict_frames` over one input and write its det.txt; returns the number of detections."""
+    frames: list[int] = []
+    dets: list[np.ndarray] = []
+    buf_f: list[int] = []
+    buf_i: list[np.ndarray] = []
+
+    def flush() -> None:
+        dets.extend(detector.predict_frames(buf_i, batch_size=batch_size, score_thresh=score_thresh, img_size=img_size))
+        frames.extend(buf_f)
+        buf_f.clear()
+        buf_i.clear()
+
+    for f, image in iter_frames(path, kind, stride, max_frames):
+        buf_f.append(f)
+        buf_i.append(image)
+        if len(buf_i) >= batch_size:
+            flush()
+    if buf_i:
+        flush()
+    table = detections_table(frames, dets)
+    write_mot(out_file, table, kind="det")
+    return len(table)
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Task runner: detect over every input under `cfg.data.root`, write det files under `cfg.out`."""
+    from citytrack.models.detector.module import load_detector
+
+    task = cfg.task
+    if not cfg.get("ckpt"):
+        raise ValueError("task=detect needs ckpt=<path to a detector checkpoint>")
+    device = cfg.get("device", "auto")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    detector = load_detector(cfg.ckpt, map_location=device)
+    if task.get("nms_thresh") is not None:
+        detector.hparams.nms_thresh = float(task.nms_thresh)
+    out = Path(cfg.out)
+    summary: dict[str, Any] = {}
+    for name, path, kind in find_inputs(Path(cfg.data.root)):
+        out_file = out / name / "det" / "det.txt"
+        n = detect_to_file(
+            detector, path, kind, out_file, int(task.get("batch_size", 8)), int(task.get("frame_stride", 1)),
+            task.get("max_frames"), task.get("score_thresh"), task.get("img_size"),
+        )
+        log.info("%s: %d detections -> %s", name, n, out_file)
+        summary[name] = n
+    return summary

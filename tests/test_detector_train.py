@@ -1,0 +1,82 @@
+"""One tiny training run through the real Hydra config (`experiment=detector_synthetic`), then infer.py task=detect."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import open_dict
+
+from tests.conftest import CONFIG_DIR
+
+
+@pytest.mark.slow
+def test_tiny_training_run_via_hydra_and_detect_task(tmp_path: Path) -> None:
+    from citytrack.inference import run_task
+    from citytrack.train import train
+
+    synth = {"scenes": 1, "cameras": 1, "people": 5, "frames": 12, "progress": False}
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(
+            config_name="train",
+            return_hydra_config=True,
+            overrides=[
+                "experiment=detector_synthetic",
+                "model=detector_tiny",
+                "trainer=cpu",
+                "logger=csv",
+                "~callbacks.model_summary",
+                "~callbacks.progress_bar",
+                "+trainer.max_steps=3",
+                "trainer.max_epochs=1",
+                "+trainer.limit_val_batches=1",
+                "+trainer.num_sanity_val_steps=0",
+                "+trainer.enable_progress_bar=false",
+                "data.img_size=96",
+                "data.batch_size=2",
+                f"data.train.0.root={tmp_path / 'synth_train'}",
+                f"data.val.0.root={tmp_path / 'synth_val'}",
+                f"paths.log_dir={tmp_path / 'logs'}",
+                f"paths.output_dir={tmp_path / 'run'}",
+            ],
+        )
+        with open_dict(cfg):
+            cfg.data.train[0].overrides = {**synth, "seed": 1}
+            cfg.data.val[0].overrides = {**synth, "seed": 2}
+            cfg.data.train[0].stride = 2
+            cfg.data.val[0].stride = 6
+            del cfg.hydra
+        metrics, objs = train(cfg)
+        assert "val/mAP50" in metrics and "val/recall@0.1" in metrics
+        assert 0.0 <= float(metrics["val/mAP50"]) <= 1.0
+        assert np.isfinite(float(metrics["train/loss"]))
+        ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+        assert ckpt.is_file()
+        assert list((tmp_path / "run").rglob("predictions/val_epoch000.png"))
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        icfg = compose(
+            config_name="infer",
+            overrides=[
+                "task=detect",
+                f"data.root={tmp_path / 'synth_val' / 'train' / 'scene_001'}",
+                f"ckpt={ckpt}",
+                f"out={tmp_path / 'dets'}",
+                "task.max_frames=3",
+                "device=cpu",
+                f"paths.output_dir={tmp_path / 'infer'}",
+            ],
+        )
+    summary = run_task(icfg)
+    assert summary
+    from citytrack.data.formats.mot import read_mot
+
+    for name in summary:
+        table = read_mot(tmp_path / "dets" / name / "det" / "det.txt", kind="det")
+        assert len(table) == summary[name]
+        assert table[:, 0].max() <= 3 if len(table) else True
