@@ -57,7 +57,7 @@ def scan_folder(folder: str | Path, fmt: str) -> list[ReIDSample]:
     if fmt == "market1501":
         records = reid_formats.scan_market1501(folder)
     elif fmt == "veri776":
-        records = reid_formats.scan_veri776(folder)
+        records = reid_formats.scan_veri(folder)
     else:
         raise ValueError(f"unknown ReID folder format {fmt!r}; known: {sorted(LAYOUTS)}")
     return [ReIDSample(Path(r.path), int(r.pid), int(r.camid)) for r in records]
@@ -229,8 +229,11 @@ class SyntheticReIDDataModule(ReIDDataModule):
         frame_stride: int = 5,
         min_visibility: float = 0.6,
         min_height: int = 24,
+        root: str | None = None,
         **kwargs: Any,
     ) -> None:
+        if root is not None:
+            raise ValueError("SyntheticReIDDataModule generates its own data: set data_dir, not root")
         kwargs.setdefault("format", "market1501")
         super().__init__(root=None, **kwargs)
         if source not in {"crops", "scenes"}:
@@ -293,8 +296,11 @@ class AICityCropsDataModule(ReIDDataModule):
         min_visibility: float = 0.6,
         min_height: int = 24,
         eval_fraction: float = 0.5,
+        root: str | None = None,
         **kwargs: Any,
     ) -> None:
+        if root is not None:
+            raise ValueError("AICityCropsDataModule cuts crops from scenes_root: set scenes_root/cache_dir, not root")
         kwargs.setdefault("format", "market1501")
         super().__init__(root=None, **kwargs)
         self.scenes_root, self.split = Path(scenes_root), split

@@ -54,6 +54,22 @@ def warmup_cosine(
     return LambdaLR(optimizer, factor)
 
 
+def _partial_target(fn: Any) -> Any:
+    """The wrapped callable of a functools.partial or of Hydra's deferred `_partial_` target."""
+    for attr in ("func", "_target_", "target"):
+        if hasattr(fn, attr) and callable(getattr(fn, attr)):
+            return getattr(fn, attr)
+    return fn
+
+
+def _partial_keywords(fn: Any) -> dict[str, Any]:
+    for attr in ("keywords", "_kwargs", "kwargs"):
+        value = getattr(fn, attr, None)
+        if isinstance(value, dict):
+            return value
+    return {}
+
+
 class ReIDModule(pl.LightningModule):
     """Train/evaluate a ReID embedding network.
 
@@ -93,7 +109,9 @@ class ReIDModule(pl.LightningModule):
         compile: bool = False,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(logger=False, ignore=["net", "augment"])
+        # only plain values go into the checkpoint (torch.load(weights_only=True) must read it back)
+        self.save_hyperparameters(logger=False, ignore=["net", "augment", "optimizer", "scheduler"])
+        self.optimizer_fn, self.scheduler_fn = optimizer, scheduler
         self.net = net
         self.augment = augment
         self.ce = CrossEntropyLabelSmooth(label_smoothing)
@@ -251,17 +269,17 @@ class ReIDModule(pl.LightningModule):
         rest = [p for p in self.parameters() if p.requires_grad and id(p) not in backbone_ids]
         groups = [{"params": rest}]
         if backbone:
-            base_lr = self.hparams.optimizer.keywords.get("lr") if hasattr(self.hparams.optimizer, "keywords") else None
+            base_lr = getattr(self.optimizer_fn, "keywords", {}).get("lr")
             group: dict[str, Any] = {"params": backbone}
             if base_lr is not None and self.hparams.backbone_lr_mult != 1.0:
                 group["lr"] = base_lr * self.hparams.backbone_lr_mult
             groups.insert(0, group)
-        optimizer = self.hparams.optimizer(params=groups)
-        if self.hparams.scheduler is None:
+        optimizer = self.optimizer_fn(params=groups)
+        if self.scheduler_fn is None:
             return optimizer
-        sched_fn = self.hparams.scheduler
+        sched_fn = self.scheduler_fn
         kwargs: dict[str, Any] = {}
-        if getattr(sched_fn, "func", None) is warmup_cosine and sched_fn.keywords.get("total_steps") is None:
+        if _partial_target(sched_fn) is warmup_cosine and _partial_keywords(sched_fn).get("total_steps") is None:
             kwargs["total_steps"] = max(int(self.trainer.estimated_stepping_batches), 1)
         scheduler = sched_fn(optimizer=optimizer, **kwargs)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}
