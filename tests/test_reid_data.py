@@ -1,0 +1,158 @@
+"""ReID datamodules: Market-1501 / VeRi folders, crops cut from AI City scenes, vehicle heads plumbing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from citytrack.data.formats.errors import FormatError
+from citytrack.data.reid_datamodule import (
+    ReIDDataModule,
+    ReIDImageDataset,
+    box_visibility,
+    extract_aic24_reid_crops,
+    scan_folder,
+)
+from citytrack.models.reid.backbones import ReIDNet
+from citytrack.models.reid.module import ReIDModule, warmup_cosine
+
+
+def _write_market(root: Path, ids: int = 4, per_cam: int = 2, cams: int = 2) -> None:
+    rng = np.random.default_rng(0)
+    for sub, pid_offset in (("bounding_box_train", 1), ("bounding_box_test", 100), ("query", 100)):
+        (root / sub).mkdir(parents=True)
+        for pid in range(pid_offset, pid_offset + ids):
+            for cam in range(1, cams + 1):
+                n = 1 if sub == "query" else per_cam
+                for j in range(n):
+                    img = rng.integers(0, 255, (40, 20, 3), dtype=np.uint8)
+                    cv2.imwrite(str(root / sub / f"{pid:04d}_c{cam}s1_{j:06d}_01.jpg"), img)
+    # a junk gallery image is ignored
+    cv2.imwrite(str(root / "bounding_box_test" / "-1_c1s1_000000_00.jpg"), np.zeros((8, 4, 3), np.uint8))
+
+
+def test_market_folder_datamodule(tmp_path: Path) -> None:
+    _write_market(tmp_path)
+    cfg = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf" / "data" / "reid_market.yaml")
+    cfg.root, cfg.seed, cfg.num_workers, cfg.height, cfg.width, cfg.p, cfg.k = str(tmp_path), 0, 0, 32, 16, 2, 2
+    dm = instantiate(cfg)
+    assert isinstance(dm, ReIDDataModule)
+    dm.setup("fit")
+    assert dm.num_classes == 4
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["image"].shape == (4, 3, 32, 16) and batch["image"].dtype == torch.uint8
+    assert set(batch["pid"].tolist()) <= set(range(4))
+    val = dm.val_set
+    assert val.num_query == 8 and len(val) == 8 + 16
+    vb = next(iter(dm.val_dataloader()))
+    assert vb["is_query"][:8].all() and not vb["is_query"][8:].any()
+
+
+def test_missing_folder_and_bad_image_are_named(tmp_path: Path) -> None:
+    dm = ReIDDataModule(root=str(tmp_path), num_workers=0)
+    with pytest.raises(FormatError, match="bounding_box_train"):
+        dm.setup("fit")
+    bad = tmp_path / "0001_c1s1_000001_01.jpg"
+    bad.write_bytes(b"not a jpeg")
+    ds = ReIDImageDataset(scan_folder(tmp_path, "market1501"), 32, 16)
+    with pytest.raises(FormatError, match="0001_c1s1_000001_01.jpg"):
+        ds[0]
+
+
+def test_real_market_samples(shared_data: Path) -> None:
+    samples = scan_folder(shared_data / "market1501_samples", "market1501")
+    assert len(samples) == 5
+    assert {(s.pid, s.camid) for s in samples} >= {(22, 6), (27, 2)}
+    ds = ReIDImageDataset(samples, 64, 32)
+    item = ds[0]
+    assert item["image"].shape == (3, 64, 32) and item["image"].float().std() > 5
+
+
+def test_box_visibility_occlusion_and_border() -> None:
+    boxes = np.array([[0, 0, 10, 20], [0, 10, 10, 20], [95, 0, 10, 10]], dtype=float)
+    vis = box_visibility(boxes, width=100, height=100)
+    # box 0's lower half is covered by box 1 (nearer: lower bottom edge); box 2 half outside
+    np.testing.assert_allclose(vis, [0.5, 1.0, 0.5], atol=1e-6)
+
+
+@pytest.mark.slow
+def test_crops_cut_from_synthetic_scene(tmp_path: Path) -> None:
+    from citytrack.data.reid_datamodule import scene_dirs_of
+    from citytrack.data.synth import ensure_synthetic_dataset
+
+    ds = ensure_synthetic_dataset(tmp_path / "world", seed=3, cameras=2, people=6, frames=20, width=320,
+                                  height=180, progress=False)
+    out = extract_aic24_reid_crops(scene_dirs_of(ds), tmp_path / "crops", frame_stride=5, min_visibility=0.5,
+                                   min_height=16, eval_fraction=0.5, seed=0)
+    train = scan_folder(out / "bounding_box_train", "market1501")
+    gallery = scan_folder(out / "bounding_box_test", "market1501")
+    query = scan_folder(out / "query", "market1501")
+    assert train and gallery
+    assert not ({s.pid for s in train} & {s.pid for s in gallery + query})  # disjoint identities
+    # at most one query per identity and camera, and each query identity is in another camera's gallery
+    keys = [(s.pid, s.camid) for s in query]
+    assert len(keys) == len(set(keys))
+    for s in query:
+        assert any(g.pid == s.pid and g.camid != s.camid for g in gallery + query)
+    frames = {int(s.path.name.split("_")[2]) for s in train + gallery + query}
+    assert all(f % 5 == 0 for f in frames)
+    assert (out / "crops.json").is_file()
+    # second call reuses the folder
+    assert extract_aic24_reid_crops(scene_dirs_of(ds), out) == out
+
+
+def test_vehicle_aux_heads_losses_on_random_tensors() -> None:
+    torch.manual_seed(0)
+    net = ReIDNet("osnet_x0_25")
+    module = ReIDModule(
+        net,
+        optimizer=lambda params: torch.optim.SGD(params, lr=0.1),
+        num_classes=3,
+        aux_heads={"vehicle_type": 8, "orientation": 8},
+        center_weight=5e-4,
+    )
+    batch = {
+        "image": torch.rand(6, 3, 32, 16),
+        "pid": torch.tensor([0, 0, 1, 1, 2, 2]),
+        "vehicle_type": torch.tensor([1, 1, 4, 4, -1, -1]),
+        "orientation": torch.tensor([0, 7, 3, 3, 2, -1]),
+    }
+    out = module.compute_losses(batch)
+    assert {"ce", "triplet", "center", "vehicle_type", "orientation", "loss"} <= set(out)
+    out["loss"].backward()
+    assert module.aux_heads["vehicle_type"].fc.weight.grad is not None
+    assert module.aux_heads["vehicle_type"].fc.weight.grad.abs().sum() > 0
+    # without the attribute labels in the batch the heads are idle
+    del batch["orientation"], batch["vehicle_type"]
+    assert "orientation" not in module.compute_losses(batch)
+
+
+def test_vehicle_config_composes(config_dir: Path) -> None:
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["experiment=reid_vehicle_synthetic"])
+    GlobalHydra.instance().clear()
+    assert dict(cfg.model.aux_heads) == {"vehicle_type": 8, "orientation": 8}
+    assert cfg.optimized_metric == "val/mAP"
+
+
+def test_warmup_cosine_schedule_shape() -> None:
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = warmup_cosine(opt, warmup_steps=4, total_steps=14, warmup_factor=0.1, min_lr_ratio=0.0)
+    lrs = []
+    for _ in range(14):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(0.1) and lrs[4] == pytest.approx(1.0)
+    assert lrs[:5] == sorted(lrs[:5]) and lrs[4:] == sorted(lrs[4:], reverse=True)
+    assert lrs[9] == pytest.approx(0.5)
