@@ -68,8 +68,11 @@ class _Sprite:
     x0: int
     y0: int
     patch: np.ndarray
-    mask: np.ndarray
+    mask: np.ndarray  # bool
     depth: float
+
+    def __post_init__(self) -> None:
+        self.mask8 = self.mask.view(np.uint8)  # the same pixels as an OpenCV mask
 
     @property
     def box(self) -> tuple[int, int, int, int]:
@@ -134,31 +137,47 @@ class CameraRenderer:
         self.background_full = self.background.copy()
         for sp in sorted(self.sprites, key=lambda s: -s.depth):
             self._paste(self.background_full, None, sp)
+        self.sprite_items = [(sp.depth, 1, j) for j, sp in enumerate(self.sprites)]
+        self.heights = np.array([a.appearance.height for a in world.agents])
         self.image = np.empty((self.H, self.W, 3), dtype=np.uint8)
         self.id_map = np.zeros((self.H, self.W), dtype=np.uint16)
-        self.scratch = np.zeros((64, 64, 4), dtype=np.uint8)
+        # Per-person scratch: a 1-channel label crop (0 = empty, k + 1 = colour key k) and a
+        # uint16 crop for writing ids through the silhouette mask.
+        self.scratch = np.zeros((64, 64), dtype=np.uint8)
+        self.scratch16 = np.zeros((64, 64), dtype=np.uint16)
         # Draw ops resolved for this camera: (kind, point a, point b, size (2 r for capsules, r * ONE for
-        # spheres, in metres), lit colour with alpha 255, hull point indices).
+        # spheres, in metres), label = colour key + 1, hull point indices); and per person a colour
+        # look-up table from label to the lit colour, used once per person to colour the silhouette.
         self.ops: list[tuple[list[list[tuple]], list[list[tuple]]]] = []
+        self.palettes: list[np.ndarray] = []
         for a in world.agents:
-            colours = [(*camera.light(c), 255) for c in body.person_colours(a.appearance)]
+            lut = np.zeros((256, 1, 3), dtype=np.uint8)
+            for k, c in enumerate(body.person_colours(a.appearance)):
+                lut[k + 1, 0] = camera.light(c)
+            self.palettes.append(lut)
             per_lod = []
             for lite in (False, True):
                 per_lod.append([
                     [
                         (kind, pi[0], pi[1] if len(pi) > 1 else 0,
-                         2 * r if kind == body.CAPSULE else r * ONE, colours[ck], np.asarray(pi, dtype=np.int64))
+                         2 * r if kind == body.CAPSULE else r * ONE, ck + 1, np.asarray(pi, dtype=np.int64))
                         for kind, pi, r, ck in order
                     ]
                     for order in body.draw_orders(a.appearance, lite)
                 ])
             self.ops.append((per_lod[0], per_lod[1]))
+        # Sensor noise: a bank of noise images; the noisy background of each is precomputed, so a
+        # frame starts as one copy, and only people's pixels get noise added per frame.
         self.noise: list[tuple[np.ndarray, np.ndarray]] = []
+        self.backgrounds: list[np.ndarray] = [self.background_full]
         if noise and camera.noise_sigma > 0:
             rng = np.random.default_rng([world.noise_seed, camera.index])
+            self.backgrounds = []
             for _ in range(NOISE_BANK):
                 n = rng.normal(0.0, camera.noise_sigma, size=(self.H, self.W, 3)).round()
-                self.noise.append((np.clip(n, 0, 255).astype(np.uint8), np.clip(-n, 0, 255).astype(np.uint8)))
+                pos, neg = np.clip(n, 0, 255).astype(np.uint8), np.clip(-n, 0, 255).astype(np.uint8)
+                self.noise.append((pos, neg))
+                self.backgrounds.append(cv2.subtract(cv2.add(self.background_full, pos), neg))
 
     # ------------------------------------------------------------------ static background
     def _render_ground(self) -> np.ndarray:
@@ -286,24 +305,40 @@ class CameraRenderer:
         if id_map is not None:
             id_map[y0:y1, x0:x1][sp.mask] = 0
 
+    def _repaste(self, bg: np.ndarray, sp: _Sprite) -> None:
+        """Put an occluder back in front of people drawn behind it (its pixels from the frame's background)."""
+        x0, y0, x1, y1 = sp.box
+        cv2.copyTo(bg[y0:y1, x0:x1], sp.mask8, self.image[y0:y1, x0:x1])
+        zeros = self._buffer16(y1 - y0, x1 - x0)
+        zeros.fill(0)
+        cv2.copyTo(zeros, sp.mask8, self.id_map[y0:y1, x0:x1])
+
+    def _buffer16(self, h: int, w: int) -> np.ndarray:
+        if self.scratch16.shape[0] < h or self.scratch16.shape[1] < w:
+            self.scratch16 = np.zeros((max(h, self.scratch16.shape[0]) + 32, max(w, self.scratch16.shape[1]) + 32), dtype=np.uint16)
+        return self.scratch16[:h, :w]
+
     # ------------------------------------------------------------------ per frame
     def render(self, frame: int) -> FrameRender:
         """Draw `frame`; the returned image and id map are overwritten by the next call."""
         idx, pts = self.poses(frame)
         img, ids = self.image, self.id_map
-        np.copyto(img, self.background_full)
+        k = frame % len(self.backgrounds)
+        bg = self.backgrounds[k]
+        noise = self.noise[k] if self.noise else None
+        np.copyto(img, bg)
         ids.fill(0)
         n = len(idx)
-        empty = FrameRender(frame, img, ids, np.zeros(0, dtype=np.int64), np.zeros((0, 4)), np.zeros((0, 4)),
-                            np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros((0, 2)), np.zeros((0, 2)))
         if n == 0:
-            self._add_noise(frame)
-            return empty
+            return FrameRender(frame, img, ids, np.zeros(0, dtype=np.int64), np.zeros((0, 4)), np.zeros((0, 4)),
+                               np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros((0, 2)), np.zeros((0, 2)))
         uv, depth = self._project(pts)
-        ok = depth.min(axis=1) > 0.3
-        r_px = 0.08 * self.focal * np.array([self.world.agents[a].appearance.height for a in idx]) / np.maximum(depth.min(axis=1), 0.3)
-        lo = np.floor(np.nan_to_num(uv.min(axis=1)) - r_px[:, None]).astype(np.int64) - 1
-        hi = np.ceil(np.nan_to_num(uv.max(axis=1)) + r_px[:, None]).astype(np.int64) + 2
+        min_depth = depth.min(axis=1)
+        ok = min_depth > 0.3
+        r_px = 0.08 * self.focal * self.heights[idx] / np.maximum(min_depth, 0.3)
+        with np.errstate(invalid="ignore"):
+            lo = np.floor(np.nan_to_num(uv.min(axis=1)) - r_px[:, None]).astype(np.int64) - 1
+            hi = np.ceil(np.nan_to_num(uv.max(axis=1)) + r_px[:, None]).astype(np.int64) + 2
         # Generous bounds: whole silhouettes are rasterised even beyond the image border.
         ok &= (hi[:, 0] > 0) & (lo[:, 0] < self.W) & (hi[:, 1] > 0) & (lo[:, 1] < self.H)
         ok &= (hi - lo).max(axis=1) < 4 * max(self.W, self.H)
@@ -313,13 +348,13 @@ class CameraRenderer:
         fwd = np.stack([np.cos(hd), np.sin(hd)], axis=1)
         front = (fwd * to_cam).sum(axis=1) > 0
         left = (np.stack([-fwd[:, 1], fwd[:, 0]], axis=1) * to_cam).sum(axis=1) > 0
-        pix_h = uv[:, body.FOOT, 1] - uv[:, body.HEAD_TOP, 1]
-        lite = pix_h < LITE_PIXELS
-        pelvis_scale = self.focal / np.maximum(depth[:, body.PELVIS], 0.3)
+        view = (2 * front + left).tolist()
+        lite = (uv[:, body.FOOT, 1] - uv[:, body.HEAD_TOP, 1] < LITE_PIXELS).tolist()
+        pelvis_scale = (self.focal / np.maximum(depth[:, body.PELVIS], 0.3)).tolist()
+        lo_l, hi_l = lo.tolist(), hi.tolist()
 
-        people = [i for i in range(n) if ok[i]]
-        items: list[tuple[float, int, int]] = [(float(foot_depth[i]), 0, i) for i in people]
-        items += [(sp.depth, 1, j) for j, sp in enumerate(self.sprites)]
+        items: list[tuple[float, int, int]] = [(d, 0, i) for i, d in enumerate(foot_depth.tolist()) if ok[i]]
+        items += self.sprite_items
         items.sort(key=lambda t: -t[0])
         dirty: list[tuple[int, int, int, int]] = []
         drawn: dict[int, tuple[int, int, int, int, int, float, float]] = {}
@@ -328,82 +363,86 @@ class CameraRenderer:
                 sp = self.sprites[i]
                 bx0, by0, bx1, by1 = sp.box
                 if any(x0 < bx1 and bx0 < x1 and y0 < by1 and by0 < y1 for x0, y0, x1, y1 in dirty):
-                    self._paste(img, ids, sp)
+                    self._repaste(bg, sp)
                     dirty.append(sp.box)
                 continue
-            res = self._draw_person(i, int(idx[i]), uv[i], lo[i], hi[i], front[i], left[i], lite[i], pelvis_scale[i])
+            res = self._draw_person(int(idx[i]), uv[i], lo_l[i], hi_l[i], view[i], lite[i], pelvis_scale[i], noise)
             if res is not None:
                 drawn[i] = res
-                dirty.append((max(res[0], 0), max(res[1], 0), min(res[2], self.W), min(res[3], self.H)))
-        # Ground truth from the final id map.
+                if res[2] > res[0]:
+                    dirty.append(res[:4])
+        # Ground truth from the final id map, inside each silhouette's box.
         keys = sorted(drawn)
         N = len(keys)
         full_boxes = np.zeros((N, 4))
         vis_boxes = np.zeros((N, 4))
         full_px = np.zeros(N, dtype=np.int64)
         vis_px = np.zeros(N, dtype=np.int64)
+        u_foot = uv[:, body.FOOT]
         for r, i in enumerate(keys):
-            x0, y0, x1, y1, count, top, half_w = drawn[i]
+            cx0, cy0, cx1, cy1, count, top, half_w = drawn[i]
             full_px[r] = count
-            u_f, v_f = uv[i, body.FOOT]
+            u_f, v_f = u_foot[i]
             full_boxes[r] = (u_f - half_w, top, 2 * half_w, v_f - top)
-            cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, self.W), min(y1, self.H)
-            if cx1 <= cx0 or cy1 <= cy0:
+            if cx1 <= cx0:
                 continue
-            m = (ids[cy0:cy1, cx0:cx1] == (idx[i] + 1)).view(np.uint8)
+            m = cv2.compare(ids[cy0:cy1, cx0:cx1], int(idx[i]) + 1, cv2.CMP_EQ)
             c = cv2.countNonZero(m)
             vis_px[r] = c
             if c:
                 bx, by, bw, bh = cv2.boundingRect(m)
                 vis_boxes[r] = (cx0 + bx, cy0 + by, bw, bh)
         sel = np.asarray(keys, dtype=np.int64)
-        self._add_noise(frame)
         return FrameRender(
             frame, img, ids, idx[sel], full_boxes, vis_boxes, full_px, vis_px,
             pts[sel, body.FOOT, :2].copy(), uv[sel, body.FOOT].copy(),
         )
 
-    def _add_noise(self, frame: int) -> None:
-        if self.noise:
-            pos, neg = self.noise[frame % len(self.noise)]
-            cv2.add(self.image, pos, dst=self.image)
-            cv2.subtract(self.image, neg, dst=self.image)
-
     def _draw_person(
-        self, i: int, agent: int, uv: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-        front: bool, left: bool, lite: bool, scale: float,
+        self, agent: int, uv: np.ndarray, lo: list[int], hi: list[int], view: int, lite: bool, scale: float,
+        noise: tuple[np.ndarray, np.ndarray] | None,
     ) -> tuple[int, int, int, int, int, float, float] | None:
-        """Rasterise one person into the scratch crop and composite it; returns its crop box and silhouette stats."""
-        x0, y0 = int(lo[0]), int(lo[1])
-        x1, y1 = int(hi[0]), int(hi[1])
+        """Rasterise one person into the label crop and composite it into the frame and the id map.
+
+        Returns the silhouette's box clipped to the image (x0, y0, x1, y1; empty when it lies
+        outside), its pixel count, its top row and its half width about the foot point.
+        """
+        x0, y0 = lo
+        x1, y1 = hi
         w, h = x1 - x0, y1 - y0
         if self.scratch.shape[0] < h or self.scratch.shape[1] < w:
-            self.scratch = np.zeros((max(h, self.scratch.shape[0]) + 32, max(w, self.scratch.shape[1]) + 32, 4), dtype=np.uint8)
+            self.scratch = np.zeros((max(h, self.scratch.shape[0]) + 32, max(w, self.scratch.shape[1]) + 32), dtype=np.uint8)
         work = self.scratch[:h, :w]
         work.fill(0)
         pts_arr = ((uv - (x0 - 0.5 / ONE, y0 - 0.5 / ONE)) * ONE).astype(np.int32)
         pts = pts_arr.tolist()
         line, circle, fill, hull = cv2.line, cv2.circle, cv2.fillConvexPoly, cv2.convexHull
-        for kind, a, b, size, col, members in self.ops[agent][1 if lite else 0][2 * int(front) + int(left)]:
+        for kind, a, b, size, label, members in self.ops[agent][1 if lite else 0][view]:
             if kind == 0:  # capsule: a thick line has round caps
-                line(work, pts[a], pts[b], col, max(1, int(size * scale + 0.5)), 8, SHIFT)
+                line(work, pts[a], pts[b], label, max(1, int(size * scale + 0.5)), 8, SHIFT)
             elif kind == 1:  # sphere: a disc
-                circle(work, pts[a], max(8, int(size * scale)), col, -1, 8, SHIFT)
+                circle(work, pts[a], max(8, int(size * scale)), label, -1, 8, SHIFT)
             else:  # convex hull of a box or torso slab
-                fill(work, hull(pts_arr[members]), col, 8, SHIFT)
-        alpha = work[..., 3]
-        count = cv2.countNonZero(alpha)
+                fill(work, hull(pts_arr[members]), label, 8, SHIFT)
+        count = cv2.countNonZero(work)
         if count == 0:
             return None
-        bx, by, bw, _bh = cv2.boundingRect(alpha)
+        bx, by, bw, bh = cv2.boundingRect(work)
         top = float(y0 + by)
         u_f = float(uv[body.FOOT, 0])
         half_w = max(u_f - (x0 + bx), (x0 + bx + bw) - u_f)
-        # Composite the in-image part.
-        cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, self.W), min(y1, self.H)
-        if cx1 > cx0 and cy1 > cy0:
-            sub = work[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
-            m = sub[..., 3]
-            cv2.copyTo(sub[..., :3], m, self.image[cy0:cy1, cx0:cx1])
-            self.id_map[cy0:cy1, cx0:cx1][m.view(bool)] = agent + 1
-        return x0, y0, x1, y1, count, top, float(half_w)
+        # Composite the in-image part of the silhouette: colour by look-up, noise, copy through the mask.
+        sx0, sy0 = max(x0 + bx, 0), max(y0 + by, 0)
+        sx1, sy1 = min(x0 + bx + bw, self.W), min(y0 + by + bh, self.H)
+        if sx1 <= sx0 or sy1 <= sy0:
+            return 0, 0, 0, 0, count, top, float(half_w)
+        labels = work[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0]
+        colour = cv2.LUT(cv2.cvtColor(labels, cv2.COLOR_GRAY2BGR), self.palettes[agent])
+        if noise is not None:
+            cv2.add(colour, noise[0][sy0:sy1, sx0:sx1], dst=colour)
+            cv2.subtract(colour, noise[1][sy0:sy1, sx0:sx1], dst=colour)
+        cv2.copyTo(colour, labels, self.image[sy0:sy1, sx0:sx1])
+        idv = self._buffer16(sy1 - sy0, sx1 - sx0)
+        idv.fill(agent + 1)
+        cv2.copyTo(idv, labels, self.id_map[sy0:sy1, sx0:sx1])
+        return sx0, sy0, sx1, sy1, count, top, float(half_w)
