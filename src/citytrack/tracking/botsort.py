@@ -11,6 +11,9 @@ Differences from ByteTrack, following `NirAharon/BoT-SORT tracker/mc_bot_sort.py
   (theta_iou), so appearance can only re-link boxes that are also close. Without
   embeddings the cost is ByteTrack's fused IoU.
 - Track embeddings are an EMA `f <- 0.9 f + 0.1 f_new` (L2-normalised).
+- The reference (`tracker/bot_sort.py`, `mc_bot_sort.py`) reports every tracked track,
+  including those born in this frame (`output_stracks = [t for t in tracked_stracks]`,
+  the `is_activated` filter commented out): `output_unconfirmed=True`.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from citytrack.tracking.base import Embedder
 from citytrack.tracking.bytetrack import ByteTrack
 from citytrack.tracking.cmc import CameraMotionCompensation
 from citytrack.tracking.kalman import BatchedKalmanFilter, XywhKalman
-from citytrack.tracking.matching import embedding_distance, fuse_score, iou_distance
+from citytrack.tracking.matching import embedding_distance
 
 
 class BotSort(ByteTrack):
@@ -32,7 +35,9 @@ class BotSort(ByteTrack):
         track_low_thresh: detections at or below it are dropped.
         new_track_thresh: minimum score to start a track.
         match_thresh, second_match_thresh, unconfirmed_match_thresh, track_buffer,
-        fuse_score, min_box_area, aspect_ratio_thresh: as in ByteTrack.
+        fuse_score, min_box_area, aspect_ratio_thresh, iou_offset, reference_removal,
+        output_unconfirmed: as in ByteTrack (the last on by default: the reference reports
+        tracks from their first frame).
         proximity_thresh: theta_iou, appearance is ignored for pairs with IoU distance above it.
         appearance_thresh: theta_emb, half cosine distances above it count as no match.
         ema_alpha: weight of the old embedding in the track's moving average.
@@ -59,6 +64,9 @@ class BotSort(ByteTrack):
         duplicate_iou_dist: float = 0.15,
         min_box_area: float = 10.0,
         aspect_ratio_thresh: float = 1.6,
+        iou_offset: float = 1.0,
+        reference_removal: bool = True,
+        output_unconfirmed: bool = True,
         cmc: CameraMotionCompensation | None = None,
         frame_rate: float = 30.0,
         embedder: Embedder | None = None,
@@ -80,6 +88,9 @@ class BotSort(ByteTrack):
             duplicate_iou_dist=duplicate_iou_dist,
             min_box_area=min_box_area,
             aspect_ratio_thresh=aspect_ratio_thresh,
+            iou_offset=iou_offset,
+            reference_removal=reference_removal,
+            output_unconfirmed=output_unconfirmed,
             frame_rate=frame_rate,
             embedder=embedder,
         )
@@ -108,28 +119,35 @@ class BotSort(ByteTrack):
     def _update_features(self, rows: np.ndarray, feats: np.ndarray) -> None:
         self.tracks.set_features(rows, feats, alpha=self.ema_alpha)
 
-    def _compensate_camera_motion(self, image: np.ndarray | None, boxes: np.ndarray, rows: np.ndarray) -> None:
-        """Warp predicted track states by the frame-to-frame affine camera motion."""
+    def _compensate_camera_motion(self, image: np.ndarray | None, boxes: np.ndarray) -> None:
+        """Warp every track's predicted state by the frame-to-frame affine camera motion."""
         if self.cmc is None or image is None:
             return
         warp = self.cmc.apply(image, boxes)
-        if len(rows) == 0 or np.allclose(warp, np.eye(2, 3)):
-            return
         t = self.tracks
+        if len(t) == 0 or np.allclose(warp, np.eye(2, 3)):
+            return
         rot = warp[:, :2]
         big = np.kron(np.eye(4), rot)  # the same 2x2 acts on (x, y), (w, h) and both velocities
-        t.mean[rows] = t.mean[rows] @ big.T
-        t.mean[rows, :2] += warp[:, 2]
-        t.cov[rows] = big @ t.cov[rows] @ big.T
+        t.mean = t.mean @ big.T
+        t.mean[:, :2] += warp[:, 2]
+        t.cov = big @ t.cov @ big.T
 
     def _fused_cost(
-        self, rows: np.ndarray, dets: np.ndarray, boxes: np.ndarray, scores: np.ndarray, feats: np.ndarray | None
+        self,
+        rows: np.ndarray,
+        dets: np.ndarray,
+        trk_xyxy: np.ndarray,
+        det_xyxy: np.ndarray,
+        scores: np.ndarray,
+        feats: np.ndarray | None,
     ) -> np.ndarray:
-        iou_d = iou_distance(self._boxes(rows), boxes[dets])
+        """`min(d_iou, d_emb)` with appearance only for close pairs; fused IoU without embeddings."""
+        iou_d = 1.0 - self._iou(trk_xyxy[rows], det_xyxy[dets])
+        if feats is None or iou_d.size == 0:
+            return 1.0 - (1.0 - iou_d) * scores[dets] if self.fuse_score and iou_d.size else iou_d
         far = iou_d > self.proximity_thresh
-        cost = fuse_score(iou_d, scores[dets]) if self.fuse_score else iou_d
-        if feats is None or cost.size == 0:
-            return cost
+        cost = 1.0 - (1.0 - iou_d) * scores[dets] if self.fuse_score else iou_d
         t = self.tracks
         known = np.any(t.feature[rows] != 0, axis=1)
         emb_d = embedding_distance(t.feature[rows], feats[dets]) / 2.0
@@ -137,13 +155,25 @@ class BotSort(ByteTrack):
         return np.minimum(cost, emb_d)
 
     def _first_cost(
-        self, rows: np.ndarray, dets: np.ndarray, boxes: np.ndarray, scores: np.ndarray, feats: np.ndarray | None
+        self,
+        rows: np.ndarray,
+        dets: np.ndarray,
+        trk_xyxy: np.ndarray,
+        det_xyxy: np.ndarray,
+        scores: np.ndarray,
+        feats: np.ndarray | None,
     ) -> np.ndarray:
-        return self._fused_cost(rows, dets, boxes, scores, feats)
+        return self._fused_cost(rows, dets, trk_xyxy, det_xyxy, scores, feats)
 
     def _unconfirmed_cost(
-        self, rows: np.ndarray, dets: np.ndarray, boxes: np.ndarray, scores: np.ndarray, feats: np.ndarray | None
+        self,
+        rows: np.ndarray,
+        dets: np.ndarray,
+        trk_xyxy: np.ndarray,
+        det_xyxy: np.ndarray,
+        scores: np.ndarray,
+        feats: np.ndarray | None,
     ) -> np.ndarray:
         if self.appearance_for_unconfirmed:
-            return self._fused_cost(rows, dets, boxes, scores, feats)
-        return self._motion_cost(rows, boxes[dets], scores[dets])
+            return self._fused_cost(rows, dets, trk_xyxy, det_xyxy, scores, feats)
+        return self._motion_cost(trk_xyxy[rows], det_xyxy[dets], scores[dets])

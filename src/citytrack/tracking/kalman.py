@@ -44,6 +44,12 @@ class BatchedKalmanFilter:
         """`(T, ndim_x)` states to `(T, 4)` top-left boxes."""
         raise NotImplementedError
 
+    def states_to_xyxy(self, mean: np.ndarray) -> np.ndarray:
+        """`(T, ndim_x)` states to `(T, 4)` corner boxes (what the IoU costs use)."""
+        out = self.states_to_boxes(mean)
+        out[:, 2:] += out[:, :2]
+        return out
+
     # -- noise -----------------------------------------------------------------------
     def _init_std(self, z: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -73,8 +79,7 @@ class BatchedKalmanFilter:
         q = np.square(self._process_std(mean))
         mean = mean @ self._motion_t
         cov = self._motion @ cov @ self._motion_t
-        idx = np.arange(self.ndim_x)
-        cov[:, idx, idx] += q
+        cov.reshape(len(cov), -1)[:, :: self.ndim_x + 1] += q  # diagonal, no index arrays
         return mean, cov
 
     def project(self, mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -82,8 +87,7 @@ class BatchedKalmanFilter:
         m = self.ndim_z
         r = np.square(self._measurement_std(mean))
         s = cov[:, :m, :m].copy()
-        idx = np.arange(m)
-        s[:, idx, idx] += r
+        s.reshape(len(s), -1)[:, :: m + 1] += r
         return mean[:, :m].copy(), s
 
     def update(self, mean: np.ndarray, cov: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -96,7 +100,7 @@ class BatchedKalmanFilter:
         # K = P H^T S^-1  <=>  S K^T = H P  (S symmetric)
         gain = np.linalg.solve(s, np.swapaxes(pht, 1, 2)).swapaxes(1, 2)  # (T, n, m)
         innovation = np.asarray(z, dtype=np.float64).reshape(-1, m) - z_mean
-        new_mean = mean + np.einsum("tnm,tm->tn", gain, innovation)
+        new_mean = mean + (gain @ innovation[:, :, None])[:, :, 0]
         new_cov = cov - gain @ s @ np.swapaxes(gain, 1, 2)
         return new_mean, new_cov
 
@@ -127,30 +131,42 @@ class XyahKalman(BatchedKalmanFilter):
         super().__init__()
         self.std_weight_position = std_weight_position
         self.std_weight_velocity = std_weight_velocity
+        p, v = std_weight_position, std_weight_velocity
+        # std = h * scale + const: the aspect-ratio entries get small constants instead
+        self._init_scale = np.array([2 * p, 2 * p, 0, 2 * p, 10 * v, 10 * v, 0, 10 * v])
+        self._init_const = np.array([0, 0, 1e-2, 0, 0, 0, 1e-5, 0])
+        self._process_scale = np.array([p, p, 0, p, v, v, 0, v])
+        self._process_const = np.array([0, 0, 1e-2, 0, 0, 0, 1e-5, 0])
+        self._meas_scale = np.array([p, p, 0, p])
+        self._meas_const = np.array([0, 0, 1e-1, 0])
 
     def boxes_to_measurements(self, xywh: np.ndarray) -> np.ndarray:
         b = np.asarray(xywh, dtype=np.float64).reshape(-1, 4)
-        return np.stack([b[:, 0] + b[:, 2] / 2, b[:, 1] + b[:, 3] / 2, b[:, 2] / b[:, 3], b[:, 3]], axis=1)
+        z = np.empty((len(b), 4))
+        z[:, 0] = b[:, 0] + b[:, 2] / 2
+        z[:, 1] = b[:, 1] + b[:, 3] / 2
+        z[:, 2] = b[:, 2] / b[:, 3]
+        z[:, 3] = b[:, 3]
+        return z
 
     def states_to_boxes(self, mean: np.ndarray) -> np.ndarray:
+        out = np.empty((len(mean), 4))
         h = mean[:, 3]
         w = mean[:, 2] * h
-        return np.stack([mean[:, 0] - w / 2, mean[:, 1] - h / 2, w, h], axis=1)
+        out[:, 0] = mean[:, 0] - w / 2
+        out[:, 1] = mean[:, 1] - h / 2
+        out[:, 2] = w
+        out[:, 3] = h
+        return out
 
     def _init_std(self, z: np.ndarray) -> np.ndarray:
-        h = z[:, 3]
-        p, v = 2 * self.std_weight_position * h, 10 * self.std_weight_velocity * h
-        return np.stack([p, p, np.full_like(h, 1e-2), p, v, v, np.full_like(h, 1e-5), v], axis=1)
+        return z[:, 3:4] * self._init_scale + self._init_const
 
     def _process_std(self, mean: np.ndarray) -> np.ndarray:
-        h = mean[:, 3]
-        p, v = self.std_weight_position * h, self.std_weight_velocity * h
-        return np.stack([p, p, np.full_like(h, 1e-2), p, v, v, np.full_like(h, 1e-5), v], axis=1)
+        return mean[:, 3:4] * self._process_scale + self._process_const
 
     def _measurement_std(self, mean: np.ndarray) -> np.ndarray:
-        h = mean[:, 3]
-        p = self.std_weight_position * h
-        return np.stack([p, p, np.full_like(h, 1e-1), p], axis=1)
+        return mean[:, 3:4] * self._meas_scale + self._meas_const
 
 
 class XywhKalman(BatchedKalmanFilter):
@@ -160,29 +176,39 @@ class XywhKalman(BatchedKalmanFilter):
         super().__init__()
         self.std_weight_position = std_weight_position
         self.std_weight_velocity = std_weight_velocity
+        p, v = std_weight_position, std_weight_velocity
+        # std = w * scale_w + h * scale_h: x and w entries follow the width, y and h the height
+        wmask = np.array([1.0, 0, 1, 0, 1, 0, 1, 0])
+        weights = {"init": (2 * p, 10 * v), "process": (p, v)}
+        self._scales = {
+            k: (wmask * np.r_[[kp] * 4, [kv] * 4], (1 - wmask) * np.r_[[kp] * 4, [kv] * 4])
+            for k, (kp, kv) in weights.items()
+        }
+        self._scales["meas"] = (wmask[:4] * p, (1 - wmask[:4]) * p)
 
     def boxes_to_measurements(self, xywh: np.ndarray) -> np.ndarray:
         b = np.asarray(xywh, dtype=np.float64).reshape(-1, 4)
-        return np.stack([b[:, 0] + b[:, 2] / 2, b[:, 1] + b[:, 3] / 2, b[:, 2], b[:, 3]], axis=1)
+        z = b.copy()
+        z[:, :2] += b[:, 2:] / 2
+        return z
 
     def states_to_boxes(self, mean: np.ndarray) -> np.ndarray:
-        w, h = mean[:, 2], mean[:, 3]
-        return np.stack([mean[:, 0] - w / 2, mean[:, 1] - h / 2, w, h], axis=1)
+        out = mean[:, :4].copy()
+        out[:, :2] -= mean[:, 2:4] / 2
+        return out
 
-    def _wh_std(self, w: np.ndarray, h: np.ndarray, kp: float, kv: float | None) -> np.ndarray:
-        cols = [kp * w, kp * h, kp * w, kp * h]
-        if kv is not None:
-            cols += [kv * w, kv * h, kv * w, kv * h]
-        return np.stack(cols, axis=1)
+    def _std(self, which: str, wh: np.ndarray) -> np.ndarray:
+        sw, sh = self._scales[which]
+        return wh[:, 0:1] * sw + wh[:, 1:2] * sh
 
     def _init_std(self, z: np.ndarray) -> np.ndarray:
-        return self._wh_std(z[:, 2], z[:, 3], 2 * self.std_weight_position, 10 * self.std_weight_velocity)
+        return self._std("init", z[:, 2:4])
 
     def _process_std(self, mean: np.ndarray) -> np.ndarray:
-        return self._wh_std(mean[:, 2], mean[:, 3], self.std_weight_position, self.std_weight_velocity)
+        return self._std("process", mean[:, 2:4])
 
     def _measurement_std(self, mean: np.ndarray) -> np.ndarray:
-        return self._wh_std(mean[:, 2], mean[:, 3], self.std_weight_position, None)
+        return self._std("meas", mean[:, 2:4])
 
 
 class SortKalman(BatchedKalmanFilter):

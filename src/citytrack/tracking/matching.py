@@ -45,21 +45,48 @@ def xyxy_to_xywh(boxes: np.ndarray) -> np.ndarray:
     return out
 
 
-def iou_matrix(a_xywh: np.ndarray, b_xywh: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of two box sets `(A, 4)`, `(B, 4)` -> `(A, B)`; empty sets give empty matrices."""
+def iou_xyxy(a: np.ndarray, b: np.ndarray, offset: float = 0.0) -> np.ndarray:
+    """Pairwise IoU of corner boxes `(A, 4)`, `(B, 4)` -> `(A, B)`, float64 arrays assumed.
+
+    `offset` is added to every width and height, as in the pixel-inclusive convention
+    (`x2 - x1 + 1`) of `cython_bbox.bbox_overlaps`, which ByteTrack's and BoT-SORT's
+    reference code use for all their IoU costs; 0 gives the plain continuous IoU.
+    Written for the ~10 x 10 matrices of one frame: a handful of array operations, no
+    temporaries beyond the result-sized ones.
+    """
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    ax1, ay1, ax2, ay2 = a[:, 0:1], a[:, 1:2], a[:, 2:3], a[:, 3:4]
+    bx1, by1, bx2, by2 = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
+    iw = np.minimum(ax2, bx2)
+    iw -= np.maximum(ax1, bx1)
+    ih = np.minimum(ay2, by2)
+    ih -= np.maximum(ay1, by1)
+    if offset:
+        iw += offset
+        ih += offset
+    np.maximum(iw, 0.0, out=iw)
+    np.maximum(ih, 0.0, out=ih)
+    inter = iw
+    inter *= ih
+    union = (ax2 - ax1 + offset) * (ay2 - ay1 + offset) + (bx2 - bx1 + offset) * (by2 - by1 + offset)
+    union -= inter
+    if (union > 0).all():
+        inter /= union
+        return inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def iou_matrix(a_xywh: np.ndarray, b_xywh: np.ndarray, offset: float = 0.0) -> np.ndarray:
+    """Pairwise IoU of two box sets `(A, 4)`, `(B, 4)` -> `(A, B)`; empty sets give empty matrices.
+
+    `offset`: see `iou_xyxy` (1 = the pixel-inclusive convention of ByteTrack's code).
+    """
     a = np.asarray(a_xywh, dtype=np.float64).reshape(-1, 4)
     b = np.asarray(b_xywh, dtype=np.float64).reshape(-1, 4)
     if len(a) == 0 or len(b) == 0:
         return np.zeros((len(a), len(b)))
-    ax1, ay1 = a[:, 0:1], a[:, 1:2]
-    ax2, ay2 = ax1 + a[:, 2:3], ay1 + a[:, 3:4]
-    bx1, by1 = b[:, 0], b[:, 1]
-    bx2, by2 = bx1 + b[:, 2], by1 + b[:, 3]
-    iw = np.clip(np.minimum(ax2, bx2) - np.maximum(ax1, bx1), 0.0, None)
-    ih = np.clip(np.minimum(ay2, by2) - np.maximum(ay1, by1), 0.0, None)
-    inter = iw * ih
-    union = (a[:, 2:3] * a[:, 3:4]) + (b[:, 2] * b[:, 3]) - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+    return iou_xyxy(xywh_to_xyxy(a), xywh_to_xyxy(b), offset)
 
 
 def iou_distance(tracks_xywh: np.ndarray, dets_xywh: np.ndarray) -> np.ndarray:
@@ -175,11 +202,23 @@ def linear_assignment(cost: np.ndarray, thresh: float) -> tuple[np.ndarray, np.n
 
     Returns `(matches (K, 2) [row, col], unmatched_rows, unmatched_cols)`, rows in
     increasing order. Uses `lap.lapjv(extend_cost=True, cost_limit=thresh)` as ByteTrack
-    does, so pairs above the threshold are never forced.
+    does, so pairs above the threshold are never forced. When every row and column has at
+    most one pair strictly below the threshold (the usual frame: well separated targets)
+    that set of pairs is the unique optimum and is returned without calling the solver.
     """
     rows, cols = cost.shape
     if rows == 0 or cols == 0:
         return _EMPTY_MATCHES, np.arange(rows), np.arange(cols)
+    below = cost < thresh
+    r, c = np.nonzero(below)
+    if len(np.unique(r)) == len(r) and len(np.unique(c)) == len(c) and not (cost == thresh).any():
+        # each candidate pair is alone in its row and column: matching all of them is optimal
+        row_match = np.full(rows, -1, dtype=np.int64)
+        row_match[r] = c
+        col_match = np.full(cols, -1, dtype=np.int64)
+        col_match[c] = r
+        matches = np.stack([r, c], axis=1).astype(np.int64)
+        return matches, np.flatnonzero(row_match < 0), np.flatnonzero(col_match < 0)
     _, x, y = lap.lapjv(np.ascontiguousarray(cost, dtype=np.float64), extend_cost=True, cost_limit=thresh)
     matched_rows = np.flatnonzero(x >= 0)
     matches = np.stack([matched_rows, x[matched_rows]], axis=1).astype(np.int64)

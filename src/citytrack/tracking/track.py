@@ -34,7 +34,8 @@ class TrackSet:
     `hit_streak` (consecutive updated frames), `age` (frames since birth),
     `time_since_update`, `start_frame`, `end_frame` (last updated frame), `score` (last
     detection score), `det_index` (detection matched this frame, -1 if none), `activated`
-    (ByteTrack's is_activated), `tracklet_len`; appearance: `feature (T, D)` (smoothed,
+    (ByteTrack's is_activated), `tracklet_len`, `expired` (ByteTrack: passed the lost-track
+    buffer once, see `ByteTrack`); appearance: `feature (T, D)` (smoothed,
     L2-normalised; zero row when unknown) and a DeepSORT gallery `(T, budget, D)` ring
     buffer with `gallery_count` and `gallery_next`.
     """
@@ -52,6 +53,7 @@ class TrackSet:
         "det_index": np.int64,
         "activated": bool,
         "tracklet_len": np.int64,
+        "expired": bool,
         "gallery_count": np.int64,
         "gallery_next": np.int64,
     }
@@ -112,6 +114,7 @@ class TrackSet:
             "det_index": np.asarray(det_index, dtype=np.int64),
             "activated": np.broadcast_to(np.asarray(activated, dtype=bool), (n,)).copy(),
             "tracklet_len": np.zeros(n, dtype=np.int64),
+            "expired": np.zeros(n, dtype=bool),
             "gallery_count": np.zeros(n, dtype=np.int64),
             "gallery_next": np.zeros(n, dtype=np.int64),
         }
