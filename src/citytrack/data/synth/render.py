@@ -174,8 +174,10 @@ class CameraRenderer:
             rng = np.random.default_rng([world.noise_seed, camera.index])
             self.backgrounds = []
             for _ in range(NOISE_BANK):
-                n = rng.normal(0.0, camera.noise_sigma, size=(self.H, self.W, 3)).round()
-                pos, neg = np.clip(n, 0, 255).astype(np.uint8), np.clip(-n, 0, 255).astype(np.uint8)
+                n = rng.standard_normal((self.H, self.W, 3), dtype=np.float32)
+                n *= np.float32(camera.noise_sigma)
+                np.clip(np.rint(n, out=n), -255, 255, out=n)
+                pos, neg = np.maximum(n, 0).astype(np.uint8), np.maximum(-n, 0).astype(np.uint8)
                 self.noise.append((pos, neg))
                 self.backgrounds.append(cv2.subtract(cv2.add(self.background_full, pos), neg))
 
@@ -188,23 +190,32 @@ class CameraRenderer:
         big = cv2.warpPerspective(g.image, M, (self.W * ss, self.H * ss), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         img = cv2.resize(big, (self.W, self.H), interpolation=cv2.INTER_AREA).astype(np.float32)
         # Per-pixel ground point: horizon (w <= 0 means sky) and distance for the haze.
-        u, v = np.meshgrid(np.arange(self.W, dtype=np.float64) + 0.5, np.arange(self.H, dtype=np.float64) + 0.5)
+        u = np.arange(self.W, dtype=np.float64)[None, :] + 0.5
+        v = np.arange(self.H, dtype=np.float64)[:, None] + 0.5
         Hi = self.cam.calibration.homography_inv
         w = Hi[2, 0] * u + Hi[2, 1] * v + Hi[2, 2]
         ground = w > 1e-12
         with np.errstate(divide="ignore", invalid="ignore"):
-            gx = (Hi[0, 0] * u + Hi[0, 1] * v + Hi[0, 2]) / w
-            gy = (Hi[1, 0] * u + Hi[1, 1] * v + Hi[1, 2]) / w
-        dist = np.where(ground, np.hypot(gx - self.center[0], gy - self.center[1]), np.inf)
-        haze = (1.0 - np.exp(-np.maximum(dist - 15.0, 0.0) / 60.0)).astype(np.float32)
-        img = img * (1 - haze[..., None]) + SKY_HORIZON * haze[..., None]
+            inv_w = (1.0 / np.where(ground, w, np.nan)).astype(np.float32)
+            gx = ((Hi[0, 0] - Hi[2, 0] * self.center[0]) * u + (Hi[0, 1] - Hi[2, 1] * self.center[0]) * v).astype(np.float32)
+            gx += np.float32(Hi[0, 2] - Hi[2, 2] * self.center[0])
+            gy = ((Hi[1, 0] - Hi[2, 0] * self.center[1]) * u + (Hi[1, 1] - Hi[2, 1] * self.center[1]) * v).astype(np.float32)
+            gy += np.float32(Hi[1, 2] - Hi[2, 2] * self.center[1])
+            dist = cv2.magnitude(gx, gy) * inv_w  # ground distance from the camera (NaN in the sky)
+        # haze = 1 - exp(-max(dist - 15, 0) / 60); 1 in the sky.
+        haze = cv2.exp(np.minimum(np.fmax(dist - np.float32(15.0), np.float32(0.0)), np.float32(1e4)) * np.float32(-1 / 60.0))
+        haze = np.where(ground, np.float32(1.0) - haze, np.float32(1.0))[..., None]
+        img += (SKY_HORIZON - img) * haze
+        dist = np.where(ground, dist, np.float32(np.inf))
         # Sky: gradient from the horizon up.
         sky = ~ground
         if sky.any():
             rows = np.nonzero(sky.any(axis=1))[0]
-            t = np.clip((rows.max() - v) / max(self.H * 0.5, 1.0), 0, 1)[..., None].astype(np.float32)
-            sky_img = SKY_HORIZON * (1 - t) + SKY_TOP * t
-            img[sky] = sky_img[sky]
+            t = np.clip((rows.max() - v[: rows.max() + 1]) / max(self.H * 0.5, 1.0), 0, 1)[..., None].astype(np.float32)
+            sky_img = np.broadcast_to(SKY_HORIZON * (1 - t) + SKY_TOP * t, (len(t), self.W, 3))
+            part = img[: rows.max() + 1]
+            s_mask = sky[: rows.max() + 1]
+            part[s_mask] = sky_img[s_mask]
         self.ground_depth = dist
         return self._light(img)
 
