@@ -1,9 +1,25 @@
-"""Generate a synthetic dataset: world -> renderers -> layout writers, one scene at a time."""
+"""Generate a synthetic dataset: world -> renderers -> layout writers.
+
+Each camera of each scene is one task: render all its frames and write its files (video,
+images, instance maps, ReID crops) through the layout's `CameraSink`; the scene's own files
+(ground truth, calibration) are written here from the tasks' results. With `workers > 1`
+the tasks run in worker processes, otherwise in this process; either way a camera's pixels
+depend only on (seed, scene, camera), so the dataset is byte-identical for any `workers`.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import multiprocessing as mp
+import os
+import queue
+import signal
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +28,8 @@ from tqdm import tqdm
 
 from citytrack.data.synth.config import compose_config, overrides_from_kwargs, validate
 from citytrack.data.synth.render import CameraRenderer, PoseCache
-from citytrack.data.synth.world import build_world
-from citytrack.data.synth.writers import SINKS, ReidWriter, write_meta
+from citytrack.data.synth.world import SynthConfigError, World, build_world
+from citytrack.data.synth.writers import SINKS, ReidCameraWriter, ReidWriter, SceneSink, write_meta
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +45,123 @@ def resolve_config(cfg: DictConfig | Mapping[str, Any] | None = None, **override
         out = compose_config(overrides_from_kwargs(kwargs))
     assert isinstance(out, DictConfig)
     validate(out)
+    resolve_workers(out)
     return out
+
+
+def cpu_count() -> int:
+    """CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def resolve_workers(cfg: DictConfig) -> int:
+    """Worker processes for `cfg.workers` (`auto` = min(cameras, CPUs)); 1 means render in this process."""
+    value = cfg.get("workers", "auto")
+    if value == "auto" or value is None:
+        return max(1, min(int(cfg.cameras) * int(cfg.scenes), cpu_count()))
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SynthConfigError(f"synth config: workers must be a positive integer or 'auto', got {value!r}")
+    return min(value, int(cfg.cameras) * int(cfg.scenes))
+
+
+# ---------------------------------------------------------------------------- one camera
+@dataclass
+class CameraTask:
+    """Everything a (possibly separate) process needs to render and write one camera of one scene."""
+
+    world: World
+    camera: int
+    cfg: DictConfig
+    root: Path
+    cam_offset: int
+    reid_test_ids: frozenset[int]
+
+
+class _Stopped(Exception):
+    """The parent asked the workers to stop (another camera failed, or Ctrl-C)."""
+
+
+# Set in each worker process by `_init_worker`.
+_progress_queue: Any = None
+_stop_event: Any = None
+
+
+def render_camera(task: CameraTask, progress: Callable[[int], None] | None = None,
+                  stop: Callable[[], bool] | None = None) -> tuple[Any, tuple[dict[str, int], dict[tuple[int, int], list[str]]]]:
+    """Render every frame of one camera into its layout files and ReID crops.
+
+    Returns (the layout's per-camera result, the ReID crops' result). On any error the
+    camera's unfinished files are removed and the error propagates.
+    """
+    cfg, world, c = task.cfg, task.world, task.camera
+    min_px = int(cfg.gt.min_visible_pixels)
+    sink = SINKS[cfg.layout.name].camera_sink(world, task.root, str(cfg.split), cfg, task.cam_offset, c)
+    try:
+        reid = ReidCameraWriter(task.root / "reid", cfg.reid, task.reid_test_ids, world, c)
+        renderer = CameraRenderer(world, world.cameras[c], poses=PoseCache(world))
+        for f in range(world.frames):
+            if stop is not None and stop():
+                raise _Stopped
+            fr = renderer.render(f)
+            keep = fr.visible_pixels >= min_px
+            sink.add(fr, keep)
+            reid.add(fr, keep)
+            if progress is not None:
+                progress(1)
+        result = sink.close()
+    except BaseException:
+        sink.abort()
+        raise
+    return result, reid.result()
+
+
+def _init_worker(progress_queue: Any, stop_event: Any) -> None:
+    global _progress_queue, _stop_event
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and tells the workers to stop
+    import cv2
+
+    cv2.setNumThreads(1)  # one process per core already
+    _progress_queue, _stop_event = progress_queue, stop_event
+
+
+def _worker_task(task: CameraTask) -> tuple[Any, Any]:
+    pending, last = 0, time.monotonic()
+
+    def progress(n: int) -> None:
+        nonlocal pending, last
+        pending += n
+        now = time.monotonic()
+        if now - last > 0.2:
+            _progress_queue.put(pending)
+            pending, last = 0, now
+
+    try:
+        return render_camera(task, progress, _stop_event.is_set)
+    finally:
+        if pending:
+            _progress_queue.put(pending)
+
+
+def _mp_context() -> Any:
+    # Not "fork": the parent may hold OpenCV/torch thread pools and tqdm's monitor thread,
+    # which a forked child would inherit half-alive.
+    if "forkserver" not in mp.get_all_start_methods():
+        return mp.get_context("spawn")
+    ctx = mp.get_context("forkserver")
+    # The fork server imports this module once; every worker is then forked from it ready to run.
+    ctx.set_forkserver_preload([__name__])
+    return ctx
+
+
+# ---------------------------------------------------------------------------- the dataset
+@dataclass
+class _Scene:
+    world: World
+    sink: SceneSink
+    futures: list[Future]
 
 
 def generate(cfg: DictConfig | Mapping[str, Any] | None = None, out: str | Path | None = None, **overrides: Any) -> Path:
@@ -39,40 +171,90 @@ def generate(cfg: DictConfig | Mapping[str, Any] | None = None, out: str | Path 
     cfg = resolve_config(cfg, **overrides)
     spec = validate(cfg)
     if OmegaConf.is_missing(cfg, "out"):
-        from citytrack.data.synth.world import SynthConfigError
-
         raise SynthConfigError("synth config: out=DIR is required")
+    workers = resolve_workers(cfg)
     root = Path(cfg.out)
     root.mkdir(parents=True, exist_ok=True)
     (root / "meta.json").unlink(missing_ok=True)
     reid = ReidWriter(root / "reid", cfg.reid, cfg.scenes * spec.people, cfg.seed)
-    scenes = []
-    for s in range(cfg.scenes):
+    split = str(cfg.split)
+
+    def scene(s: int) -> tuple[World, SceneSink, list[CameraTask]]:
         world = build_world(spec, cfg.seed, s, id_offset=s * spec.people)
-        sink = SINKS[cfg.layout.name](world, root, str(cfg.split), cfg, s * spec.cameras)
-        poses = PoseCache(world)
-        renderers = [CameraRenderer(world, cam, poses=poses) for cam in world.cameras]
-        min_px = int(cfg.gt.min_visible_pixels)
-        bar = tqdm(total=spec.frames * spec.cameras, desc=f"scene {s + 1}/{cfg.scenes}", unit="cam-frame",
-                   disable=not cfg.progress, leave=False)
-        try:
-            for f in range(spec.frames):
-                for c, r in enumerate(renderers):
-                    fr = r.render(f)
-                    keep = fr.visible_pixels >= min_px
-                    sink.add(c, fr, keep)
-                    reid.add(world, c, fr, keep)
-                    bar.update(1)
-        except BaseException:
-            sink.abort()
-            raise
-        finally:
-            bar.close()
-        scenes.append(sink.close())
+        sink = SINKS[cfg.layout.name](world, root, split, cfg, s * spec.cameras)
+        tasks = [CameraTask(world, c, cfg, root, s * spec.cameras, reid.test_ids) for c in range(spec.cameras)]
+        return world, sink, tasks
+
+    def finish(sink: SceneSink, results: list[tuple[Any, Any]]) -> dict[str, Any]:
+        for _, reid_result in results:
+            reid.merge(reid_result)
+        return sink.close([r for r, _ in results])
+
+    bar = tqdm(total=cfg.scenes * spec.frames * spec.cameras, desc="synth", unit="cam-frame", disable=not cfg.progress)
+    scenes: list[dict[str, Any]] = []
+    try:
+        if workers == 1:
+            for s in range(cfg.scenes):
+                _world, sink, tasks = scene(s)
+                scenes.append(finish(sink, [render_camera(t, bar.update) for t in tasks]))
+        else:
+            scenes = _generate_parallel(cfg.scenes, workers, scene, finish, bar)
+    finally:
+        bar.close()
     reid_info = reid.finish()
     write_meta(root, cfg, scenes, reid_info)
     log.info("synthetic %s dataset written to %s", cfg.layout.name, root)
     return root
+
+
+def _generate_parallel(
+    n_scenes: int, workers: int, scene: Callable[[int], tuple[World, SceneSink, list[CameraTask]]],
+    finish: Callable[[SceneSink, list[tuple[Any, Any]]], dict[str, Any]], bar: tqdm,
+) -> list[dict[str, Any]]:
+    """Cameras in `workers` processes; at most two scenes in flight so the pool never idles between scenes."""
+    ctx = _mp_context()
+    progress_queue, stop_event = ctx.Queue(), ctx.Event()
+
+    def drain() -> None:
+        while True:
+            try:
+                bar.update(progress_queue.get_nowait())
+            except queue.Empty:
+                return
+
+    def wait_scene(sc: _Scene) -> list[tuple[Any, Any]]:
+        pending = set(sc.futures)
+        while pending:
+            done, pending = wait(pending, timeout=0.1, return_when=FIRST_EXCEPTION)
+            drain()
+            for fut in done:
+                fut.result()  # raises the worker's exception (its traceback is chained)
+        return [fut.result() for fut in sc.futures]
+
+    out: list[dict[str, Any]] = []
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(progress_queue, stop_event))
+    inflight: deque[_Scene] = deque()
+    try:
+        for s in range(n_scenes):
+            world, sink, tasks = scene(s)
+            inflight.append(_Scene(world, sink, [pool.submit(_worker_task, t) for t in tasks]))
+            if len(inflight) == 2:
+                sc = inflight.popleft()
+                out.append(finish(sc.sink, wait_scene(sc)))
+        while inflight:
+            sc = inflight.popleft()
+            out.append(finish(sc.sink, wait_scene(sc)))
+    except BrokenProcessPool as err:
+        stop_event.set()
+        raise RuntimeError("a synth worker process died (out of memory or killed?); rerun with workers=1 to see why") from err
+    except BaseException:
+        stop_event.set()  # running cameras stop at their next frame and remove their unfinished files
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        drain()
+        progress_queue.close()
+    return out
 
 
 def ensure_synthetic_dataset(root: str | Path, **overrides: Any) -> Path:
@@ -90,7 +272,7 @@ def ensure_synthetic_dataset(root: str | Path, **overrides: Any) -> Path:
         stored = json.loads(meta.read_text()).get("config", {})
         wanted = OmegaConf.to_container(resolve_config(None, out=str(root), **overrides), resolve=True)
         assert isinstance(wanted, dict)
-        diff = [k for k in wanted if k not in ("out", "progress") and stored.get(k) != wanted[k]]
+        diff = [k for k in wanted if k not in ("out", "progress", "workers") and stored.get(k) != wanted[k]]
         if diff:
             log.warning("%s exists with a different config (%s); reusing it. Delete it to regenerate.", root, ", ".join(diff))
         return root

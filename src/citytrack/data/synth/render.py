@@ -81,23 +81,36 @@ class _Sprite:
 
 
 class PoseCache:
-    """Body points of everyone present at a frame, computed once and shared by all cameras."""
+    """Body points of everyone present, computed for `chunk` frames at once and shared by all cameras.
 
-    def __init__(self, world: World) -> None:
+    Chunks start at multiples of `chunk`, so a frame's points are the same whichever order
+    frames and cameras are rendered in (and in whichever process).
+    """
+
+    def __init__(self, world: World, chunk: int = 16) -> None:
         self.world = world
+        self.chunk = max(1, int(chunk))
         self.shape = body.BodyShape.from_appearances([a.appearance for a in world.agents])
-        self._frame = -1
-        self._value: tuple[np.ndarray, np.ndarray] = (np.zeros(0, dtype=np.int64), np.zeros((0, body.NUM_POINTS, 3)))
+        self._start = 0
+        self._frames: list[tuple[np.ndarray, np.ndarray]] = []
 
     def __call__(self, frame: int) -> tuple[np.ndarray, np.ndarray]:
         """(agent indices present (A,), world points (A, J, 3))."""
-        if frame != self._frame:
+        if not self._start <= frame < self._start + len(self._frames):
             tr = self.world.traj
-            idx = np.flatnonzero(tr.present[frame])
-            shape = body.BodyShape(self.shape.height[idx], self.shape.build[idx])
-            pts = body.body_points(tr.position[frame, idx], tr.heading[frame, idx], tr.phase[frame, idx], tr.swing[frame, idx], shape)
-            self._frame, self._value = frame, (idx, pts)
-        return self._value
+            f0 = frame // self.chunk * self.chunk
+            present = tr.present[f0 : f0 + self.chunk]
+            if not 0 <= frame < f0 + len(present):
+                raise IndexError(f"frame {frame} outside the world's {len(tr.present)} frames")
+            fi, ai = np.nonzero(present)
+            fi = fi + f0
+            shape = body.BodyShape(self.shape.height[ai], self.shape.build[ai])
+            pts = body.body_points(tr.position[fi, ai], tr.heading[fi, ai], tr.phase[fi, ai], tr.swing[fi, ai], shape)
+            ends = np.cumsum(present.sum(axis=1)).tolist()
+            starts = [0, *ends[:-1]]
+            self._start = f0
+            self._frames = [(ai[i:j], pts[i:j]) for i, j in zip(starts, ends, strict=True)]
+        return self._frames[frame - self._start]
 
 
 def _shade(colour: tuple[int, int, int], factor: float, haze: float = 0.0) -> np.ndarray:

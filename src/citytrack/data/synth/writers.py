@@ -85,22 +85,116 @@ class VideoSink:
         self.writer.write(image)
 
 
+class CameraSink:
+    """The files of one camera of a scene in one layout; fed every `FrameRender` of that camera.
+
+    Runs wherever the camera is rendered (this process or a worker process): it writes the
+    per-frame files (video, images, instance maps) itself and returns what the scene needs
+    from it (ground-truth rows, records) from `close`, as a picklable value.
+    """
+
+    def __init__(self, world: World, root: Path, split: str, cfg: DictConfig, cam_offset: int, c: int) -> None:
+        self.world, self.root, self.split, self.cfg, self.cam_offset, self.c = world, root, split, cfg, cam_offset, c
+        self.stack = contextlib.ExitStack()
+
+    def global_ids(self, fr: FrameRender, keep: np.ndarray) -> np.ndarray:
+        return np.array([self.world.agents[a].global_id for a in fr.agents[keep]], dtype=np.float64)
+
+    def add(self, fr: FrameRender, keep: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def result(self) -> Any:
+        raise NotImplementedError
+
+    def close(self) -> Any:
+        """Finish (rename) this camera's files; returns its part of the scene's ground truth."""
+        self.stack.close()
+        return self.result()
+
+    def abort(self) -> None:
+        """Remove the temporary files of an unfinished camera."""
+        self.stack.__exit__(RuntimeError, RuntimeError("aborted"), None)
+
+
 class SceneSink:
-    """Base: receives every (camera, FrameRender) of a scene and writes one layout."""
+    """Scene-level part of a layout: set-up before the cameras are rendered and the scene's
+    files (ground truth, calibration) from the cameras' `CameraSink.close` results."""
+
+    camera_sink: type[CameraSink]
 
     def __init__(self, world: World, root: Path, split: str, cfg: DictConfig, cam_offset: int) -> None:
         self.world, self.root, self.split, self.cfg, self.cam_offset = world, root, split, cfg, cam_offset
-        self.stack = contextlib.ExitStack()
 
-    def add(self, c: int, fr: FrameRender, keep: np.ndarray) -> None:
+    def camera(self, c: int) -> CameraSink:
+        return self.camera_sink(self.world, self.root, self.split, self.cfg, self.cam_offset, c)
+
+    def close(self, results: list[Any]) -> dict[str, Any]:
+        """Write the scene files from the per-camera results (camera order); returns the scene's meta.json entry."""
         raise NotImplementedError
 
-    def close(self) -> dict[str, Any]:
-        """Finish the files; returns the scene's entry for meta.json."""
+    def camera_entry(self, c: int, **extra: Any) -> dict[str, Any]:
+        return {**camera_meta(self.world, c), "camera_id": self.cam_offset + c + 1, **extra}
+
+
+def aic24_scene_dir(root: Path, split: str, world: World) -> Path:
+    return root / split / aicity.aic24_scene_dirname(world.scene_index + 1)
+
+
+def aic24_camera_dir(root: Path, split: str, world: World, camera_id: int) -> Path:
+    return aic24_scene_dir(root, split, world) / aicity.aic24_camera_dirname(camera_id)
+
+
+def aic23_scene_dir(root: Path, split: str, world: World) -> Path:
+    return root / split / aicity.aic23_scene_dirname(world.scene_index + 1)
+
+
+def aic23_camera_dir(root: Path, split: str, world: World, camera_id: int) -> Path:
+    return aic23_scene_dir(root, split, world) / aicity.aic23_camera_dirname(camera_id)
+
+
+def mot_sequence_dir(root: Path, split: str, world: World, c: int) -> Path:
+    return root / split / f"SYNTH-{world.scene_index + 1:02d}-{c + 1:02d}"
+
+
+class _VideoCamera(CameraSink):
+    """AI City 2023/2024 camera: `video.mp4` plus ground-truth rows
+    `camera, id, frame (0-based), x, y, w, h, xworld, yworld, visibility`."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        cam = self.world.cameras[self.c]
+        self.rows: list[np.ndarray] = []
+        try:
+            self.video = VideoSink(self.camera_dir() / "video.mp4", self.world.spec.fps, (cam.width, cam.height),
+                                   self.cfg.video.fourcc, self.stack)
+        except BaseException:
+            self.abort()
+            raise
+
+    def camera_dir(self) -> Path:
         raise NotImplementedError
 
-    def abort(self) -> None:
-        self.stack.__exit__(RuntimeError, RuntimeError("aborted"), None)
+    def add(self, fr: FrameRender, keep: np.ndarray) -> None:
+        self.video.write(fr.image)
+        n = int(keep.sum())
+        if n:
+            self.rows.append(np.column_stack([
+                np.full(n, self.cam_offset + self.c + 1.0), self.global_ids(fr, keep), np.full(n, float(fr.frame)),
+                fr.full_boxes[keep], fr.foot_world[keep], fr.visibility[keep],
+            ]))
+
+    def result(self) -> np.ndarray:
+        return np.vstack(self.rows) if self.rows else np.zeros((0, 10))
+
+
+class Aic24Camera(_VideoCamera):
+    def camera_dir(self) -> Path:
+        return aic24_camera_dir(self.root, self.split, self.world, self.cam_offset + self.c + 1)
+
+
+class Aic23Camera(_VideoCamera):
+    def camera_dir(self) -> Path:
+        return aic23_camera_dir(self.root, self.split, self.world, self.cam_offset + self.c + 1)
 
 
 class _VideoScene(SceneSink):
@@ -108,77 +202,53 @@ class _VideoScene(SceneSink):
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
-        self.rows: list[np.ndarray] = []
-        self.videos: list[VideoSink] = []
-        for c, cam in enumerate(self.world.cameras):
-            cam_dir = self.camera_dir(c)
-            aicity.write_aic24_calibration(cam_dir / "calibration.json", calibration_record(self.world, c))
-            self.videos.append(VideoSink(cam_dir / "video.mp4", self.world.spec.fps, (cam.width, cam.height), self.cfg.video.fourcc, self.stack))
+        for c in range(len(self.world.cameras)):
+            aicity.write_aic24_calibration(self.camera_dir(c) / "calibration.json", calibration_record(self.world, c))
 
     def camera_dir(self, c: int) -> Path:
         raise NotImplementedError
 
-    def add(self, c: int, fr: FrameRender, keep: np.ndarray) -> None:
-        self.videos[c].write(fr.image)
-        n = int(keep.sum())
-        if n:
-            ids = np.array([self.world.agents[a].global_id for a in fr.agents[keep]], dtype=np.float64)
-            rows = np.column_stack([
-                np.full(n, self.cam_offset + c + 1.0), ids, np.full(n, float(fr.frame)),
-                fr.full_boxes[keep], fr.foot_world[keep], fr.visibility[keep],
-            ])
-            self.rows.append(rows)
-
-    def table(self) -> np.ndarray:
-        return np.vstack(self.rows) if self.rows else np.zeros((0, 10))
-
 
 class Aic24Scene(_VideoScene):
-    def __init__(self, *args: Any) -> None:
-        w: World = args[0]
-        self.scene_dir = args[1] / args[2] / aicity.aic24_scene_dirname(w.scene_index + 1)
-        super().__init__(*args)
+    camera_sink = Aic24Camera
+
+    @property
+    def scene_dir(self) -> Path:
+        return aic24_scene_dir(self.root, self.split, self.world)
 
     def camera_dir(self, c: int) -> Path:
-        return self.scene_dir / aicity.aic24_camera_dirname(self.cam_offset + c + 1)
+        return aic24_camera_dir(self.root, self.split, self.world, self.cam_offset + c + 1)
 
-    def close(self) -> dict[str, Any]:
-        self.stack.close()
-        t = self.table()
+    def close(self, results: list[np.ndarray]) -> dict[str, Any]:
+        t = np.vstack(results) if results else np.zeros((0, 10))
         order = np.lexsort((t[:, 1], t[:, 2], t[:, 0])) if len(t) else np.zeros(0, dtype=np.int64)
         aicity.write_aic24_ground_truth(self.scene_dir / "ground_truth.txt", t[order, :9])
         return {
             "scene_id": self.world.scene_index + 1,
             "dir": str(self.scene_dir.relative_to(self.root)),
-            "cameras": [
-                {**camera_meta(self.world, c), "camera_id": self.cam_offset + c + 1,
-                 "dir": str(self.camera_dir(c).relative_to(self.root))}
-                for c in range(len(self.world.cameras))
-            ],
+            "cameras": [self.camera_entry(c, dir=str(self.camera_dir(c).relative_to(self.root)))
+                        for c in range(len(self.world.cameras))],
         }
 
 
 class Aic23Scene(_VideoScene):
-    def __init__(self, *args: Any) -> None:
-        w: World = args[0]
-        self.scene_dir = args[1] / args[2] / aicity.aic23_scene_dirname(w.scene_index + 1)
-        super().__init__(*args)
+    camera_sink = Aic23Camera
+
+    @property
+    def scene_dir(self) -> Path:
+        return aic23_scene_dir(self.root, self.split, self.world)
 
     def camera_dir(self, c: int) -> Path:
-        return self.scene_dir / aicity.aic23_camera_dirname(self.cam_offset + c + 1)
+        return aic23_camera_dir(self.root, self.split, self.world, self.cam_offset + c + 1)
 
-    def close(self) -> dict[str, Any]:
-        self.stack.close()
-        t = self.table()
+    def close(self, results: list[np.ndarray]) -> dict[str, Any]:
         cams = []
-        for c in range(len(self.world.cameras)):
-            rows = t[t[:, 0] == self.cam_offset + c + 1]
+        for c, rows in enumerate(results):
             rows = rows[np.lexsort((rows[:, 1], rows[:, 2]))]
             table = np.column_stack([rows[:, 2] + 1, rows[:, 1], rows[:, 3:7], np.ones(len(rows)), np.ones(len(rows)),
                                      rows[:, 9], np.full(len(rows), -1.0)])
             mot.write_mot(self.camera_dir(c) / "label.txt", table.reshape(-1, 10), kind="gt")
-            cams.append({**camera_meta(self.world, c), "camera_id": self.cam_offset + c + 1,
-                         "dir": str(self.camera_dir(c).relative_to(self.root))})
+            cams.append(self.camera_entry(c, dir=str(self.camera_dir(c).relative_to(self.root))))
         return {"scene_id": self.world.scene_index + 1, "dir": str(self.scene_dir.relative_to(self.root)),
                 "cameras": cams, "label_frame_base": 1}
 
@@ -217,62 +287,67 @@ class DetectionSimulator:
         return out
 
 
-class MotScene(SceneSink):
-    """One MOTChallenge sequence folder per camera."""
+class MotCamera(CameraSink):
+    """One MOTChallenge sequence: `img1/*.jpg` here; gt and simulated detections go back to the scene."""
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
-        base = self.root / self.split
-        self.seq_dirs = [base / f"SYNTH-{self.world.scene_index + 1:02d}-{c + 1:02d}" for c in range(len(self.world.cameras))]
-        self.gt: list[list[np.ndarray]] = [[] for _ in self.seq_dirs]
-        self.det: list[list[np.ndarray]] = [[] for _ in self.seq_dirs]
+        self.seq_dir = mot_sequence_dir(self.root, self.split, self.world, self.c)
         lay = self.cfg.layout
         self.jpeg = [int(cv2.IMWRITE_JPEG_QUALITY), int(lay.jpeg_quality)]
-        ss = np.random.SeedSequence([int(self.cfg.seed), self.world.scene_index, 7])
-        self.dets = [DetectionSimulator(lay.det, np.random.default_rng(s), (cam.width, cam.height))
-                     for s, cam in zip(ss.spawn(len(self.seq_dirs)), self.world.cameras, strict=True)]
+        # Seeded by (seed, scene, camera): the same detections whichever process renders the camera.
+        ss = np.random.SeedSequence([int(self.cfg.seed), self.world.scene_index, 7]).spawn(len(self.world.cameras))[self.c]
+        cam = self.world.cameras[self.c]
+        self.dets = DetectionSimulator(lay.det, np.random.default_rng(ss), (cam.width, cam.height))
+        self.gt: list[np.ndarray] = []
+        self.det: list[np.ndarray] = []
 
-    def add(self, c: int, fr: FrameRender, keep: np.ndarray) -> None:
-        d = self.seq_dirs[c]
-        with atomic_path(d / "img1" / f"{fr.frame + 1:06d}.jpg") as tmp:
+    def add(self, fr: FrameRender, keep: np.ndarray) -> None:
+        with atomic_path(self.seq_dir / "img1" / f"{fr.frame + 1:06d}.jpg") as tmp:
             if not cv2.imwrite(str(tmp), fr.image, self.jpeg):
                 raise OSError(f"cannot write {tmp}")
         n = int(keep.sum())
-        ids = np.array([self.world.agents[a].global_id for a in fr.agents[keep]], dtype=np.float64)
         vis = fr.visibility[keep]
-        self.gt[c].append(np.column_stack([np.full(n, fr.frame + 1.0), ids, fr.full_boxes[keep], np.ones(n), np.ones(n), vis, np.full(n, -1.0)]))
-        self.det[c].append(self.dets[c](fr.frame + 1, fr.full_boxes[keep], fr.visible_boxes[keep], vis))
+        self.gt.append(np.column_stack([np.full(n, fr.frame + 1.0), self.global_ids(fr, keep), fr.full_boxes[keep],
+                                        np.ones(n), np.ones(n), vis, np.full(n, -1.0)]))
+        self.det.append(self.dets(fr.frame + 1, fr.full_boxes[keep], fr.visible_boxes[keep], vis))
 
-    def close(self) -> dict[str, Any]:
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        gt = np.vstack(self.gt) if self.gt else np.zeros((0, 10))
+        det = np.vstack(self.det) if self.det else np.zeros((0, 10))
+        return gt[np.lexsort((gt[:, 1], gt[:, 0]))], det
+
+
+class MotScene(SceneSink):
+    """One MOTChallenge sequence folder per camera."""
+
+    camera_sink = MotCamera
+
+    def close(self, results: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
         cams = []
-        for c, d in enumerate(self.seq_dirs):
+        for c, (gt, det) in enumerate(results):
+            d = mot_sequence_dir(self.root, self.split, self.world, c)
             cam = self.world.cameras[c]
-            gt = np.vstack(self.gt[c]) if self.gt[c] else np.zeros((0, 10))
-            gt = gt[np.lexsort((gt[:, 1], gt[:, 0]))]
             mot.write_mot(d / "gt" / "gt.txt", gt, kind="gt")
-            det = np.vstack(self.det[c]) if self.det[c] else np.zeros((0, 10))
             mot.write_mot(d / "det" / "det.txt", det, kind="det")
             mot.write_seqinfo(d / "seqinfo.ini", mot.SeqInfo(d.name, self.world.spec.fps, self.world.spec.frames, cam.width, cam.height))
             aicity.write_aic24_calibration(d / "calibration.json", calibration_record(self.world, c))
-            cams.append({**camera_meta(self.world, c), "camera_id": self.cam_offset + c + 1, "sequence": d.name,
-                         "dir": str(d.relative_to(self.root))})
+            cams.append(self.camera_entry(c, sequence=d.name, dir=str(d.relative_to(self.root))))
         return {"scene_id": self.world.scene_index + 1, "cameras": cams}
 
 
-class KittiMotsScene(SceneSink):
-    """KITTI MOTS: PNG frames, 16-bit instance maps and the instances_txt RLE file per camera."""
+class KittiMotsCamera(CameraSink):
+    """KITTI MOTS sequence: PNG frames and 16-bit instance maps here; the RLE records go back to the scene."""
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
-        base = self.root / self.split
-        first = self.cam_offset
-        self.seqs = [f"{first + c:04d}" for c in range(len(self.world.cameras))]
-        self.base = base
-        self.records: list[list[kitti_mots.MotsRecord]] = [[] for _ in self.seqs]
+        self.base = self.root / self.split
+        self.seq = f"{self.cam_offset + self.c:04d}"
+        self.records: list[kitti_mots.MotsRecord] = []
         self.lut = np.zeros(len(self.world.agents) + 1, dtype=np.uint16)
 
-    def add(self, c: int, fr: FrameRender, keep: np.ndarray) -> None:
-        seq, name = self.seqs[c], f"{fr.frame:06d}.png"
+    def add(self, fr: FrameRender, keep: np.ndarray) -> None:
+        seq, name = self.seq, f"{fr.frame:06d}.png"
         with atomic_path(self.base / "image_02" / seq / name) as tmp:
             if not cv2.imwrite(str(tmp), fr.image):
                 raise OSError(f"cannot write {tmp}")
@@ -282,13 +357,23 @@ class KittiMotsScene(SceneSink):
             lut[a + 1] = PEDESTRIAN * 1000 + self.world.agents[a].global_id if k else kitti_mots.IGNORE_ID
         ids = lut[fr.id_map]
         kitti_mots.write_instance_png(self.base / "instances" / seq / name, ids)
-        self.records[c] += kitti_mots.png_to_records(ids, fr.frame)
+        self.records += kitti_mots.png_to_records(ids, fr.frame)
 
-    def close(self) -> dict[str, Any]:
+    def result(self) -> list[kitti_mots.MotsRecord]:
+        return self.records
+
+
+class KittiMotsScene(SceneSink):
+    """KITTI MOTS: PNG frames, 16-bit instance maps and the instances_txt RLE file per camera."""
+
+    camera_sink = KittiMotsCamera
+
+    def close(self, results: list[list[kitti_mots.MotsRecord]]) -> dict[str, Any]:
         cams = []
-        for c, seq in enumerate(self.seqs):
-            kitti_mots.write_instances_txt(self.base / "instances_txt" / f"{seq}.txt", self.records[c])
-            cams.append({**camera_meta(self.world, c), "camera_id": self.cam_offset + c + 1, "sequence": seq})
+        for c, records in enumerate(results):
+            seq = f"{self.cam_offset + c:04d}"
+            kitti_mots.write_instances_txt(self.root / self.split / "instances_txt" / f"{seq}.txt", records)
+            cams.append(self.camera_entry(c, sequence=seq))
         return {"scene_id": self.world.scene_index + 1, "cameras": cams}
 
 
@@ -299,7 +384,9 @@ class ReidWriter:
     """Market-1501 crops: `bounding_box_train`, `bounding_box_test`, `query` under `DIR/reid`.
 
     Identities are split between train and test by id (a seeded permutation); query holds one
-    crop per test identity and camera, moved out of the test gallery at the end.
+    crop per test identity and camera, moved out of the test gallery at the end. Each camera's
+    crops are written by a `ReidCameraWriter` (in whichever process renders the camera), whose
+    `result()` is merged here.
     """
 
     FOLDERS = ("bounding_box_train", "bounding_box_test", "query")
@@ -311,14 +398,43 @@ class ReidWriter:
             (root / f).mkdir(parents=True, exist_ok=True)
         perm = np.random.default_rng([int(seed), 1501]).permutation(np.arange(1, total_ids + 1))
         n_test = int(round(cfg.test_fraction * total_ids))
-        self.test_ids = set(perm[:n_test].tolist())
+        self.test_ids = frozenset(perm[:n_test].tolist())
         self.test_crops: dict[tuple[int, int], list[str]] = defaultdict(list)
         self.counts = {f: 0 for f in self.FOLDERS}
-        self.size = (int(cfg.size[0]), int(cfg.size[1]))
 
-    def add(self, world: World, c: int, fr: FrameRender, keep: np.ndarray) -> None:
+    def camera(self, world: World, c: int) -> ReidCameraWriter:
+        return ReidCameraWriter(self.root, self.cfg, self.test_ids, world, c)
+
+    def merge(self, result: tuple[dict[str, int], dict[tuple[int, int], list[str]]]) -> None:
+        counts, crops = result
+        for f, n in counts.items():
+            self.counts[f] += n
+        for key, names in crops.items():
+            self.test_crops[key] += names
+
+    def finish(self) -> dict[str, Any]:
+        """Move one crop per (test identity, camera) to `query` (the middle one in time)."""
+        for (_pid, _cam), names in sorted(self.test_crops.items()):
+            name = sorted(names)[len(names) // 2]
+            os.replace(self.root / "bounding_box_test" / name, self.root / "query" / name)
+            self.counts["bounding_box_test"] -= 1
+            self.counts["query"] += 1
+        return {"counts": dict(self.counts), "test_ids": sorted(self.test_ids)}
+
+
+class ReidCameraWriter:
+    """The Market-1501 crops of one camera of one scene."""
+
+    def __init__(self, root: Path, cfg: DictConfig, test_ids: frozenset[int], world: World, c: int) -> None:
+        self.root, self.cfg, self.test_ids, self.world, self.c = root, cfg, test_ids, world, c
+        self.size = (int(cfg.size[0]), int(cfg.size[1]))
+        self.counts = {f: 0 for f in ReidWriter.FOLDERS}
+        self.test_crops: dict[tuple[int, int], list[str]] = defaultdict(list)
+
+    def add(self, fr: FrameRender, keep: np.ndarray) -> None:
         if fr.frame % self.cfg.stride:
             return
+        world, c = self.world, self.c
         H, W = fr.image.shape[:2]
         vis = fr.visibility
         for r in np.flatnonzero(keep & (vis >= self.cfg.min_visibility) & (fr.full_boxes[:, 3] >= self.cfg.min_height)):
@@ -338,14 +454,8 @@ class ReidWriter:
             if folder == "bounding_box_test":
                 self.test_crops[(pid, c + 1 + 1000 * world.scene_index)].append(name)
 
-    def finish(self) -> dict[str, Any]:
-        """Move one crop per (test identity, camera) to `query` (the middle one in time)."""
-        for (_pid, _cam), names in sorted(self.test_crops.items()):
-            name = sorted(names)[len(names) // 2]
-            os.replace(self.root / "bounding_box_test" / name, self.root / "query" / name)
-            self.counts["bounding_box_test"] -= 1
-            self.counts["query"] += 1
-        return {"counts": dict(self.counts), "test_ids": sorted(self.test_ids)}
+    def result(self) -> tuple[dict[str, int], dict[tuple[int, int], list[str]]]:
+        return dict(self.counts), dict(self.test_crops)
 
 
 def write_meta(out: Path, cfg: DictConfig, scenes: list[dict[str, Any]], reid_info: dict[str, Any]) -> None:
@@ -360,7 +470,9 @@ def write_meta(out: Path, cfg: DictConfig, scenes: list[dict[str, Any]], reid_in
         "height": cfg.height,
         "frames": cfg.frames,
         "frame_base": {"aic24": 0, "aic23": 1, "mot": 1, "kitti_mots": 0}[cfg.layout.name],
-        "config": OmegaConf.to_container(cfg, resolve=True),
+        # `workers` only says how the dataset was computed, not what it holds: left out so that
+        # the output is byte-identical whatever the number of worker processes.
+        "config": {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k != "workers"},  # type: ignore[union-attr]
         "scenes": scenes,
         "reid": reid_info,
     }
