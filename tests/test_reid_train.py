@@ -11,7 +11,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-TINY_SYNTH = "{cameras:2,people:6,frames:20,width:320,height:180,progress:false}"
+TINY_SYNTH = "{scenes:1,cameras:2,people:6,frames:20,width:320,height:180,progress:false}"
 
 
 def compose_reid(config_dir: Path, tmp: Path, data_dir: Path, extra: list[str] | None = None) -> DictConfig:

@@ -75,17 +75,25 @@ class ReIDImageDataset(Dataset):
     """Crops resized to (height, width); items are dicts of image (uint8 3xHxW), pid, camid, index, is_query.
 
     For training, `relabel=True` maps identities to 0..C-1 (the classifier's targets).
-    For evaluation, `num_query` first samples are the queries, the rest the gallery.
+    For evaluation, `is_query` marks the queries, the rest is the gallery.
     """
 
     def __init__(
-        self, samples: Sequence[ReIDSample], height: int, width: int, relabel: bool = False, num_query: int = 0
+        self,
+        samples: Sequence[ReIDSample],
+        height: int,
+        width: int,
+        relabel: bool = False,
+        is_query: Sequence[bool] | None = None,
     ) -> None:
         if not samples:
             raise ValueError("a ReID dataset needs at least one image")
         self.samples = list(samples)
         self.height, self.width = int(height), int(width)
-        self.num_query = int(num_query)
+        self.is_query = [bool(q) for q in is_query] if is_query is not None else [False] * len(self.samples)
+        if len(self.is_query) != len(self.samples):
+            raise ValueError(f"is_query has {len(self.is_query)} flags for {len(self.samples)} samples")
+        self.num_query = sum(self.is_query)
         self.pid_map: dict[int, int] = {}
         if relabel:
             self.pid_map = {pid: i for i, pid in enumerate(sorted({s.pid for s in self.samples}))}
@@ -108,7 +116,7 @@ class ReIDImageDataset(Dataset):
             "pid": torch.tensor(self.labels[index], dtype=torch.long),
             "camid": torch.tensor(self.samples[index].camid, dtype=torch.long),
             "index": torch.tensor(index, dtype=torch.long),
-            "is_query": torch.tensor(index < self.num_query),
+            "is_query": torch.tensor(self.is_query[index]),
         }
 
 
@@ -164,7 +172,12 @@ class ReIDDataModule(pl.LightningDataModule):
         gallery = [s for s in scan_folder(self._split(root, 1), self.format) if s.pid != -1]
         if not query or not gallery:
             raise FormatError(root, "evaluation needs a non-empty query and gallery folder")
-        return ReIDImageDataset(query + gallery, self.height, self.width, num_query=len(query))
+        # interleave queries and gallery (fixed order) so that any prefix of the loader, e.g. with
+        # trainer.limit_val_batches, still holds both and evaluates a subset
+        order = np.random.default_rng(0).permutation(len(query) + len(gallery))
+        samples = [(query + gallery)[i] for i in order]
+        flags = [bool(i < len(query)) for i in order]
+        return ReIDImageDataset(samples, self.height, self.width, is_query=flags)
 
     def setup(self, stage: str | None = None) -> None:
         root = self.train_root()

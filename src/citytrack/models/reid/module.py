@@ -219,9 +219,12 @@ class ReIDModule(pl.LightningModule):
         self._finish_eval(self.test_metric, "test")
 
     def _finish_eval(self, metric: ReIDMetric, prefix: str) -> None:
+        if self.trainer.sanity_checking:  # a few batches: ranking them says nothing
+            metric.reset()
+            return
         results = metric.compute()
         self.log_dict({f"{prefix}/{k}": v for k, v in results.items()}, prog_bar=True, sync_dist=False)
-        if not self.trainer.sanity_checking and self.hparams.ranking_queries > 0:
+        if self.hparams.ranking_queries > 0:
             try:
                 self._log_ranking(metric, prefix)
             except Exception as err:  # a picture must never stop training
