@@ -22,9 +22,10 @@ from citytrack.data.synth.config import compose_config
 from citytrack.data.synth.world import SceneSpec
 from citytrack.multicam.calibration import CameraCalibration
 
-TINY = dict(cameras=2, people=4, frames=8, width=160, height=96, progress=False)
+TINY = {"cameras": 2, "people": 4, "frames": 8, "width": 160, "height": 96, "progress": False}
 # Small, but large enough that people are a few dozen pixels tall and ReID crops exist.
-SMALL = dict(cameras=2, people=5, frames=10, width=256, height=160, progress=False, reid={"min_height": 16, "stride": 3})
+SMALL = {"cameras": 2, "people": 5, "frames": 10, "width": 256, "height": 160, "progress": False,
+         "reid": {"min_height": 16, "stride": 3}}
 
 
 @pytest.fixture(scope="module")

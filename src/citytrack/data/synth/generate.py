@@ -89,13 +89,23 @@ _progress_queue: Any = None
 _stop_event: Any = None
 
 
+@dataclass
+class CameraResult:
+    """What a rendered camera hands back to the scene: the layout's and ReID's results, and its cost."""
+
+    layout: Any
+    reid: tuple[dict[str, int], dict[tuple[int, int], list[str]]]
+    frames: int
+    cpu_s: float  # CPU time of this task (process time, all threads)
+
+
 def render_camera(task: CameraTask, progress: Callable[[int], None] | None = None,
-                  stop: Callable[[], bool] | None = None) -> tuple[Any, tuple[dict[str, int], dict[tuple[int, int], list[str]]]]:
+                  stop: Callable[[], bool] | None = None) -> CameraResult:
     """Render every frame of one camera into its layout files and ReID crops.
 
-    Returns (the layout's per-camera result, the ReID crops' result). On any error the
-    camera's unfinished files are removed and the error propagates.
+    On any error the camera's unfinished files are removed and the error propagates.
     """
+    cpu0 = time.process_time()
     cfg, world, c = task.cfg, task.world, task.camera
     min_px = int(cfg.gt.min_visible_pixels)
     sink = SINKS[cfg.layout.name].camera_sink(world, task.root, str(cfg.split), cfg, task.cam_offset, c)
@@ -115,7 +125,7 @@ def render_camera(task: CameraTask, progress: Callable[[int], None] | None = Non
     except BaseException:
         sink.abort()
         raise
-    return result, reid.result()
+    return CameraResult(result, reid.result(), world.frames, time.process_time() - cpu0)
 
 
 def _init_worker(progress_queue: Any, stop_event: Any) -> None:
@@ -127,7 +137,7 @@ def _init_worker(progress_queue: Any, stop_event: Any) -> None:
     _progress_queue, _stop_event = progress_queue, stop_event
 
 
-def _worker_task(task: CameraTask) -> tuple[Any, Any]:
+def _worker_task(task: CameraTask) -> CameraResult:
     pending, last = 0, time.monotonic()
 
     def progress(n: int) -> None:
@@ -145,7 +155,8 @@ def _worker_task(task: CameraTask) -> tuple[Any, Any]:
             _progress_queue.put(pending)
 
 
-def _mp_context() -> Any:
+def mp_context() -> Any:
+    """The multiprocessing context for render workers."""
     # Not "fork": the parent may hold OpenCV/torch thread pools and tqdm's monitor thread,
     # which a forked child would inherit half-alive.
     if "forkserver" not in mp.get_all_start_methods():
@@ -164,8 +175,14 @@ class _Scene:
     futures: list[Future]
 
 
-def generate(cfg: DictConfig | Mapping[str, Any] | None = None, out: str | Path | None = None, **overrides: Any) -> Path:
-    """Render and write a dataset; returns its root. `meta.json` is removed first and written last."""
+def generate(cfg: DictConfig | Mapping[str, Any] | None = None, out: str | Path | None = None,
+             stats: dict[str, float] | None = None, **overrides: Any) -> Path:
+    """Render and write a dataset; returns its root. `meta.json` is removed first and written last.
+
+    `stats`, when given, receives `cam_frames`, `workers`, `wall_s` and `cpu_s` (this process
+    plus the camera tasks, wherever they ran).
+    """
+    wall0, cpu0 = time.perf_counter(), time.process_time()
     if out is not None:
         overrides["out"] = str(out)
     cfg = resolve_config(cfg, **overrides)
@@ -185,10 +202,14 @@ def generate(cfg: DictConfig | Mapping[str, Any] | None = None, out: str | Path 
         tasks = [CameraTask(world, c, cfg, root, s * spec.cameras, reid.test_ids) for c in range(spec.cameras)]
         return world, sink, tasks
 
-    def finish(sink: SceneSink, results: list[tuple[Any, Any]]) -> dict[str, Any]:
-        for _, reid_result in results:
-            reid.merge(reid_result)
-        return sink.close([r for r, _ in results])
+    task_cpu = [0.0]  # CPU time of camera tasks run in worker processes
+
+    def finish(sink: SceneSink, results: list[CameraResult], remote: bool) -> dict[str, Any]:
+        for r in results:
+            reid.merge(r.reid)
+            if remote:
+                task_cpu[0] += r.cpu_s
+        return sink.close([r.layout for r in results])
 
     bar = tqdm(total=cfg.scenes * spec.frames * spec.cameras, desc="synth", unit="cam-frame", disable=not cfg.progress)
     scenes: list[dict[str, Any]] = []
@@ -196,23 +217,28 @@ def generate(cfg: DictConfig | Mapping[str, Any] | None = None, out: str | Path 
         if workers == 1:
             for s in range(cfg.scenes):
                 _world, sink, tasks = scene(s)
-                scenes.append(finish(sink, [render_camera(t, bar.update) for t in tasks]))
+                scenes.append(finish(sink, [render_camera(t, bar.update) for t in tasks], remote=False))
         else:
             scenes = _generate_parallel(cfg.scenes, workers, scene, finish, bar)
     finally:
         bar.close()
     reid_info = reid.finish()
     write_meta(root, cfg, scenes, reid_info)
-    log.info("synthetic %s dataset written to %s", cfg.layout.name, root)
+    n = cfg.scenes * spec.cameras * spec.frames
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0 + task_cpu[0]
+    log.info("synthetic %s dataset written to %s: %d camera-frames in %.1f s (%.1f/s) with %d worker(s), %.1f s CPU",
+             cfg.layout.name, root, n, wall, n / wall, workers, cpu)
+    if stats is not None:
+        stats.update(cam_frames=n, workers=workers, wall_s=wall, cpu_s=cpu)
     return root
 
 
 def _generate_parallel(
     n_scenes: int, workers: int, scene: Callable[[int], tuple[World, SceneSink, list[CameraTask]]],
-    finish: Callable[[SceneSink, list[tuple[Any, Any]]], dict[str, Any]], bar: tqdm,
+    finish: Callable[[SceneSink, list[CameraResult], bool], dict[str, Any]], bar: tqdm,
 ) -> list[dict[str, Any]]:
     """Cameras in `workers` processes; at most two scenes in flight so the pool never idles between scenes."""
-    ctx = _mp_context()
+    ctx = mp_context()
     progress_queue, stop_event = ctx.Queue(), ctx.Event()
 
     def drain() -> None:
@@ -222,7 +248,7 @@ def _generate_parallel(
             except queue.Empty:
                 return
 
-    def wait_scene(sc: _Scene) -> list[tuple[Any, Any]]:
+    def wait_scene(sc: _Scene) -> list[CameraResult]:
         pending = set(sc.futures)
         while pending:
             done, pending = wait(pending, timeout=0.1, return_when=FIRST_EXCEPTION)
@@ -240,10 +266,10 @@ def _generate_parallel(
             inflight.append(_Scene(world, sink, [pool.submit(_worker_task, t) for t in tasks]))
             if len(inflight) == 2:
                 sc = inflight.popleft()
-                out.append(finish(sc.sink, wait_scene(sc)))
+                out.append(finish(sc.sink, wait_scene(sc), True))
         while inflight:
             sc = inflight.popleft()
-            out.append(finish(sc.sink, wait_scene(sc)))
+            out.append(finish(sc.sink, wait_scene(sc), True))
     except BrokenProcessPool as err:
         stop_event.set()
         raise RuntimeError("a synth worker process died (out of memory or killed?); rerun with workers=1 to see why") from err

@@ -274,7 +274,7 @@ class DetectionSimulator:
         wh = base[:, 2:] * np.exp(rng.normal(0, cfg.jitter, (m, 2)))
         boxes = np.column_stack([ctr - wh / 2, wh])
         score = np.clip(rng.normal(0.55 + 0.4 * vis[hit], 0.08), 0.05, 0.99)
-        k = int(rng.poisson(cfg.fp_per_frame))
+        k = rng.poisson(cfg.fp_per_frame)
         fh = rng.uniform(0.08, 0.4, k) * self.H
         fw = fh * rng.uniform(0.3, 0.5, k)
         fp = np.column_stack([rng.uniform(0, self.W - fw), rng.uniform(0, self.H - fh), fw, fh])
@@ -397,7 +397,7 @@ class ReidWriter:
             shutil.rmtree(root / f, ignore_errors=True)  # stale crops of a half-finished run
             (root / f).mkdir(parents=True, exist_ok=True)
         perm = np.random.default_rng([int(seed), 1501]).permutation(np.arange(1, total_ids + 1))
-        n_test = int(round(cfg.test_fraction * total_ids))
+        n_test = round(cfg.test_fraction * total_ids)
         self.test_ids = frozenset(perm[:n_test].tolist())
         self.test_crops: dict[tuple[int, int], list[str]] = defaultdict(list)
         self.counts = {f: 0 for f in self.FOLDERS}
