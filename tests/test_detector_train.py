@@ -42,6 +42,7 @@ def test_tiny_training_run_via_hydra_and_detect_task(tmp_path: Path) -> None:
                 f"data.val.0.root={tmp_path / 'synth_val'}",
                 f"paths.log_dir={tmp_path / 'logs'}",
                 f"paths.output_dir={tmp_path / 'run'}",
+                f"paths.work_dir={tmp_path}",
             ],
         )
         with open_dict(cfg):
