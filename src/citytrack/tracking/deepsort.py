@@ -99,18 +99,24 @@ class DeepSort(BaseTracker):
             cost = iou_distance(self._boxes(confirmed), boxes[dets])
             limit = self.max_iou_distance
         cost = gate_cost_matrix(cost, gate, CHI2INV95[2 if self.only_position else 4])
+        # a track with no admissible detection can match nothing at its level and does not
+        # change the assignment of the others there: only levels with candidates are solved
+        has_candidate = (cost <= limit).any(axis=1)
+        if not has_candidate.any():
+            return np.empty(0, np.int64), np.empty(0, np.int64)
         free = np.ones(len(dets), dtype=bool)
         rows, cols = [], []
         ages = t.time_since_update[confirmed]
-        for level in np.unique(ages):  # 1, 2, ...: recently seen tracks choose first
-            if not free.any():
-                break
-            sel = np.flatnonzero(ages == level)
+        for level in np.unique(ages[has_candidate]):  # 1, 2, ...: recently seen tracks choose first
             open_cols = np.flatnonzero(free)
-            matches, _, _ = min_cost_matching(cost[np.ix_(sel, open_cols)], limit)
-            rows.append(sel[matches[:, 0]])
-            cols.append(open_cols[matches[:, 1]])
-            free[open_cols[matches[:, 1]]] = False
+            if len(open_cols) == 0:
+                break
+            sel = np.flatnonzero((ages == level) & has_candidate)
+            matches, _, _ = min_cost_matching(cost[sel][:, open_cols], limit)
+            if len(matches):
+                rows.append(sel[matches[:, 0]])
+                cols.append(open_cols[matches[:, 1]])
+                free[open_cols[matches[:, 1]]] = False
         matched_rows = np.concatenate(rows) if rows else np.empty(0, np.int64)
         matched_cols = np.concatenate(cols) if cols else np.empty(0, np.int64)
         return confirmed[matched_rows], matched_cols

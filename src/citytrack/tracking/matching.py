@@ -235,12 +235,17 @@ def min_cost_matching(cost: np.ndarray, max_distance: float) -> tuple[np.ndarray
     rows, cols = cost.shape
     if rows == 0 or cols == 0:
         return _EMPTY_MATCHES, np.arange(rows), np.arange(cols)
-    clamped = np.minimum(cost, max_distance + 1e-5)
-    _, x, y = lap.lapjv(np.ascontiguousarray(clamped, dtype=np.float64), extend_cost=True)
-    matched_rows = np.flatnonzero(x >= 0)
-    pairs = np.stack([matched_rows, x[matched_rows]], axis=1).astype(np.int64)
-    keep = cost[pairs[:, 0], pairs[:, 1]] <= max_distance
-    matches = pairs[keep]
+    r, c = np.nonzero(cost <= max_distance)
+    if len(np.unique(r)) == len(r) and len(np.unique(c)) == len(c):
+        # every admissible pair is alone in its row and column: the full assignment of the
+        # clamped matrix contains all of them, and only they survive the rejection step
+        matches = np.stack([r, c], axis=1).astype(np.int64)
+    else:
+        clamped = np.minimum(cost, max_distance + 1e-5)
+        _, x, _ = lap.lapjv(np.ascontiguousarray(clamped, dtype=np.float64), extend_cost=True)
+        matched_rows = np.flatnonzero(x >= 0)
+        pairs = np.stack([matched_rows, x[matched_rows]], axis=1).astype(np.int64)
+        matches = pairs[cost[pairs[:, 0], pairs[:, 1]] <= max_distance]
     row_used = np.zeros(rows, dtype=bool)
     row_used[matches[:, 0]] = True
     col_used = np.zeros(cols, dtype=bool)
