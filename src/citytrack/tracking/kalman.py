@@ -229,14 +229,24 @@ class SortKalman(BatchedKalmanFilter):
 
     def boxes_to_measurements(self, xywh: np.ndarray) -> np.ndarray:
         b = np.asarray(xywh, dtype=np.float64).reshape(-1, 4)
-        return np.stack([b[:, 0] + b[:, 2] / 2, b[:, 1] + b[:, 3] / 2, b[:, 2] * b[:, 3], b[:, 2] / b[:, 3]], axis=1)
+        z = np.empty((len(b), 4))
+        z[:, 0] = b[:, 0] + b[:, 2] / 2
+        z[:, 1] = b[:, 1] + b[:, 3] / 2
+        z[:, 2] = b[:, 2] * b[:, 3]
+        z[:, 3] = b[:, 2] / b[:, 3]
+        return z
 
     def states_to_boxes(self, mean: np.ndarray) -> np.ndarray:
         """NaN boxes where the area or aspect went non-positive (SORT deletes those tracks)."""
-        with np.errstate(invalid="ignore"):
+        out = np.empty((len(mean), 4))
+        with np.errstate(invalid="ignore", divide="ignore"):
             w = np.sqrt(mean[:, 2] * mean[:, 3])
             h = mean[:, 2] / w
-        return np.stack([mean[:, 0] - w / 2, mean[:, 1] - h / 2, w, h], axis=1)
+        out[:, 0] = mean[:, 0] - w / 2
+        out[:, 1] = mean[:, 1] - h / 2
+        out[:, 2] = w
+        out[:, 3] = h
+        return out
 
     def predict(self, mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """SORT stops the area velocity when it would make the area non-positive."""
