@@ -26,6 +26,7 @@ Ground truth per person and frame (`FrameRender`):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import cv2
 import numpy as np
@@ -37,6 +38,8 @@ SHIFT = 4  # sub-pixel bits for OpenCV drawing
 ONE = 1 << SHIFT
 LITE_PIXELS = 56.0  # people shorter than this (pixels) are drawn with fewer parts
 NOISE_BANK = 6
+# Standard normal quantiles at the centres of 256 equal-probability bins (noise from random bytes).
+_NORMAL_QUANTILES = np.array([NormalDist().inv_cdf((i + 0.5) / 256) for i in range(256)])
 SKY_TOP = np.array([205, 160, 110], dtype=np.float32)  # BGR
 SKY_HORIZON = np.array([235, 225, 215], dtype=np.float32)
 
@@ -180,17 +183,20 @@ class CameraRenderer:
                 ])
             self.ops.append((per_lod[0], per_lod[1]))
         # Sensor noise: a bank of noise images; the noisy background of each is precomputed, so a
-        # frame starts as one copy, and only people's pixels get noise added per frame.
+        # frame starts as one copy, and only people's pixels get noise added per frame. Noise is
+        # Gaussian quantised to 256 equally likely levels (tails cut at 2.9 sigma): random bytes
+        # through a quantile table, ~6x faster to make than normal draws at 1080p.
         self.noise: list[tuple[np.ndarray, np.ndarray]] = []
         self.backgrounds: list[np.ndarray] = [self.background_full]
         if noise and camera.noise_sigma > 0:
             rng = np.random.default_rng([world.noise_seed, camera.index])
+            levels = np.rint(camera.noise_sigma * _NORMAL_QUANTILES)
+            pos_lut = np.clip(levels, 0, 255).astype(np.uint8)
+            neg_lut = np.clip(-levels, 0, 255).astype(np.uint8)
             self.backgrounds = []
             for _ in range(NOISE_BANK):
-                n = rng.standard_normal((self.H, self.W, 3), dtype=np.float32)
-                n *= np.float32(camera.noise_sigma)
-                np.clip(np.rint(n, out=n), -255, 255, out=n)
-                pos, neg = np.maximum(n, 0).astype(np.uint8), np.maximum(-n, 0).astype(np.uint8)
+                u = np.frombuffer(rng.bytes(self.H * self.W * 3), dtype=np.uint8).reshape(self.H, self.W, 3)
+                pos, neg = cv2.LUT(u, pos_lut), cv2.LUT(u, neg_lut)
                 self.noise.append((pos, neg))
                 self.backgrounds.append(cv2.subtract(cv2.add(self.background_full, pos), neg))
 
