@@ -179,6 +179,9 @@ def generate(cfg: DictConfig | Mapping[str, Any] | None = None, out: str | Path 
              stats: dict[str, float] | None = None, **overrides: Any) -> Path:
     """Render and write a dataset; returns its root. `meta.json` is removed first and written last.
 
+    With `workers > 1` (the default `auto` on a multi-core machine) cameras are rendered in worker
+    processes started by `forkserver` (or `spawn`): a script calling this must do so under
+    `if __name__ == "__main__":`, as for any multiprocessing code.
     `stats`, when given, receives `cam_frames`, `workers`, `wall_s` and `cpu_s` (this process
     plus the camera tasks, wherever they ran).
     """
@@ -261,6 +264,8 @@ def _generate_parallel(
     pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(progress_queue, stop_event))
     inflight: deque[_Scene] = deque()
     try:
+        for _ in range(workers):  # start the workers (imports) while the first world is built here
+            pool.submit(int)
         for s in range(n_scenes):
             world, sink, tasks = scene(s)
             inflight.append(_Scene(world, sink, [pool.submit(_worker_task, t) for t in tasks]))
@@ -272,7 +277,10 @@ def _generate_parallel(
             out.append(finish(sc.sink, wait_scene(sc), True))
     except BrokenProcessPool as err:
         stop_event.set()
-        raise RuntimeError("a synth worker process died (out of memory or killed?); rerun with workers=1 to see why") from err
+        raise RuntimeError(
+            "a synth worker process died: out of memory, killed, or started from a script that calls generate() "
+            "outside `if __name__ == '__main__':` (workers re-import the main module); rerun with workers=1 to see"
+        ) from err
     except BaseException:
         stop_event.set()  # running cameras stop at their next frame and remove their unfinished files
         raise
