@@ -46,10 +46,10 @@ def test_assignment_fast_path_matches_the_solver() -> None:
         for fn, thresh in ((linear_assignment, 0.5), (min_cost_matching, 0.5)):
             m, ur, uc = fn(cost, thresh)
             if fn is linear_assignment:
-                _, x, y = lap.lapjv(cost, extend_cost=True, cost_limit=thresh)
+                _, x, _ = lap.lapjv(cost, extend_cost=True, cost_limit=thresh)
                 ref = sorted((i, int(x[i])) for i in range(len(x)) if x[i] >= 0)
             else:
-                _, x, y = lap.lapjv(np.minimum(cost, thresh + 1e-5), extend_cost=True)
+                _, x, _ = lap.lapjv(np.minimum(cost, thresh + 1e-5), extend_cost=True)
                 ref = sorted((i, int(x[i])) for i in range(len(x)) if x[i] >= 0 and cost[i, x[i]] <= thresh)
             assert sorted(map(tuple, m.tolist())) == ref
             assert set(ur.tolist()) == set(range(cost.shape[0])) - {r for r, _ in ref}
@@ -161,5 +161,5 @@ def test_boxmot_presets_reproduce_boxmot_frame_by_frame(
         mine = {int(r[4]): r[:4] for r in out}
         other = {int(r[4]) + 1: np.r_[r[:2], r[2:4] - r[:2]] for r in ref}  # BoxMOT ids start at 0
         assert mine.keys() == other.keys(), f"frame {f}"
-        for k in mine:
-            np.testing.assert_allclose(mine[k], other[k], atol=0.05, err_msg=f"frame {f} id {k}")
+        for k, box in mine.items():
+            np.testing.assert_allclose(box, other[k], atol=0.05, err_msg=f"frame {f} id {k}")

@@ -107,7 +107,7 @@ def filter_short_tracks(table: np.ndarray, min_length: int = 10) -> np.ndarray:
     table = _check(table)
     if not len(table):
         return table
-    ids, inverse, counts = np.unique(table[:, ID], return_inverse=True, return_counts=True)
+    _, inverse, counts = np.unique(table[:, ID], return_inverse=True, return_counts=True)
     return table[counts[inverse] >= min_length]
 
 

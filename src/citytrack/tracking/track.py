@@ -14,6 +14,7 @@ set) when it misses for too long or dies tentative.
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import ClassVar
 
 import numpy as np
 
@@ -40,7 +41,7 @@ class TrackSet:
     buffer with `gallery_count` and `gallery_next`.
     """
 
-    _SCALARS: dict[str, type] = {
+    _SCALARS: ClassVar[dict[str, type]] = {
         "track_id": np.int64,
         "state": np.int8,
         "hits": np.int64,
