@@ -58,14 +58,21 @@ GROUPS: dict[str, tuple[str, ...]] = {
 }
 """Sequence groups: folders relative to ``--data`` (the SORT paper's six MOT15 sequences, ...)."""
 
-OURS: tuple[str, ...] = ("sort", "deepsort", "bytetrack", "botsort")
+OURS: tuple[str, ...] = ("sort", "deepsort", "bytetrack", "botsort", "bytetrack_boxmot", "botsort_boxmot")
+"""conf/tracker/<name>.yaml configs run by default: the published defaults, and the presets
+carrying BoxMOT 25's own yaml values (which reproduce BoxMOT's output frame by frame)."""
 BOXMOT: dict[str, tuple[str, tuple[tuple[str, Any], ...]]] = {
     "boxmot-bytetrack": ("bytetrack", ()),
     "boxmot-botsort": ("botsort", (("use_cmc", False), ("use_embeddings", False))),
     "boxmot-ocsort": ("ocsort", ()),
 }
 """BoxMOT tracker name and option overrides (sorted by key, as ``TrackerSpec`` requires)."""
-PAIRS: dict[str, str] = {"bytetrack": "boxmot-bytetrack", "botsort": "boxmot-botsort"}
+PAIRS: dict[str, str] = {
+    "bytetrack": "boxmot-bytetrack",
+    "botsort": "boxmot-botsort",
+    "bytetrack_boxmot": "boxmot-bytetrack",
+    "botsort_boxmot": "boxmot-botsort",
+}
 """Our tracker -> BoxMOT's implementation of the same algorithm (ratio columns)."""
 ALL_TRACKERS: tuple[str, ...] = OURS + tuple(BOXMOT)
 
