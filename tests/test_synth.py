@@ -307,3 +307,24 @@ def test_pose_cache_any_order() -> None:
         assert set(idx.tolist()) == set(np.flatnonzero(world.traj.present[f]).tolist())
     with pytest.raises(IndexError):
         forward(40)
+
+
+def test_failure_mid_camera_removes_unfinished_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A camera failing after some frames (the code a worker runs) leaves no temporary video and no meta.json."""
+    from citytrack.data.synth import render
+
+    real = render.CameraRenderer.render
+
+    def failing(self: CameraRenderer, frame: int) -> render.FrameRender:
+        if self.cam.index == 1 and frame == 3:
+            raise RuntimeError("boom at frame 3")
+        return real(self, frame)
+
+    monkeypatch.setattr(render.CameraRenderer, "render", failing)
+    out = tmp_path / "ds"
+    with pytest.raises(RuntimeError, match="boom at frame 3"):
+        generate(None, out=out, workers=1, **TINY)
+    assert not (out / "meta.json").exists()
+    assert not list(out.rglob(".*"))  # no temporary files
+    videos = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.mp4"))
+    assert videos == ["train/scene_001/camera_0001/video.mp4"]  # camera 1 was finished before camera 2 failed
