@@ -328,3 +328,17 @@ def test_failure_mid_camera_removes_unfinished_files(tmp_path: Path, monkeypatch
     assert not list(out.rglob(".*"))  # no temporary files
     videos = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.mp4"))
     assert videos == ["train/scene_001/camera_0001/video.mp4"]  # camera 1 was finished before camera 2 failed
+
+
+def test_bench_synth_smoke(capsys: pytest.CaptureFixture[str]) -> None:
+    """`python -m citytrack.bench synth` runs end to end on a tiny size and prints positive rates."""
+    import re
+
+    from citytrack.bench.synth import main
+
+    assert main(["--sizes", "160x96", "--frames", "3", "--cameras", "1", "--people", "3", "--dataset"]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("160x96")]
+    assert [ln.split(":")[0].strip() for ln in lines] == ["160x96 render only", "160x96 render+encode", "160x96 dataset cmd"]
+    for ln in lines:
+        wall, cpu = (float(v) for v in re.findall(r"([\d.]+) (?:cam-frames/s wall|by CPU time)", ln))
+        assert wall > 0 and cpu > 0
