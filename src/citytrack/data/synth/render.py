@@ -4,13 +4,19 @@ Speed comes from doing the expensive things once per camera and nothing per pixe
 Python per frame:
 
 - the static background (ground texture warped through the camera's homography, sky,
-  haze, skyline, occluders with their shadows, lighting) is rendered once per camera;
-- per frame, all body points of all people are projected in one matrix product; each
-  visible person is filled with a few dozen `cv2.line/circle/fillConvexPoly` calls into a
-  small 4-channel scratch crop (alpha = silhouette), then composited into the frame and
-  the id map back to front (painter's algorithm over people and occluders by depth);
-- an occluder sprite is pasted again only when someone drawn behind it overlaps it;
-- sensor noise comes from a per-camera bank of precomputed noise images.
+  haze, skyline, occluders with their shadows, lighting) is rendered once per camera, and
+  so is its noisy version for each image of a small per-camera bank of sensor noise: a
+  frame starts as one copy of a noisy background;
+- body points of all people are computed for a chunk of frames at once (`PoseCache`) and
+  projected per camera and frame in one matrix product;
+- each visible person is drawn with a dozen or two `cv2.line/circle/fillConvexPoly` calls
+  (fixed-point coordinates) into a small 1-channel label crop (0 = empty, k = colour k),
+  which is then coloured by a per-person look-up table, given the same sensor noise as the
+  background, and copied into the frame and the id map through itself as the mask, back to
+  front (painter's algorithm over people and occluders by depth), only inside the
+  silhouette's box;
+- an occluder sprite is pasted again (from the noisy background) only when someone drawn
+  behind it overlaps it.
 
 Ground truth per person and frame (`FrameRender`):
 
