@@ -8,18 +8,22 @@ Sources (lists under `train`, `val`, `test`), each a mapping with a `kind`:
 - `mot`: `{kind: mot, root: SEQ_OR_FOLDER, stride: 1, min_visibility: 0.25}`;
 - `coco`: `{kind: coco, json: FILE, images: DIR}`.
 
-The loaders give uint8 letterboxed images; `on_after_batch_transfer` converts them to
-[0, 1] floats on the device and, in training only, applies a per-sample random
-scale/translate (crop-resize) with horizontal flip via one `kornia` affine warp, and HSV
-jitter, moving the boxes with the images (boxes pushed mostly out of view become ignore
-regions, those gone entirely are dropped).
+The loaders give uint8 letterboxed images (`img_size`, the inference input); in training the
+dataset may re-encode them as JPEG at a random quality (`jpeg_quality`, real video is
+compressed, the renders are not). `on_after_batch_transfer` converts them to [0, 1] floats on
+the device and, in training only, applies `augment_batch` (options under `augment`): random
+crop-resize or 4-image mosaic onto an `out_size` canvas (smaller than `img_size` on CPU: same
+object sizes, a fraction of the pixels), horizontal flip, log-uniform scale jitter, HSV jitter
+and the appearance randomisation of `photometric_augment` (contrast, grayscale, blur,
+low-resolution resampling, noise), moving the boxes with the pixels (boxes pushed mostly out of
+view become ignore regions, those gone entirely are dropped).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,72 +82,215 @@ def _records_from_source(source: Mapping[str, Any], class_names: Sequence[str]) 
     raise ValueError(f"unknown detection source kind {kind!r} (synth, aic24, mot, coco)")
 
 
-def augment_batch(
-    images: torch.Tensor,
+def _uniform(lo: float, hi: float, n: int, rand: Callable[..., torch.Tensor]) -> torch.Tensor:
+    return lo + (hi - lo) * rand(n)
+
+
+def _transform_targets(
     targets: torch.Tensor,
-    scale: tuple[float, float] = (0.5, 1.5),
-    translate: float = 0.2,
-    flip_prob: float = 0.5,
-    hsv: tuple[float, float, float] = (0.015, 0.7, 0.4),
-    min_visible: float = 0.4,
-    min_size: float = 2.0,
-    generator: torch.Generator | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random scale/translate/flip (one affine warp per sample) and HSV jitter on `(B, 3, S, S)` [0, 1] images.
+    sx: torch.Tensor,
+    s: torch.Tensor,
+    tx: torch.Tensor,
+    ty: torch.Tensor,
+    region: torch.Tensor,
+    min_visible: float,
+    min_size: float,
+    min_box: float = 0.0,
+) -> torch.Tensor:
+    """Boxes `(B, M, 5)` through `x' = sx * x + tx, y' = s * y + ty`, clipped to `region (B, 4) x0, y0, x1, y1`.
 
-    Targets `(B, M, 5)` move with the images: boxes are mapped, clipped to the canvas, become
-    ignore regions when less than `min_visible` of them stays inside, and padding when nothing does.
+    A box is dropped (padding) when less than `min_size` of it stays inside its region in either
+    direction, and becomes an ignore region when less than `min_visible` of its area does or
+    when it shrank below `min_box` pixels in width or height (too small to learn from).
     """
-    b, _, h, w = images.shape
-    dev = images.device
-
-    def rand(*shape: int) -> torch.Tensor:
-        return torch.rand(*shape, device="cpu", generator=generator).to(dev)
-
-    s = scale[0] + (scale[1] - scale[0]) * rand(b)
-    flip = rand(b) < flip_prob
-    sx = torch.where(flip, -s, s)
-    tx = (rand(b) * 2 - 1) * translate * w
-    ty = (rand(b) * 2 - 1) * translate * h
-    cx, cy = w / 2, h / 2
-    # x' = sx * (x - cx) + cx + tx (scale/flip about the centre, then shift)
-    mat = torch.zeros(b, 2, 3, device=dev)
-    mat[:, 0, 0], mat[:, 0, 2] = sx, cx - sx * cx + tx
-    mat[:, 1, 1], mat[:, 1, 2] = s, cy - s * cy + ty
-    fill = torch.full((3,), PAD_VALUE / 255.0, device=dev)
-    out = kornia.geometry.transform.warp_affine(
-        images.float(), mat, dsize=(h, w), mode="bilinear", padding_mode="fill", fill_value=fill
-    )
-    # HSV jitter (YOLOX gains): hue shift, saturation and value scales
-    if hsv is not None and any(hsv):
-        hg, sg, vg = hsv
-        hue = (rand(b) * 2 - 1) * hg * 2 * math.pi
-        sat = 1 + (rand(b) * 2 - 1) * sg
-        val = 1 + (rand(b) * 2 - 1) * vg
-        out = kornia.enhance.adjust_hue(out, hue)
-        out = kornia.enhance.adjust_saturation(out, sat)
-        out = (out * val.view(-1, 1, 1, 1)).clamp(0, 1)
-
-    t = targets.clone()
-    cls, boxes = t[..., 0], t[..., 1:5]
-    x1 = sx[:, None] * boxes[..., 0] + mat[:, 0, 2][:, None]
-    x2 = sx[:, None] * boxes[..., 2] + mat[:, 0, 2][:, None]
-    y1 = s[:, None] * boxes[..., 1] + mat[:, 1, 2][:, None]
-    y2 = s[:, None] * boxes[..., 3] + mat[:, 1, 2][:, None]
+    cls, boxes = targets[..., 0], targets[..., 1:5]
+    x1 = sx[:, None] * boxes[..., 0] + tx[:, None]
+    x2 = sx[:, None] * boxes[..., 2] + tx[:, None]
+    y1 = s[:, None] * boxes[..., 1] + ty[:, None]
+    y2 = s[:, None] * boxes[..., 3] + ty[:, None]
     nx1, nx2 = torch.minimum(x1, x2), torch.maximum(x1, x2)
     full_area = ((nx2 - nx1) * (y2 - y1)).clamp(min=1e-6)
-    cx1, cx2 = nx1.clamp(0, w), nx2.clamp(0, w)
-    cy1, cy2 = y1.clamp(0, h), y2.clamp(0, h)
+    rx0, ry0, rx1, ry1 = (region[:, i : i + 1] for i in range(4))
+    cx1, cx2 = torch.maximum(nx1, rx0), torch.minimum(nx2, rx1)
+    cy1, cy2 = torch.maximum(y1, ry0), torch.minimum(y2, ry1)
     cw, ch = (cx2 - cx1).clamp(min=0), (cy2 - cy1).clamp(min=0)
     visible = cw * ch / full_area
     real = cls != PAD
     gone = real & ((cw < min_size) | (ch < min_size))
-    mostly_out = real & ~gone & (visible < min_visible) & (cls >= 0)
+    tiny = ((nx2 - nx1) < min_box) | ((y2 - y1) < min_box)
+    mostly_out = real & ~gone & ((visible < min_visible) | tiny) & (cls >= 0)
     cls = torch.where(mostly_out, torch.full_like(cls, IGNORE), cls)
-    cls = torch.where(gone, torch.full_like(cls, PAD), cls)
-    t = torch.stack([cls, cx1, cy1, cx2, cy2], -1)
-    t[cls == PAD] = torch.tensor([float(PAD), 0, 0, 0, 0], device=dev)
-    return out, t
+    cls = torch.where(gone | ~real, torch.full_like(cls, PAD), cls)
+    out = torch.stack([cls, cx1, cy1, cx2, cy2], -1)
+    return torch.where((cls == PAD)[..., None], torch.tensor([float(PAD), 0, 0, 0, 0], device=out.device), out)
+
+
+def _compact_targets(targets: torch.Tensor) -> torch.Tensor:
+    """Move padding rows (class -1) to the end and drop columns that are padding in every image."""
+    order = torch.argsort((targets[..., 0] == PAD).to(torch.int8), dim=1, stable=True)
+    t = torch.gather(targets, 1, order[..., None].expand_as(targets))
+    m = max(1, int((t[..., 0] != PAD).sum(1).max()))
+    return t[:, :m].contiguous()
+
+
+def photometric_augment(
+    images: torch.Tensor,
+    hsv: tuple[float, float, float] | None = (0.015, 0.7, 0.4),
+    contrast: float = 0.0,
+    gray_prob: float = 0.0,
+    blur_prob: float = 0.0,
+    blur_sigma: tuple[float, float] = (0.3, 1.5),
+    lowres_prob: float = 0.0,
+    lowres_scale: tuple[float, float] = (0.4, 0.8),
+    noise_prob: float = 0.0,
+    noise_std: tuple[float, float] = (0.005, 0.04),
+    rand: Callable[..., torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Appearance randomisation of `(B, 3, H, W)` [0, 1] images, each effect drawn per sample.
+
+    The renders are flat-shaded, sharp and noise-free compared with real video, so besides YOLOX's
+    HSV jitter: contrast, grayscale, Gaussian blur, a down-and-up resize (the softness and
+    aliasing of a low-resolution, interlaced or compressed camera) and sensor noise.
+    """
+    b, _, h, w = images.shape
+    dev = images.device
+    rand = rand or (lambda *shape: torch.rand(*shape, device=dev))
+    out = images
+    if hsv is not None and any(hsv):
+        hg, sg, vg = hsv
+        out = kornia.enhance.adjust_hue(out, (rand(b) * 2 - 1) * hg * 2 * math.pi)
+        out = kornia.enhance.adjust_saturation(out, 1 + (rand(b) * 2 - 1) * sg)
+        out = (out * (1 + (rand(b) * 2 - 1) * vg).view(-1, 1, 1, 1)).clamp(0, 1)
+    if contrast > 0:
+        c = (1 + (rand(b) * 2 - 1) * contrast).view(-1, 1, 1, 1)
+        mean = out.mean((1, 2, 3), keepdim=True)
+        out = ((out - mean) * c + mean).clamp(0, 1)
+    if gray_prob > 0:
+        pick = (rand(b) < gray_prob).view(-1, 1, 1, 1)
+        out = torch.where(pick, kornia.color.rgb_to_grayscale(out).expand_as(out), out)
+    if lowres_prob > 0:
+        f = _uniform(*lowres_scale, 1, rand).item()  # one factor per batch: one resize pair
+        small = torch.nn.functional.interpolate(out, scale_factor=f, mode="bilinear", antialias=True, align_corners=False)
+        back = torch.nn.functional.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+        out = torch.where((rand(b) < lowres_prob).view(-1, 1, 1, 1), back, out)
+    if blur_prob > 0:
+        sigma = _uniform(*blur_sigma, b, rand)
+        k = 2 * math.ceil(2 * blur_sigma[1]) + 1
+        blurred = kornia.filters.gaussian_blur2d(out, (k, k), torch.stack([sigma, sigma], 1))
+        out = torch.where((rand(b) < blur_prob).view(-1, 1, 1, 1), blurred, out)
+    if noise_prob > 0:
+        std = _uniform(*noise_std, b, rand) * (rand(b) < noise_prob)
+        out = (out + torch.randn_like(out) * std.view(-1, 1, 1, 1)).clamp(0, 1)
+    return out
+
+
+def augment_batch(
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    out_size: int | None = None,
+    scale: tuple[float, float] = (0.5, 1.5),
+    translate: float = 0.2,
+    flip_prob: float = 0.5,
+    mosaic_prob: float = 0.0,
+    box_centre_prob: float = 0.0,
+    hsv: tuple[float, float, float] | None = (0.015, 0.7, 0.4),
+    photometric: Mapping[str, Any] | None = None,
+    min_visible: float = 0.4,
+    min_size: float = 2.0,
+    min_box: float = 4.0,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random crop-resize or 4-image mosaic, flip and appearance jitter on `(B, 3, S, S)` [0, 1] images.
+
+    Geometry (one `kornia` affine warp per sample and mosaic tile): every output tile is a crop of
+    a source image scaled by `s` (log-uniform in `scale`), flipped with `flip_prob`. Without
+    mosaic the tile is the whole `out_size` canvas (default: the input size) and the crop is
+    centred on the source centre shifted by up to `translate` of its size, or, with
+    `box_centre_prob`, on a random gt box (so small crops still see people). A mosaic sample
+    (probability `mosaic_prob`) splits the canvas at a random point into four tiles, each a
+    crop of a different image of the batch. Training on crops smaller than the inference
+    input keeps the objects' pixel sizes and costs a fraction of the compute.
+
+    Targets `(B, M, 5)` move with the pixels: boxes are clipped to their tile, become ignore
+    regions when less than `min_visible` of them stays inside or when they shrink below `min_box`
+    px, padding when nothing (less than `min_size` px) does. Returns the images `(B, 3, out, out)` and targets `(B, M', 5)`.
+    """
+    b, _, h, w = images.shape
+    size = int(out_size or h)
+    dev = images.device
+    images = images.float()
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.rand(*shape, device="cpu", generator=generator).to(dev)
+
+    mosaic = rand(b) < mosaic_prob
+    # mosaic split point, and the four tiles x0, y0, x1, y1 (a plain sample: tile 0 = whole canvas)
+    mx = torch.where(mosaic, _uniform(0.3, 0.7, b, rand) * size, torch.full((b,), float(size), device=dev))
+    my = torch.where(mosaic, _uniform(0.3, 0.7, b, rand) * size, torch.full((b,), float(size), device=dev))
+    zero, full = torch.zeros(b, device=dev), torch.full((b,), float(size), device=dev)
+    tiles = [
+        torch.stack([zero, zero, mx, my], 1),
+        torch.stack([mx, zero, full, my], 1),
+        torch.stack([zero, my, mx, full], 1),
+        torch.stack([mx, my, full, full], 1),
+    ]
+    fill = torch.full((3,), PAD_VALUE / 255.0, device=dev)
+    canvas = torch.full((b, 3, size, size), PAD_VALUE / 255.0, device=dev)
+    ys = torch.arange(size, device=dev, dtype=torch.float32).view(1, -1, 1) + 0.5
+    xs = torch.arange(size, device=dev, dtype=torch.float32).view(1, 1, -1) + 0.5
+    gt_real = targets[..., 0] >= 0
+    out_targets = []
+    log_lo, log_hi = math.log(scale[0]), math.log(scale[1])
+    for q, tile in enumerate(tiles):
+        active = torch.ones(b, dtype=torch.bool, device=dev) if q == 0 else mosaic
+        if not bool(active.any()):
+            continue
+        src = torch.arange(b, device=dev) if q == 0 else torch.randperm(b, generator=generator).to(dev)
+        s = torch.exp(_uniform(log_lo, log_hi, b, rand))
+        flip = rand(b) < flip_prob
+        sx = torch.where(flip, -s, s)
+        # the source point that lands on the tile centre
+        px = w / 2 + (rand(b) * 2 - 1) * translate * w
+        py = h / 2 + (rand(b) * 2 - 1) * translate * h
+        src_t = targets[src]
+        real = gt_real[src]
+        if box_centre_prob > 0 and bool(real.any()):
+            # a random real box of each source image (uniform over its real boxes)
+            weights = real.float() + 1e-9
+            pick = torch.multinomial(weights.cpu(), 1, generator=generator).to(dev).squeeze(1)
+            box = src_t[torch.arange(b, device=dev), pick, 1:5]
+            jitter = (rand(b, 2) - 0.5) * (box[:, 2:4] - box[:, 0:2])
+            use = (rand(b) < box_centre_prob) & real.any(1)
+            px = torch.where(use, (box[:, 0] + box[:, 2]) / 2 + jitter[:, 0], px)
+            py = torch.where(use, (box[:, 1] + box[:, 3]) / 2 + jitter[:, 1], py)
+        tcx, tcy = (tile[:, 0] + tile[:, 2]) / 2, (tile[:, 1] + tile[:, 3]) / 2
+        tx, ty = tcx - sx * px, tcy - s * py  # x' = sx * x + tx in continuous pixel coordinates
+        # the same map between pixel indices (pixel i covers [i, i + 1)), as kornia samples
+        mat = torch.zeros(b, 2, 3, device=dev)
+        mat[:, 0, 0], mat[:, 0, 2] = sx, tx + 0.5 * sx - 0.5
+        mat[:, 1, 1], mat[:, 1, 2] = s, ty + 0.5 * s - 0.5
+        warped = kornia.geometry.transform.warp_affine(
+            images[src], mat, dsize=(size, size), mode="bilinear", padding_mode="fill", fill_value=fill, align_corners=True
+        )
+        x0, y0, x1, y1 = (tile[:, i].view(-1, 1, 1) for i in range(4))
+        inside = (xs >= x0) & (xs < x1) & (ys >= y0) & (ys < y1) & active.view(-1, 1, 1)
+        canvas = torch.where(inside[:, None], warped, canvas)
+        region = torch.where(active[:, None], tile, torch.zeros_like(tile))
+        t = _transform_targets(src_t, sx, s, tx, ty, region, min_visible, min_size, min_box)
+        t[~active] = torch.tensor([float(PAD), 0, 0, 0, 0], device=dev)
+        out_targets.append(t)
+    params = dict(photometric or {})
+    out = photometric_augment(canvas, hsv=hsv, rand=rand, **params)
+    return out, _compact_targets(torch.cat(out_targets, 1))
+
+
+def _tuples(value: Any) -> Any:
+    """Config lists (OmegaConf ListConfig included) -> tuples, recursively through mappings."""
+    if isinstance(value, Mapping):
+        return {k: _tuples(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "ListConfig":
+        return tuple(value)
+    return value
 
 
 class DetectionDataModule(pl.LightningDataModule):
@@ -162,6 +309,7 @@ class DetectionDataModule(pl.LightningDataModule):
         pin_memory: bool = False,
         augment: Mapping[str, Any] | None = None,
         min_size: float = 4.0,
+        jpeg_quality: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
@@ -174,7 +322,8 @@ class DetectionDataModule(pl.LightningDataModule):
         records: list[FrameRecord] = []
         for src in sources:
             records += _records_from_source(src, self.hparams.class_names)
-        self.datasets[stage] = DetectionDataset(records, self.hparams.img_size, self.hparams.min_size)
+        jpeg = self.hparams.jpeg_quality if stage == "train" and self.augment.get("enabled", True) else None
+        self.datasets[stage] = DetectionDataset(records, self.hparams.img_size, self.hparams.min_size, jpeg_quality=jpeg)
         log.info("detection %s: %d frames, %d boxes", stage, len(records), sum(len(r.boxes) for r in records))
 
     def prepare_data(self) -> None:
@@ -223,9 +372,6 @@ class DetectionDataModule(pl.LightningDataModule):
         targets = batch["targets"]
         trainer = getattr(self, "trainer", None)
         if trainer is not None and trainer.training and self.augment.get("enabled", True):
-            kw = {k: v for k, v in self.augment.items() if k != "enabled"}
-            for k in ("scale", "hsv"):
-                if k in kw and kw[k] is not None:
-                    kw[k] = tuple(kw[k])
+            kw = _tuples({k: v for k, v in self.augment.items() if k != "enabled"})
             images, targets = augment_batch(images, targets, **kw)
         return {**batch, "images": images, "targets": targets}

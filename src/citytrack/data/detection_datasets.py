@@ -176,14 +176,27 @@ class DetectionDataset(Dataset):
 
     Video frames are decoded once, sequentially (seeking in H.264 is slow and not exact),
     and kept letterboxed and JPEG-encoded in memory: a few hundred frames cost tens of MB.
+    `jpeg_quality=(lo, hi)` (training) re-encodes every image at a random quality in that
+    range, the blocking and ringing of real compressed video that the renders lack.
     """
 
-    def __init__(self, records: Sequence[FrameRecord], img_size: int = 640, min_size: float = 4.0) -> None:
+    def __init__(
+        self,
+        records: Sequence[FrameRecord],
+        img_size: int = 640,
+        min_size: float = 4.0,
+        jpeg_quality: Sequence[int] | None = None,
+        seed: int | None = None,
+    ) -> None:
         if not records:
             raise ValueError("DetectionDataset needs at least one frame record")
         self.records = list(records)
         self.img_size = int(img_size)
         self.min_size = float(min_size)
+        if jpeg_quality is not None and not (len(jpeg_quality) == 2 and 1 <= jpeg_quality[0] <= jpeg_quality[1] <= 100):
+            raise ValueError(f"jpeg_quality must be (lo, hi) within 1..100, got {jpeg_quality!r}")
+        self.jpeg_quality = tuple(int(q) for q in jpeg_quality) if jpeg_quality is not None else None
+        self._rng = np.random.default_rng(seed)
         self._cache: dict[int, bytes] = {}
         self._letterbox: dict[int, Letterbox] = {}
         self._decode_videos()
@@ -229,6 +242,10 @@ class DetectionDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         image, lb = self.load(i)
+        if self.jpeg_quality is not None:
+            q = int(self._rng.integers(self.jpeg_quality[0], self.jpeg_quality[1] + 1))
+            ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, q])
+            image = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else image
         r = self.records[i]
         boxes = lb.to_input(r.boxes.astype(np.float64).copy()) if len(r.boxes) else np.zeros((0, 4))
         labels = r.labels.copy()

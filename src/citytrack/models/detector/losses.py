@@ -46,9 +46,11 @@ class YoloxLoss(nn.Module):
         obj_target = torch.zeros_like(obj)
         obj_weight = torch.ones_like(obj)
         box_pred, box_target, cls_pred, cls_target = [], [], [], []
+        num_gt = 0
         for b in range(outputs.shape[0]):
             valid = targets[b, :, 0] >= 0
             gt = targets[b][valid]
+            num_gt += len(gt)
             ignore = targets[b][targets[b, :, 0] == IGNORE_CLASS, 1:5]
             if len(ignore):
                 x, y = centres[:, 0][None], centres[:, 1][None]
@@ -90,4 +92,7 @@ class YoloxLoss(nn.Module):
             "loss_obj": loss_obj.detach(),
             "loss_cls": loss_cls.detach(),
             "num_fg": torch.tensor(float(num_fg) / outputs.shape[0]),
+            # SimOTA health: foreground anchors per gt (dynamic k, YOLOX reports ~5-10) and their IoU
+            "fg_per_gt": torch.tensor(sum(len(p) for p in box_pred) / max(num_gt, 1)),
+            "mean_iou": torch.cat([t.max(1).values for t in cls_target]).mean().detach() if cls_target else torch.tensor(0.0),
         }

@@ -4,15 +4,19 @@ Batches arrive as `{"images": (B, 3, S, S) RGB, "targets": (B, M, 5) class,x1,y1
 letterboxed input pixels (class -1 = padding); the datamodule's GPU augmentation turns
 uint8 images into [0, 1] floats in `on_after_batch_transfer`. Validation logs COCO
 `val/mAP`, `val/mAP50` and recall at the trackers' score thresholds, plus a picture of
-predictions. `predict_frames` is the inference entry point of the multi-camera runner:
+predictions. With `ema_decay > 0` an exponential moving average of the weights (YOLOX's
+`ModelEMA`) is kept next to the trained net and used for validation, testing and inference.
+`predict_frames` is the inference entry point of the multi-camera runner:
 BGR frames of any sizes in, per-frame `(N, 5) x, y, w, h, score` arrays out, one batched
 forward per frame size on the module's device.
 """
 
 from __future__ import annotations
 
+import copy
 import inspect
 import logging
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +36,34 @@ from citytrack.utils.io import atomic_path
 log = logging.getLogger(__name__)
 
 
+class ModelEma(torch.nn.Module):
+    """Exponential moving average of a net's weights and buffers (YOLOX `ModelEMA`).
+
+    `decay_t = decay * (1 - exp(-t / tau))` after `t` updates: early on the average follows
+    the net closely (its first weights are random), later it averages over ~`1 / (1 - decay)` steps.
+    """
+
+    def __init__(self, net: torch.nn.Module, decay: float = 0.9998, tau: float = 2000.0) -> None:
+        super().__init__()
+        if not 0.0 < decay < 1.0 or tau <= 0:
+            raise ValueError(f"EMA needs 0 < decay < 1 and tau > 0, got decay={decay}, tau={tau}")
+        self.module = copy.deepcopy(net).eval()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+        self.decay, self.tau = float(decay), float(tau)
+        self.register_buffer("updates", torch.zeros((), dtype=torch.long))
+
+    @torch.no_grad()
+    def update(self, net: torch.nn.Module) -> None:
+        self.updates += 1
+        d = self.decay * (1.0 - math.exp(-int(self.updates) / self.tau))
+        for ema_v, v in zip(self.module.state_dict().values(), net.state_dict().values(), strict=True):
+            if ema_v.dtype.is_floating_point:
+                ema_v.mul_(d).add_(v.detach().to(ema_v.dtype), alpha=1.0 - d)
+            else:
+                ema_v.copy_(v)
+
+
 class DetectorModule(pl.LightningModule):
     """Anchor-free one-stage detector (YOLOX family) with SimOTA assignment.
 
@@ -45,6 +77,7 @@ class DetectorModule(pl.LightningModule):
             tracker sees every detection it can use); eval_score_thresh: for mAP (COCO keeps low scores).
         nms_thresh / max_det: class-aware NMS IoU and detections per image.
         channels_last: NHWC memory layout on GPU (faster convs with bf16 tensor cores).
+        ema_decay / ema_tau: weight EMA (0 = off); see `ModelEma`.
     """
 
     def __init__(
@@ -65,12 +98,15 @@ class DetectorModule(pl.LightningModule):
         recall_thresholds: Sequence[float] = TRACKER_THRESHOLDS,
         channels_last: bool = True,
         log_images: int = 4,
+        ema_decay: float = 0.0,
+        ema_tau: float = 2000.0,
     ) -> None:
         super().__init__()
         if net.num_classes != num_classes:
             raise ValueError(f"net has {net.num_classes} classes but num_classes={num_classes}")
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
         self.net = net
+        self.ema = ModelEma(net, ema_decay, ema_tau) if ema_decay > 0 else None
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.criterion = YoloxLoss(num_classes, box_weight, center_radius, simota_topk)
@@ -79,8 +115,13 @@ class DetectorModule(pl.LightningModule):
         self._picture: tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]] | None = None
 
     # ------------------------------------------------------------------ core
+    @property
+    def eval_net(self) -> YoloxNet:
+        """The net used for validation and inference: the EMA when kept, else the trained one."""
+        return self.ema.module if self.ema is not None else self.net
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(images)
+        return self.eval_net(images)
 
     def _images(self, images: torch.Tensor) -> torch.Tensor:
         if images.dtype == torch.uint8:
@@ -92,23 +133,30 @@ class DetectorModule(pl.LightningModule):
     def on_fit_start(self) -> None:
         if self.hparams.channels_last and self.device.type == "cuda":
             self.net.to(memory_format=torch.channels_last)
+            if self.ema is not None:
+                self.ema.module.to(memory_format=torch.channels_last)
 
-    def _loss(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    def _loss(self, batch: dict[str, torch.Tensor], net: YoloxNet | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        net = self.net if net is None else net
         images = self._images(batch["images"])
-        outputs, centres, strides = self.net.decode(self.net.forward_levels(images))
+        outputs, centres, strides = net.decode(net.forward_levels(images))
         return self.criterion(outputs, batch["targets"].float(), centres, strides), outputs
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         losses, _ = self._loss(batch)
         bs = batch["images"].shape[0]
         self.log("train/loss", losses["loss"], prog_bar=True, batch_size=bs)
-        for k in ("loss_box", "loss_obj", "loss_cls", "num_fg"):
+        for k in ("loss_box", "loss_obj", "loss_cls", "num_fg", "fg_per_gt", "mean_iou"):
             self.log(f"train/{k}", losses[k], batch_size=bs)
         return losses["loss"]
 
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.ema is not None:
+            self.ema.update(self.net)
+
     # ------------------------------------------------------------------ evaluation
     def _eval_step(self, batch: dict[str, torch.Tensor], evaluator: DetectionEvaluator, stage: str, batch_idx: int) -> None:
-        losses, outputs = self._loss(batch)
+        losses, outputs = self._loss(batch, self.eval_net)
         self.log(f"{stage}/loss", losses["loss"], batch_size=batch["images"].shape[0], sync_dist=True)
         dets = postprocess(outputs, self.hparams.eval_score_thresh, self.hparams.nms_thresh, self.hparams.max_det)
         preds, targets = [], []
@@ -223,7 +271,7 @@ class DetectorModule(pl.LightningModule):
                 x, lb = letterbox_batch(x, size)
                 x = self._images(x / 255.0)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                    out = self.net(x)
+                    out = self.eval_net(x)
                 dets = postprocess(out, thresh, self.hparams.nms_thresh, self.hparams.max_det)
                 for i, d in zip(chunk, dets, strict=True):
                     boxes = lb.to_image(d[:, :4]).cpu().numpy().astype(np.float64)
@@ -232,6 +280,24 @@ class DetectorModule(pl.LightningModule):
                     results[i] = np.concatenate([boxes, d[:, 4:5].cpu().numpy()], 1)[keep]
         self.train(was_training)
         return [r if r is not None else np.zeros((0, 5)) for r in results]
+
+
+def save_inference_checkpoint(module: DetectorModule, path: str | Path, half: bool = True) -> Path:
+    """A small checkpoint for inference: the evaluation net's weights only (the EMA when kept), fp16 by default.
+
+    `load_detector` reads it like a training checkpoint; it holds no optimizer state and no
+    second copy of the weights, so a small detector fits in a few MB.
+    """
+    state = {f"net.{k}": (v.half() if half and v.dtype.is_floating_point else v).detach().cpu().clone()
+             for k, v in module.eval_net.state_dict().items()}
+    hparams = {k: v for k, v in dict(module.hparams).items() if k not in ("net", "optimizer", "scheduler")}
+    hparams["ema_decay"] = 0.0
+    payload = {"net_config": dict(module.net.config), "state_dict": state, "hyper_parameters": hparams,
+               "format": "citytrack-detector-inference-v1"}
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return path
 
 
 def load_detector(path: str | Path, map_location: str | torch.device = "cpu") -> DetectorModule:
@@ -245,5 +311,5 @@ def load_detector(path: str | Path, map_location: str | torch.device = "cpu") ->
     net = YoloxNet(**ckpt["net_config"])
     hparams = {k: v for k, v in ckpt.get("hyper_parameters", {}).items() if k not in ("net", "optimizer", "scheduler")}
     module = DetectorModule(net, **hparams)
-    module.load_state_dict(ckpt["state_dict"])
+    module.load_state_dict(ckpt["state_dict"])  # fp16 inference checkpoints are cast to the module's fp32
     return module.to(map_location).eval()

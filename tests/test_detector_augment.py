@@ -1,0 +1,182 @@
+"""Training-side augmentation (crop-resize, mosaic, appearance randomisation, JPEG), weight EMA and small checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from citytrack.data.detection_datamodule import augment_batch, photometric_augment
+from citytrack.data.detection_datasets import DetectionDataset, FrameRecord
+from citytrack.models.detector.losses import YoloxLoss
+from citytrack.models.detector.module import (
+    DetectorModule,
+    ModelEma,
+    load_detector,
+    save_inference_checkpoint,
+)
+from citytrack.models.detector.net import YoloxNet
+
+COLOURS = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 1.0, 0.0]])
+
+
+def _painted_batch(size: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
+    """Four grey images, each with two solid rectangles of its own colour, and their boxes."""
+    images = torch.full((4, 3, size, size), 0.45)
+    targets = torch.full((4, 2, 5), -1.0)
+    rng = np.random.default_rng(0)
+    for b in range(4):
+        for j in range(2):
+            w, h = int(rng.integers(12, 24)), int(rng.integers(30, 50))
+            x, y = int(rng.integers(4, size - w - 4)), int(rng.integers(4, size - h - 4))
+            images[b, :, y : y + h, x : x + w] = COLOURS[b].view(3, 1, 1)
+            targets[b, j] = torch.tensor([0.0, x, y, x + w, y + h])
+    return images, targets
+
+
+def _colour_of(image: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
+    x1, y1, x2, y2 = (round(float(v)) for v in box)
+    return image[:, y1 + 2 : y2 - 2, x1 + 2 : x2 - 2].reshape(3, -1).mean(1)
+
+
+@pytest.mark.parametrize("mosaic_prob", [0.0, 1.0])
+def test_boxes_follow_the_pixels_through_crop_resize_and_mosaic(mosaic_prob: float) -> None:
+    images, targets = _painted_batch()
+    gen = torch.Generator().manual_seed(3)
+    checked, colours_per_image = 0, []
+    for _ in range(6):
+        out, tg = augment_batch(
+            images, targets, out_size=96, scale=(0.8, 1.6), translate=0.3, flip_prob=0.5, mosaic_prob=mosaic_prob,
+            box_centre_prob=0.5, hsv=None, min_box=4.0, generator=gen,
+        )
+        assert out.shape == (4, 3, 96, 96) and tg.shape[0] == 4 and tg.shape[2] == 5
+        for b in range(4):
+            real = tg[b][tg[b, :, 0] == 0]
+            seen = set()
+            for row in real:
+                box = row[1:5]
+                assert torch.all(box[:2] >= 0) and torch.all(box[2:] <= 96) and torch.all(box[2:] > box[:2])
+                if float((box[2:] - box[:2]).min()) < 8:
+                    continue
+                colour = _colour_of(out[b], box)
+                # a rectangle's inside is its solid colour: one of the four, never the grey background
+                match = torch.cdist(colour[None], COLOURS).argmin()
+                assert torch.allclose(colour, COLOURS[match], atol=0.06), (colour, row)
+                seen.add(int(match))
+                checked += 1
+            colours_per_image.append(len(seen))
+    assert checked >= 10
+    if mosaic_prob == 1.0:  # tiles come from different images of the batch
+        assert max(colours_per_image) >= 2
+    else:  # a plain crop only ever shows its own image
+        assert max(colours_per_image) == 1
+
+
+def test_plain_augment_keeps_geometry_at_unit_scale_and_box_centred_crops_see_a_box() -> None:
+    images, targets = _painted_batch()
+    out, tg = augment_batch(images, targets, scale=(1, 1), translate=0.0, flip_prob=0.0, hsv=None)
+    assert torch.allclose(out, images, atol=1e-5)
+    assert torch.allclose(tg[tg[..., 0] == 0], targets[targets[..., 0] == 0], atol=1e-4)
+    # crops centred on a random gt box (+- half its size): the canvas centre lies in a gt box
+    gen = torch.Generator().manual_seed(0)
+    out, tg = augment_batch(
+        images, targets, out_size=48, scale=(1, 1), translate=0.0, flip_prob=0.0, box_centre_prob=1.0, hsv=None,
+        min_visible=0.0, generator=gen,
+    )
+    for b in range(4):
+        boxes = tg[b][tg[b, :, 0] >= 0, 1:5]
+        assert ((boxes[:, 0] <= 24) & (boxes[:, 2] >= 24) & (boxes[:, 1] <= 24) & (boxes[:, 3] >= 24)).any()
+
+
+def test_boxes_shrunk_below_min_box_become_ignore_regions() -> None:
+    images, targets = _painted_batch()
+    _, tg = augment_batch(images, targets, scale=(0.1, 0.1), translate=0.0, flip_prob=0.0, hsv=None, min_box=6.0)
+    real = tg[..., 0] != -1
+    assert real.any() and torch.all(tg[real][:, 0] == -2)
+
+
+def test_photometric_augment_effects() -> None:
+    gen = torch.Generator().manual_seed(0)
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=gen)
+
+    x = torch.rand(4, 3, 32, 32)
+    gray = photometric_augment(x, hsv=None, gray_prob=1.0, rand=rand)
+    assert torch.allclose(gray[:, 0], gray[:, 1]) and torch.allclose(gray[:, 1], gray[:, 2])
+    blurred = photometric_augment(x, hsv=None, blur_prob=1.0, blur_sigma=(1.0, 1.0), rand=rand)
+    assert blurred.std() < 0.6 * x.std()
+    low = photometric_augment(x, hsv=None, lowres_prob=1.0, lowres_scale=(0.5, 0.5), rand=rand)
+    assert low.shape == x.shape and (low - x).abs().mean() > 0.05
+    noisy = photometric_augment(torch.full_like(x, 0.5), hsv=None, noise_prob=1.0, noise_std=(0.05, 0.05), rand=rand)
+    assert 0.03 < float(noisy.std()) < 0.07
+    out = photometric_augment(x, hsv=(0.02, 0.7, 0.4), contrast=0.4, rand=rand)
+    assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
+    assert torch.equal(photometric_augment(x, hsv=None), x)
+
+
+def test_dataset_jpeg_reencoding(tmp_path: Path) -> None:
+    import cv2
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "a.png"), image)
+    rec = FrameRecord(tmp_path / "a.png", None, np.array([[10.0, 10.0, 30.0, 50.0]]), np.array([0]))
+    clean = DetectionDataset([rec], img_size=64)[0]["images"].float()
+    jpeg = DetectionDataset([rec], img_size=64, jpeg_quality=(10, 10), seed=0)[0]["images"].float()
+    assert 5 < float((clean - jpeg).abs().mean()) < 80
+    with pytest.raises(ValueError, match="jpeg_quality"):
+        DetectionDataset([rec], img_size=64, jpeg_quality=(90, 10))
+
+
+def test_loss_reports_positives_per_gt() -> None:
+    net = YoloxNet("resnet10t", num_classes=1, neck_channels=16, head_depth=1)
+    out, centres, strides = net.decode(net.forward_levels(torch.rand(2, 3, 64, 64)))
+    targets = torch.tensor([[[0.0, 10, 8, 30, 56], [0.0, 36, 4, 60, 60]], [[0.0, 20, 10, 44, 60], [-1.0, 0, 0, 0, 0]]])
+    losses = YoloxLoss(1)(out, targets, centres, strides)
+    assert float(losses["fg_per_gt"]) == pytest.approx(float(losses["num_fg"]) * 2 / 3, rel=1e-5)
+    assert float(losses["fg_per_gt"]) >= 1 and 0 <= float(losses["mean_iou"]) <= 1
+
+
+def test_model_ema_average_and_warm_up() -> None:
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    ema = ModelEma(net, decay=0.9, tau=1.0)
+    start = ema.module[0].weight.clone()
+    with torch.no_grad():
+        net[0].weight.add_(1.0)
+    net(torch.randn(8, 3))  # moves the BN running stats (float buffers: averaged too)
+    ema.update(net)
+    d = 0.9 * (1 - np.exp(-1.0))
+    assert torch.allclose(ema.module[0].weight, d * start + (1 - d) * net[0].weight, atol=1e-6)
+    assert int(ema.module[1].num_batches_tracked) == int(net[1].num_batches_tracked)  # ints copied
+    assert not any(p.requires_grad for p in ema.module.parameters())
+    with pytest.raises(ValueError, match="decay"):
+        ModelEma(net, decay=1.0)
+
+
+def test_ema_is_the_eval_net_and_the_small_checkpoint_round_trips(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    net = YoloxNet("resnet10t", num_classes=1, neck_channels=16, head_depth=1)
+    module = DetectorModule(net, optimizer=None, img_size=64, ema_decay=0.5, ema_tau=1.0)
+    with torch.no_grad():
+        for p in module.net.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    module.ema.update(module.net)
+    module.eval()
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(module(x), module.ema.module(x))
+        assert not torch.allclose(module(x), module.net(x))
+    path = save_inference_checkpoint(module, tmp_path / "small.pt")
+    loaded = load_detector(path)
+    assert loaded.ema is None
+    with torch.no_grad():
+        ref, got = module(x), loaded(x)
+    # fp16 weights: boxes within a fraction of a pixel, logits close
+    assert torch.allclose(got[..., :4], ref[..., :4], atol=0.5)
+    assert torch.allclose(got[..., 4:], ref[..., 4:], atol=0.05)
+    frame = (np.random.default_rng(0).random((48, 80, 3)) * 255).astype(np.uint8)
+    assert loaded.predict_frames([frame], score_thresh=0.0)[0].shape[1] == 5
