@@ -5,6 +5,10 @@ augmentation, backward and AdamW, on random P x K batches (bf16 autocast and
 channels_last on CUDA, as in training). Extraction: `FeatureExtractor` on random
 1920x1080 BGR frames with `--boxes` boxes each (roi_align crops + embedding), the
 tracker's path. Random pixels: the cost does not depend on the content.
+
+`--eval-ckpt CKPT --eval-root DIR` also measures retrieval accuracy of a trained checkpoint
+on a Market-1501 style folder (query + bounding_box_test), with and without k-reciprocal
+re-ranking: `python -m citytrack.bench reid --eval-ckpt last.ckpt --eval-root data/synth/reid_eval/reid`.
 """
 
 from __future__ import annotations
@@ -78,6 +82,28 @@ def bench_extraction(backbone: str, height: int, width: int, frames: int, boxes:
     return frames * boxes / (time.perf_counter() - t0)
 
 
+def evaluate_checkpoint(ckpt: Path, root: Path, fmt: str, device: str, batch: int) -> dict[str, dict[str, float]]:
+    """rank-1/5/10 and mAP of a checkpoint on root's query/gallery, plain and re-ranked (k1=20, k2=6, lambda=0.3)."""
+    from citytrack.data.reid_datamodule import ReIDDataModule
+    from citytrack.eval.reid_metrics import ReIDMetric
+
+    ext = FeatureExtractor.from_checkpoint(ckpt, device=device)
+    dm = ReIDDataModule(root=str(root), format=fmt, height=ext.input_size[0], width=ext.input_size[1],
+                        eval_batch_size=batch, num_workers=0)
+    dataset = dm._eval_set(root)
+    feats, pids, cams, flags = [], [], [], []
+    for b in dm._loader(dataset, batch_size=batch, shuffle=False):
+        feats.append(ext.embed_crops(b["image"].to(ext.device).float().div(255.0)).cpu())
+        pids.append(b["pid"]), cams.append(b["camid"]), flags.append(b["is_query"])
+    out = {}
+    for name, rerank in (("plain", False), ("re-ranked", True)):
+        metric = ReIDMetric(rerank=rerank)
+        metric.update(torch.cat(feats), torch.cat(pids), torch.cat(cams), torch.cat(flags))
+        out[name] = {k: round(float(v), 4) for k, v in metric.compute().items()}
+    out["sizes"] = {"query": int(torch.cat(flags).sum()), "gallery": int((~torch.cat(flags)).sum())}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m citytrack.bench reid", description=__doc__.split("\n")[0])
     ap.add_argument("--backbone", default="osnet_x0_25", help="osnet_x1_0, osnet_x0_25, resnet50, any timm name")
@@ -93,18 +119,38 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    ap.add_argument("--eval-ckpt", type=Path, default=None, help="also evaluate this ReIDModule checkpoint")
+    ap.add_argument("--eval-root", type=Path, default=None, help="Market-1501 style folder for --eval-ckpt")
+    ap.add_argument("--eval-format", default="market1501", choices=["market1501", "veri776"])
+    ap.add_argument("--skip-speed", action="store_true", help="only run --eval-ckpt")
     args = ap.parse_args(argv)
+    if (args.eval_ckpt is None) != (args.eval_root is None):
+        ap.error("--eval-ckpt and --eval-root go together")
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.set_float32_matmul_precision("high")
+    result: dict = {}
+    if args.eval_ckpt is not None:
+        acc = evaluate_checkpoint(args.eval_ckpt, args.eval_root, args.eval_format, str(device), args.batch)
+        result["accuracy"] = acc
+        print(f"| {args.eval_root} | query {acc['sizes']['query']} | gallery {acc['sizes']['gallery']} |")
+        print("| ranking | rank-1 | rank-5 | rank-10 | mAP |\n|---|---|---|---|---|")
+        for name in ("plain", "re-ranked"):
+            a = acc[name]
+            print(f"| {name} | {a['rank1']:.3f} | {a['rank5']:.3f} | {a['rank10']:.3f} | {a['mAP']:.3f} |")
+        if args.skip_speed:
+            if args.out is not None:
+                with atomic_open(args.out) as fh:
+                    json.dump(result, fh, indent=2)
+            return 0
     train_ips = bench_training(args.backbone, args.height, args.width, args.p, args.k, args.steps, args.warmup, device)
     extract_ips = bench_extraction(args.backbone, args.height, args.width, args.frames, args.boxes, args.batch,
                                    args.warmup, device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
-    result = {
+    result |= {
         "backbone": args.backbone, "input": [args.height, args.width], "device": name,
         "batch": args.p * args.k, "train_images_per_s": round(train_ips, 1),
         "extract_crops_per_s": round(extract_ips, 1), "frames": args.frames, "boxes_per_frame": args.boxes,
