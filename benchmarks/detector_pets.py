@@ -1,7 +1,8 @@
 """PETS09-S2L1 transfer: our synthetic-trained detector vs OpenCV's HOG people detector, COCO mAP.
 
     python benchmarks/detector_pets.py --ckpt logs/detector_synthetic/runs/<run>/checkpoints/last.ckpt \
-        [--stride 5] [--max-frames N] [--hog-upscale 2.0] [--img-size 640] [--out results.json]
+        [--stride 5] [--max-frames N] [--hog-upscale 2.0] [--img-size 640] [--out results.json] \
+        [--picture pets.png]
 
 The clip (`../shared/data/video/pets09_s2l1_view001.avi`, 480x360) is view 001 of PETS09-S2L1;
 the MOT15 ground truth (768x576) lines up after scaling by 0.625. Every `--stride`-th frame
@@ -51,6 +52,22 @@ def evaluate(dets: list[np.ndarray], frames: list[int], gt: dict[int, np.ndarray
     return ev.compute()
 
 
+def save_picture(path: Path, images: list[np.ndarray], dets: list[np.ndarray], frames: list[int], gt: dict[int, np.ndarray]) -> None:
+    """Four evenly spaced frames with the detector's boxes and the gt, for looking at failure modes."""
+    import cv2
+
+    from citytrack.data.letterbox import xywh_to_xyxy
+    from citytrack.eval.detection import draw_predictions
+    from citytrack.utils.io import atomic_path
+
+    pick = np.linspace(0, len(frames) - 1, min(4, len(frames))).round().astype(int)
+    preds = [np.concatenate([xywh_to_xyxy(dets[i][:, :4]), dets[i][:, 4:5]], 1) for i in pick]
+    gts = [xywh_to_xyxy(gt.get(frames[i], np.zeros((0, 4)))[:, :4]) for i in pick]
+    grid = draw_predictions([images[i] for i in pick], preds, gts, score_thresh=0.3, columns=2)
+    with atomic_path(path) as tmp:
+        cv2.imwrite(str(tmp), grid)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--ckpt", help="detector checkpoint (omit to run HOG only)")
@@ -64,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-hog", action="store_true")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, default=None, help="write the results as JSON (atomically)")
+    p.add_argument("--picture", type=Path, default=None, help="PNG of the detector's boxes (red, score >= 0.3) and gt (green) on 4 frames")
     args = p.parse_args(argv)
 
     gt = load_gt(args.gt, args.scale)
@@ -77,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         dets = det.predict_frames(images, batch_size=8, score_thresh=0.001, img_size=args.img_size)
         results["detector"] = evaluate(dets, frames, gt) | {"seconds": round(time.perf_counter() - t0, 2)}
         results["detector_img_size"] = int(args.img_size or det.hparams.img_size)
+        if args.picture:
+            save_picture(args.picture, images, dets, frames, gt)
     if not args.no_hog:
         from citytrack.models.detector.hog import HogPersonDetector
 

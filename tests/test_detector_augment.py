@@ -180,3 +180,20 @@ def test_ema_is_the_eval_net_and_the_small_checkpoint_round_trips(tmp_path: Path
     assert torch.allclose(got[..., 4:], ref[..., 4:], atol=0.05)
     frame = (np.random.default_rng(0).random((48, 80, 3)) * 255).astype(np.uint8)
     assert loaded.predict_frames([frame], score_thresh=0.0)[0].shape[1] == 5
+
+
+def test_distractor_bars_avoid_the_boxes() -> None:
+    from citytrack.data.detection_datamodule import paint_distractors
+
+    images, targets = _painted_batch()
+    gen = torch.Generator().manual_seed(0)
+    out = paint_distractors(
+        images, targets, count=12, prob=1.0, rand=lambda *shape: torch.rand(*shape, generator=gen)
+    )
+    changed = (out != images).any(1)  # (B, H, W)
+    assert changed.sum() > 200  # bars were painted
+    for b in range(4):
+        for row in targets[b]:
+            x1, y1, x2, y2 = (int(v) for v in row[1:5])
+            assert not changed[b, y1:y2, x1:x2].any()  # never over a person
+    assert torch.equal(paint_distractors(images, targets, prob=0.0), images)

@@ -3,7 +3,11 @@
 Sources (lists under `train`, `val`, `test`), each a mapping with a `kind`:
 - `synth`: `{kind: synth, root: DIR, overrides: {seed: 1, scenes: 2, ...}, stride: 5}`: generated
   on first use with `citytrack.data.synth.ensure_synthetic_dataset(root, **overrides)`, then read
-  as AI City 2024 scenes (train and val use different roots and seeds);
+  as AI City 2024 scenes (train and val use different roots and seeds), or, with
+  `overrides.layout: mot`, as MOTChallenge sequences, whose gt carries each person's
+  visibility: people hidden below `min_visibility` (behind a pillar, say) become ignore
+  regions instead of teaching the detector that a pillar is a person (AI City gt keeps every
+  full box with at least a few visible pixels);
 - `aic24`: `{kind: aic24, root: DIR, split: train|null, stride: 10, max_frames: null}`;
 - `mot`: `{kind: mot, root: SEQ_OR_FOLDER, stride: 1, min_visibility: 0.25}`;
 - `coco`: `{kind: coco, json: FILE, images: DIR}`.
@@ -54,7 +58,10 @@ def _records_from_source(source: Mapping[str, Any], class_names: Sequence[str]) 
     if kind == "synth":
         from citytrack.data.synth import ensure_synthetic_dataset
 
-        root = ensure_synthetic_dataset(Path(source["root"]), **dict(source.get("overrides") or {}))
+        overrides = dict(source.get("overrides") or {})
+        root = ensure_synthetic_dataset(Path(source["root"]), **overrides)
+        if overrides.get("layout", "aic24") == "mot":  # MOT gt has visibilities: hidden people become ignore regions
+            return _records_from_source({**source, "kind": "mot", "root": root / overrides.get("split", "train")}, class_names)
         return _records_from_source({**source, "kind": "aic24", "root": root}, class_names)
     if kind == "aic24":
         from citytrack.data.formats.aicity import list_aic24_scenes
@@ -133,6 +140,53 @@ def _compact_targets(targets: torch.Tensor) -> torch.Tensor:
     return t[:, :m].contiguous()
 
 
+def paint_distractors(
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    count: int = 4,
+    prob: float = 0.5,
+    width: tuple[float, float] = (2.0, 10.0),
+    height: tuple[float, float] = (15.0, 90.0),
+    rand: Callable[..., torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Paint up to `count` random person-sized vertical bars (poles, posts, sign stands) per image.
+
+    The rendered worlds hold people, boxes and pillars only, so a detector trained on them
+    takes every upright thin shape of a real scene for a person. The bars are solid, randomly
+    coloured (mostly dark to mid grey, like real street furniture) and only painted where
+    they do not touch a gt box or ignore region, so they are pure negatives; each bar is drawn
+    with probability `prob`.
+    """
+    b, _, h, w = images.shape
+    dev = images.device
+    rand = rand or (lambda *shape: torch.rand(*shape, device=dev))
+    bw = _uniform(*width, b * count, rand).view(b, count)
+    bh = _uniform(*height, b * count, rand).view(b, count)
+    x0 = rand(b, count) * (w - bw)
+    y0 = rand(b, count) * (h - bh)
+    bars = torch.stack([x0, y0, x0 + bw, y0 + bh], -1)  # (B, K, 4)
+    gt = targets[..., 1:5]
+    real = (targets[..., 0] != PAD)[:, None, :]  # (B, 1, M)
+    overlap = (
+        (bars[:, :, None, 0] < gt[:, None, :, 2]) & (bars[:, :, None, 2] > gt[:, None, :, 0])
+        & (bars[:, :, None, 1] < gt[:, None, :, 3]) & (bars[:, :, None, 3] > gt[:, None, :, 1]) & real
+    ).any(-1)
+    draw = ~overlap & (rand(b, count) < prob)
+    grey = rand(b, count, 1) * 0.6
+    tint = (rand(b, count, 3) - 0.5) * 0.2
+    colour = (grey + tint).clamp(0, 1)  # (B, K, 3)
+    ys = torch.arange(h, device=dev, dtype=torch.float32).view(1, 1, -1, 1) + 0.5
+    xs = torch.arange(w, device=dev, dtype=torch.float32).view(1, 1, 1, -1) + 0.5
+    inside = (
+        (xs >= bars[..., 0, None, None]) & (xs < bars[..., 2, None, None])
+        & (ys >= bars[..., 1, None, None]) & (ys < bars[..., 3, None, None]) & draw[..., None, None]
+    )  # (B, K, H, W)
+    out = images
+    for k in range(count):
+        out = torch.where(inside[:, k, None], colour[:, k, :, None, None], out)
+    return out
+
+
 def photometric_augment(
     images: torch.Tensor,
     hsv: tuple[float, float, float] | None = (0.015, 0.7, 0.4),
@@ -195,6 +249,7 @@ def augment_batch(
     box_centre_prob: float = 0.0,
     hsv: tuple[float, float, float] | None = (0.015, 0.7, 0.4),
     photometric: Mapping[str, Any] | None = None,
+    distractors: Mapping[str, Any] | None = None,
     min_visible: float = 0.4,
     min_size: float = 2.0,
     min_box: float = 4.0,
@@ -209,7 +264,9 @@ def augment_batch(
     `box_centre_prob`, on a random gt box (so small crops still see people). A mosaic sample
     (probability `mosaic_prob`) splits the canvas at a random point into four tiles, each a
     crop of a different image of the batch. Training on crops smaller than the inference
-    input keeps the objects' pixel sizes and costs a fraction of the compute.
+    input keeps the objects' pixel sizes and costs a fraction of the compute. `distractors`
+    (options of `paint_distractors`) paints pole-like negatives; `photometric` (options of
+    `photometric_augment`) randomises the appearance.
 
     Targets `(B, M, 5)` move with the pixels: boxes are clipped to their tile, become ignore
     regions when less than `min_visible` of them stays inside or when they shrink below `min_box`
@@ -279,9 +336,11 @@ def augment_batch(
         t = _transform_targets(src_t, sx, s, tx, ty, region, min_visible, min_size, min_box)
         t[~active] = torch.tensor([float(PAD), 0, 0, 0, 0], device=dev)
         out_targets.append(t)
-    params = dict(photometric or {})
-    out = photometric_augment(canvas, hsv=hsv, rand=rand, **params)
-    return out, _compact_targets(torch.cat(out_targets, 1))
+    out_t = _compact_targets(torch.cat(out_targets, 1))
+    if distractors:
+        canvas = paint_distractors(canvas, out_t, rand=rand, **dict(distractors))
+    out = photometric_augment(canvas, hsv=hsv, rand=rand, **dict(photometric or {}))
+    return out, out_t
 
 
 def _tuples(value: Any) -> Any:

@@ -1,5 +1,8 @@
 """ONNX export of the detector: `python -m citytrack.models.detector.export ckpt=PATH out=FILE.onnx [img_size=640]`.
 
+`out=FILE.pt` instead writes a small fp16 inference checkpoint (`save_inference_checkpoint`:
+the EMA weights when the run kept them, no optimizer state) that `load_detector` reads.
+
 The graph takes RGB `[0, 1]` floats `(B, 3, S, S)` (dynamic batch) and returns `(B, A, 5 + C)`:
 `x1, y1, x2, y2` in input pixels, objectness and class probabilities (sigmoids applied), so a
 runtime needs only `score = obj * cls` and NMS. NMS stays outside the graph: ONNX's
@@ -52,16 +55,20 @@ def export_onnx(net: YoloxNet, out: str | Path, img_size: int = 640, opset: int 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI: `ckpt=PATH out=FILE.onnx [img_size=N] [opset=N]`."""
+    """CLI: `ckpt=PATH out=FILE.onnx [img_size=N] [opset=N]` or `ckpt=PATH out=FILE.pt`."""
     args = dict(a.split("=", 1) for a in (sys.argv[1:] if argv is None else argv) if "=" in a)
     if "ckpt" not in args or "out" not in args:
-        print("usage: python -m citytrack.models.detector.export ckpt=PATH out=FILE.onnx [img_size=640] [opset=17]")
+        print("usage: python -m citytrack.models.detector.export ckpt=PATH out=FILE.onnx|FILE.pt [img_size=640] [opset=17]")
         return 2
-    from citytrack.models.detector.module import load_detector
+    from citytrack.models.detector.module import load_detector, save_inference_checkpoint
 
     module = load_detector(args["ckpt"])
+    if Path(args["out"]).suffix in (".pt", ".ckpt"):
+        path = save_inference_checkpoint(module, args["out"])
+        print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, fp16 inference weights)")
+        return 0
     size = int(args.get("img_size", module.hparams.img_size))
-    path = export_onnx(module.net, args["out"], size, int(args.get("opset", 17)))
+    path = export_onnx(module.eval_net, args["out"], size, int(args.get("opset", 17)))
     print(f"wrote {path} (input 1x3x{size}x{size}, dynamic batch)")
     return 0
 
