@@ -286,11 +286,14 @@ def test_worker_error_propagates_and_cleans_up(tmp_path: Path) -> None:
 
 
 def test_workers_config(tmp_path: Path) -> None:
-    from citytrack.data.synth.generate import resolve_workers
+    from citytrack.data.synth.generate import AUTO_MIN_SECONDS, cpu_count, estimated_seconds, resolve_workers
 
     assert resolve_workers(compose_config(["out=x", "cameras=3", "workers=1"])) == 1
     assert resolve_workers(compose_config(["out=x", "cameras=3", "workers=8"])) == 3  # no more than the cameras
-    assert 1 <= resolve_workers(compose_config(["out=x", "cameras=3"])) <= 3
+    assert resolve_workers(compose_config(["out=x", "cameras=3", "frames=10"])) == 1  # small job: no workers
+    big = compose_config(["out=x", "cameras=3", "scenes=2", "frames=500"])
+    assert estimated_seconds(big) > AUTO_MIN_SECONDS
+    assert resolve_workers(big) == min(6, cpu_count())
     with pytest.raises(SynthConfigError, match="workers"):
         generate(None, out=tmp_path / "x", workers=0, **TINY)
 
