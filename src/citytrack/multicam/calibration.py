@@ -25,9 +25,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
-from torch import Tensor
+
+if TYPE_CHECKING:  # torch is imported where the batched functions run: the synth workers never need it
+    import torch
+    from torch import Tensor
 
 # |w| below this (relative to the matrix scale) counts as "on the horizon / camera plane".
 _W_EPS = 1e-9
@@ -225,8 +229,11 @@ class CameraCalibration:
         t = np.linalg.solve(K, P[:, 3])  # P = K [R | K^-1 p4]
         return K / K[2, 2], R, t
 
-    def to_torch(self, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> dict[str, Tensor]:
-        """`{"H", "H_inv"[, "P"]}` as tensors for the batched functions."""
+    def to_torch(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> dict[str, Tensor]:
+        """`{"H", "H_inv"[, "P"]}` as tensors for the batched functions (float32 by default)."""
+        import torch
+
+        dtype = dtype or torch.float32
         out = {
             "H": torch.as_tensor(self.homography, dtype=dtype, device=device),
             "H_inv": torch.as_tensor(self.homography_inv, dtype=dtype, device=device),
@@ -237,11 +244,14 @@ class CameraCalibration:
 
 
 def stack_calibrations(
-    cams: Sequence[CameraCalibration], device: torch.device | str | None = None, dtype: torch.dtype = torch.float32
+    cams: Sequence[CameraCalibration], device: torch.device | str | None = None, dtype: torch.dtype | None = None
 ) -> dict[str, Tensor]:
     """`{"H": (C,3,3), "H_inv": (C,3,3)[, "P": (C,3,4)]}` for the batched functions (P only when all have one)."""
+    import torch
+
     if not cams:
         raise CalibrationError("stack_calibrations needs at least one camera")
+    dtype = dtype or torch.float32
     out = {
         "H": torch.as_tensor(np.stack([c.homography for c in cams]), dtype=dtype, device=device),
         "H_inv": torch.as_tensor(np.stack([c.homography_inv for c in cams]), dtype=dtype, device=device),
@@ -253,6 +263,8 @@ def stack_calibrations(
 
 def _apply_homogeneous_batched(M: Tensor, pts: Tensor, name: str) -> Tensor:
     """`M (C, k+1, d+1)` applied to `pts (C, N, d)` or `(N, d)` (broadcast to every camera) -> `(C, N, k)`."""
+    import torch
+
     if M.ndim != 3:
         raise ValueError(f"{name}: matrices must be (C, r, c), got {tuple(M.shape)}")
     d = M.shape[-1] - 1
@@ -287,6 +299,8 @@ def project_batched(P: Tensor, xyz: Tensor) -> Tensor:
 
 def invert_homographies(H: Tensor) -> Tensor:
     """`(C, 3, 3)` inverses; raises `CalibrationError` naming the first singular camera."""
+    import torch
+
     s = torch.linalg.svdvals(H.double())
     bad = s[:, -1] <= 1e-12 * s[:, 0]
     if bool(bad.any()):
