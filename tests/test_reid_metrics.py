@@ -61,7 +61,7 @@ def _toy_points() -> tuple[np.ndarray, np.ndarray]:
 
 def test_re_ranking_recovers_true_match_in_toy_case() -> None:
     q, g = _toy_points()
-    d = lambda a, b: np.linalg.norm(a[:, None] - b[None], axis=2)  # noqa: E731
+    d = lambda a, b: np.linalg.norm(a[:, None] - b[None], axis=2)
     original = d(q, g)
     assert int(np.argmin(original[0])) == 0  # the wrong identity ranks first
     rr = re_ranking(original, d(q, q), d(g, g), k1=4, k2=1, lambda_value=0.3)

@@ -83,7 +83,7 @@ def test_osnet_shapes(name: str, channels: int) -> None:
 def test_osnet_ibn_uses_instance_norm() -> None:
     ibn = build_osnet("osnet_ibn_x1_0")
     plain = build_osnet("osnet_x1_0")
-    count = lambda m: sum(isinstance(x, torch.nn.InstanceNorm2d) for x in m.modules())  # noqa: E731
+    count = lambda m: sum(isinstance(x, torch.nn.InstanceNorm2d) for x in m.modules())
     assert count(ibn) > 0 and count(plain) == 0
 
 

@@ -52,14 +52,14 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, config_dir: Path) -> tupl
 
     tmp = tmp_path_factory.mktemp("reid_run")
     cfg = compose_reid(config_dir, tmp, tmp / "data")
-    metrics, objects = train(cfg)
+    metrics, _ = train(cfg)
     GlobalHydra.instance().clear()
     return cfg, metrics, tmp
 
 
 @pytest.mark.slow
 def test_tiny_training_run_validates_checkpoints_and_tests(tiny_run) -> None:
-    cfg, metrics, tmp = tiny_run
+    _, metrics, tmp = tiny_run
     for key in ("val/rank1", "val/mAP", "test/rank1", "test/mAP"):
         assert key in metrics, key
         assert 0.0 <= float(metrics[key]) <= 1.0

@@ -227,7 +227,7 @@ class ReIDModule(pl.LightningModule):
         if self.hparams.ranking_queries > 0:
             try:
                 self._log_ranking(metric, prefix)
-            except Exception as err:  # a picture must never stop training
+            except Exception as err:  # noqa: BLE001 - a picture must never stop training
                 log.warning("could not log the ranking picture: %s", err)
         metric.reset()
 
@@ -251,7 +251,6 @@ class ReIDModule(pl.LightningModule):
     def log_picture(self, key: str, picture: np.ndarray) -> None:
         """W&B image / TensorBoard image where those loggers run; always a PNG under the run folder."""
         import cv2
-
         from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 
         step = self.current_epoch
