@@ -34,6 +34,7 @@ from typing import Any
 import kornia
 import pytorch_lightning as pl
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from citytrack.data.detection_datasets import (
@@ -187,6 +188,30 @@ def paint_distractors(
     return out
 
 
+_RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def _hue_saturation_matrices(hue: torch.Tensor, sat: torch.Tensor) -> torch.Tensor:
+    """Per-sample 3x3 RGB matrices: rotate the chroma (YIQ I/Q plane) by `hue` radians, scale it by `sat`."""
+    yiq = _RGB_TO_YIQ.to(hue.device)
+    c, s = torch.cos(hue) * sat, torch.sin(hue) * sat
+    rot = torch.zeros(len(hue), 3, 3, device=hue.device)
+    rot[:, 0, 0] = 1.0
+    rot[:, 1, 1], rot[:, 1, 2], rot[:, 2, 1], rot[:, 2, 2] = c, -s, s, c
+    return torch.linalg.inv(yiq) @ rot @ yiq
+
+
+def _where_some(pick: torch.Tensor, images: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """`fn` applied to the picked samples only (the cost of an effect scales with its probability)."""
+    idx = torch.nonzero(pick, as_tuple=True)[0]
+    if idx.numel() == 0:
+        return images
+    out = images.clone()
+    out[idx] = fn(images[idx])
+    return out
+
+
 def photometric_augment(
     images: torch.Tensor,
     hsv: tuple[float, float, float] | None = (0.015, 0.7, 0.4),
@@ -203,7 +228,8 @@ def photometric_augment(
     """Appearance randomisation of `(B, 3, H, W)` [0, 1] images, each effect drawn per sample.
 
     The renders are flat-shaded, sharp and noise-free compared with real video, so besides YOLOX's
-    HSV jitter: contrast, grayscale, Gaussian blur, a down-and-up resize (the softness and
+    HSV jitter (hue rotation and saturation scaling of the chroma as one 3x3 colour matrix per
+    image, value gain): contrast, grayscale, Gaussian blur, a down-and-up resize (the softness and
     aliasing of a low-resolution, interlaced or compressed camera) and sensor noise.
     """
     b, _, h, w = images.shape
@@ -212,29 +238,37 @@ def photometric_augment(
     out = images
     if hsv is not None and any(hsv):
         hg, sg, vg = hsv
-        out = kornia.enhance.adjust_hue(out, (rand(b) * 2 - 1) * hg * 2 * math.pi)
-        out = kornia.enhance.adjust_saturation(out, 1 + (rand(b) * 2 - 1) * sg)
-        out = (out * (1 + (rand(b) * 2 - 1) * vg).view(-1, 1, 1, 1)).clamp(0, 1)
+        hue = (rand(b) * 2 - 1) * hg * 2 * math.pi
+        sat = 1 + (rand(b) * 2 - 1) * sg
+        val = 1 + (rand(b) * 2 - 1) * vg
+        mats = _hue_saturation_matrices(hue, sat) * val.view(-1, 1, 1)
+        out = torch.einsum("bij,bjhw->bihw", mats, out).clamp(0, 1)
     if contrast > 0:
         c = (1 + (rand(b) * 2 - 1) * contrast).view(-1, 1, 1, 1)
         mean = out.mean((1, 2, 3), keepdim=True)
         out = ((out - mean) * c + mean).clamp(0, 1)
     if gray_prob > 0:
-        pick = (rand(b) < gray_prob).view(-1, 1, 1, 1)
-        out = torch.where(pick, kornia.color.rgb_to_grayscale(out).expand_as(out), out)
+        luma = torch.tensor(_LUMA, device=dev).view(1, 3, 1, 1)
+        out = _where_some(rand(b) < gray_prob, out, lambda x: (x * luma).sum(1, keepdim=True).expand_as(x))
     if lowres_prob > 0:
         f = _uniform(*lowres_scale, 1, rand).item()  # one factor per batch: one resize pair
-        small = torch.nn.functional.interpolate(out, scale_factor=f, mode="bilinear", antialias=True, align_corners=False)
-        back = torch.nn.functional.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
-        out = torch.where((rand(b) < lowres_prob).view(-1, 1, 1, 1), back, out)
+
+        def lowres(x: torch.Tensor) -> torch.Tensor:
+            small = torch.nn.functional.interpolate(x, scale_factor=f, mode="bilinear", antialias=True, align_corners=False)
+            return torch.nn.functional.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+
+        out = _where_some(rand(b) < lowres_prob, out, lowres)
     if blur_prob > 0:
         sigma = _uniform(*blur_sigma, b, rand)
         k = 2 * math.ceil(2 * blur_sigma[1]) + 1
-        blurred = kornia.filters.gaussian_blur2d(out, (k, k), torch.stack([sigma, sigma], 1))
-        out = torch.where((rand(b) < blur_prob).view(-1, 1, 1, 1), blurred, out)
+        pick = rand(b) < blur_prob
+        sig = sigma[pick]
+        out = _where_some(pick, out, lambda x: kornia.filters.gaussian_blur2d(x, (k, k), torch.stack([sig, sig], 1)))
     if noise_prob > 0:
-        std = _uniform(*noise_std, b, rand) * (rand(b) < noise_prob)
-        out = (out + torch.randn_like(out) * std.view(-1, 1, 1, 1)).clamp(0, 1)
+        std = _uniform(*noise_std, b, rand)
+        pick = rand(b) < noise_prob
+        sd = std[pick].view(-1, 1, 1, 1)
+        out = _where_some(pick, out, lambda x: (x + torch.randn_like(x) * sd).clamp(0, 1))
     return out
 
 
@@ -257,7 +291,7 @@ def augment_batch(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Random crop-resize or 4-image mosaic, flip and appearance jitter on `(B, 3, S, S)` [0, 1] images.
 
-    Geometry (one `kornia` affine warp per sample and mosaic tile): every output tile is a crop of
+    Geometry (one axis-aligned affine `grid_sample` per sample and mosaic tile): every output tile is a crop of
     a source image scaled by `s` (log-uniform in `scale`), flipped with `flip_prob`. Without
     mosaic the tile is the whole `out_size` canvas (default: the input size) and the crop is
     centred on the source centre shifted by up to `translate` of its size, or, with
@@ -291,8 +325,9 @@ def augment_batch(
         torch.stack([zero, my, mx, full], 1),
         torch.stack([mx, my, full, full], 1),
     ]
-    fill = torch.full((3,), PAD_VALUE / 255.0, device=dev)
-    canvas = torch.full((b, 3, size, size), PAD_VALUE / 255.0, device=dev)
+    fill_value = PAD_VALUE / 255.0
+    canvas = torch.full((b, 3, size, size), fill_value, device=dev)
+    centred = images - fill_value
     ys = torch.arange(size, device=dev, dtype=torch.float32).view(1, -1, 1) + 0.5
     xs = torch.arange(size, device=dev, dtype=torch.float32).view(1, 1, -1) + 0.5
     gt_real = targets[..., 0] >= 0
@@ -322,16 +357,18 @@ def augment_batch(
             py = torch.where(use, (box[:, 1] + box[:, 3]) / 2 + jitter[:, 1], py)
         tcx, tcy = (tile[:, 0] + tile[:, 2]) / 2, (tile[:, 1] + tile[:, 3]) / 2
         tx, ty = tcx - sx * px, tcy - s * py  # x' = sx * x + tx in continuous pixel coordinates
-        # the same map between pixel indices (pixel i covers [i, i + 1)), as kornia samples
-        mat = torch.zeros(b, 2, 3, device=dev)
-        mat[:, 0, 0], mat[:, 0, 2] = sx, tx + 0.5 * sx - 0.5
-        mat[:, 1, 1], mat[:, 1, 2] = s, ty + 0.5 * s - 0.5
-        warped = kornia.geometry.transform.warp_affine(
-            images[src], mat, dsize=(size, size), mode="bilinear", padding_mode="fill", fill_value=fill, align_corners=True
-        )
-        x0, y0, x1, y1 = (tile[:, i].view(-1, 1, 1) for i in range(4))
-        inside = (xs >= x0) & (xs < x1) & (ys >= y0) & (ys < y1) & active.view(-1, 1, 1)
-        canvas = torch.where(inside[:, None], warped, canvas)
+        idx = torch.nonzero(active, as_tuple=True)[0]
+        # inverse map of every output pixel centre, normalised for grid_sample (align_corners=False);
+        # the map is axis-aligned, so x depends on the column only and y on the row only
+        gx = ((xs.view(1, 1, -1) - tx[idx].view(-1, 1, 1)) / sx[idx].view(-1, 1, 1)) * (2.0 / w) - 1.0
+        gy = ((ys.view(1, -1, 1) - ty[idx].view(-1, 1, 1)) / s[idx].view(-1, 1, 1)) * (2.0 / h) - 1.0
+        grid = torch.stack(torch.broadcast_tensors(gx, gy), -1)  # (n, S, S, 2)
+        # zeros padding around (image - fill) + fill: the letterbox grey outside the source
+        warped = F.grid_sample(centred[src[idx]], grid, mode="bilinear", padding_mode="zeros",
+                               align_corners=False) + fill_value
+        x0, y0, x1, y1 = (tile[idx, i].view(-1, 1, 1) for i in range(4))
+        inside = (xs >= x0) & (xs < x1) & (ys >= y0) & (ys < y1)
+        canvas[idx] = torch.where(inside[:, None], warped, canvas[idx])
         region = torch.where(active[:, None], tile, torch.zeros_like(tile))
         t = _transform_targets(src_t, sx, s, tx, ty, region, min_visible, min_size, min_box)
         t[~active] = torch.tensor([float(PAD), 0, 0, 0, 0], device=dev)
