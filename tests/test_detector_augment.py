@@ -197,3 +197,23 @@ def test_distractor_bars_avoid_the_boxes() -> None:
             x1, y1, x2, y2 = (int(v) for v in row[1:5])
             assert not changed[b, y1:y2, x1:x2].any()  # never over a person
     assert torch.equal(paint_distractors(images, targets, prob=0.0), images)
+
+
+@pytest.mark.slow
+def test_synth_source_in_the_mot_layout_marks_hidden_people_as_ignore(tmp_path: Path) -> None:
+    from citytrack.data.detection_datamodule import _records_from_source
+    from citytrack.data.formats.mot import read_mot
+
+    source = {
+        "kind": "synth", "root": tmp_path / "s", "stride": 1, "min_visibility": 0.5,
+        "overrides": {"layout": "mot", "seed": 5, "scenes": 1, "cameras": 2, "people": 8, "frames": 6, "progress": False},
+    }
+    records = _records_from_source(source, ["person"])
+    assert len(records) == 2 * 6
+    gt = np.concatenate([read_mot(p, kind="gt") for p in sorted((tmp_path / "s" / "train").glob("*/gt/gt.txt"))])
+    labels = np.concatenate([r.labels for r in records])
+    assert len(labels) <= len(gt) and set(np.unique(labels)) <= {0, -2}
+    # positives are the people at least half visible; the hidden ones are ignore regions
+    positives = int((labels == 0).sum())
+    assert 0 < positives <= int((gt[:, 8] >= 0.5).sum())
+    assert (gt[:, 8] < 0.5).any() and (labels == -2).any()
