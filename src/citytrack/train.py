@@ -56,12 +56,32 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
     test_metrics: dict[str, Any] = {}
     if cfg.get("test", False) and _has_test_split(datamodule):
-        ckpt = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        trainer.test(model=model, datamodule=datamodule, ckpt_path=ckpt or None)
+        trainer.test(model=model, datamodule=datamodule, ckpt_path=_test_checkpoint(cfg, trainer))
         test_metrics = dict(trainer.callback_metrics)
 
+    _finish_loggers(loggers)
     metrics = {**train_metrics, **test_metrics}
     return metrics, {"cfg": cfg, "datamodule": datamodule, "model": model, "trainer": trainer}
+
+
+def _test_checkpoint(cfg: DictConfig, trainer: pl.Trainer) -> str | None:
+    """Best checkpoint of this fit; else the one the user passed (`train=false ckpt_path=X`)."""
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    if best:
+        return best
+    if cfg.get("ckpt_path"):
+        return str(cfg.ckpt_path)
+    log.warning("testing the in-memory weights: no best checkpoint and no ckpt_path")
+    return None
+
+
+def _finish_loggers(loggers: list[Any]) -> None:
+    """Close W&B runs so the next multirun job starts its own run instead of logging into this one."""
+    for lg in loggers:
+        if isinstance(lg, pl.loggers.WandbLogger):
+            import wandb
+
+            wandb.finish()
 
 
 def _has_test_split(datamodule: pl.LightningDataModule) -> bool:
