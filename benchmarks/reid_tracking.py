@@ -1,14 +1,25 @@
-"""Does appearance help tracking? DeepSORT / BoT-SORT with vs without our ReID embeddings, IDF1 on a synthetic scene.
+"""Does appearance help tracking? DeepSORT / BoT-SORT with vs without our ReID embeddings, on a synthetic world.
 
-    python benchmarks/reid_tracking.py --ckpt logs/reid_synthetic/runs/<run>/checkpoints/last.ckpt \
-        --data data/synth/reid_eval --out logs/reid_tracking.json
+    # 1. pick the appearance thresholds on the TRAINING world (seed 1): same-id vs different-id
+    #    cosine distances of the embeddings, and where their histograms cross
+    python benchmarks/reid_tracking.py --ckpt checkpoints/reid_synthetic_osnet.ckpt \
+        --data data/synth/reid_train --distances
+    # 2. report on the held-out world (seed 2, unseen identities)
+    python benchmarks/reid_tracking.py --ckpt checkpoints/reid_synthetic_osnet.ckpt \
+        --data data/synth/reid_eval --trackers deepsort botsort --out logs/reid_tracking.json
 
-The scene is the held-out synthetic world (`--data`, another seed than the ReID training
-data, so the identities were never seen). Detections are the ground-truth boxes of each
-camera, jittered (`--jitter` x box size) and randomly dropped (`--miss`), with the same
-detections fed to both trackers; people hidden behind occluders or each other leave the
-ground truth, which is where a motion-only tracker switches identities. Each camera is a
-sequence; the table reports the OVERALL row (`citytrack.eval.mot_metrics`).
+Detections are the ground-truth boxes of each camera (the FULL box of each person, as the
+generator writes it), jittered (`--jitter` x box size) and randomly dropped (`--miss`); the
+same detections and the same embeddings go to every tracker. `--min-visibility v` also drops
+the boxes of people less than `v` visible (the world is re-rendered from `meta.json` to get
+the visibility): a real detector does not fire on a person hidden behind a pillar, whereas the
+default (0) keeps the box of a person with 10 visible pixels, whose crop shows the occluder.
+Each camera is a sequence; the table reports the OVERALL row (`citytrack.eval.mot_metrics`).
+
+`--distances` prints the same-id (same camera, 1..`--max-gap` frames apart) and different-id
+(same camera, up to `--max-gap` frames apart) cosine-distance quantiles of the ground-truth
+boxes, the equal-error threshold and the histogram crossing, per visibility floor: the
+thresholds of `conf/tracker/*_reid.yaml` come from this, on seed 1.
 """
 
 from __future__ import annotations
@@ -18,6 +29,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -31,7 +43,7 @@ from citytrack.utils.io import atomic_open
 
 
 def camera_sequences(data: Path, max_scenes: int | None):
-    """Yield (name, video path, (N, 9) ground truth of one camera)."""
+    """Yield (name, camera id, video path, (N, 9) ground truth of one camera)."""
     scenes = list_aic24_scenes(data)
     if not scenes:
         raise SystemExit(f"{data}: no scene_XXX folders (expected the AI City 2024 layout)")
@@ -43,20 +55,78 @@ def camera_sequences(data: Path, max_scenes: int | None):
         for cam in scene.cameras:
             rows = gt[gt[:, 0] == cam.camera_id]
             if len(rows):
-                yield f"{scene.dir.name}_{cam.dir.name}", cam.video, rows
+                yield f"{scene.dir.name}_{cam.dir.name}", int(cam.camera_id), cam.video, rows
 
 
-def make_detections(gt: np.ndarray, n_frames: int, jitter: float, miss: float, seed: int) -> list[np.ndarray]:
+def read_frames(video: Path) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(video))
+    if not cap.isOpened():
+        raise SystemExit(f"{video}: cannot open the video")
+    frames = []
+    while True:
+        ok, img = cap.read()
+        if not ok:
+            break
+        frames.append(img)
+    cap.release()
+    if not frames:
+        raise SystemExit(f"{video}: no frames decoded")
+    return frames
+
+
+def render_visibility(data: Path, max_scenes: int | None) -> dict[tuple[int, int, int], float]:
+    """`{(camera id, frame, person id): visible fraction}` of a generated world, re-rendered from its meta.json.
+
+    The generator is deterministic in (seed, scene, camera), so this is the world the videos show.
+    """
+    from omegaconf import OmegaConf
+
+    from citytrack.data.synth.config import validate
+    from citytrack.data.synth.generate import resolve_config
+    from citytrack.data.synth.render import CameraRenderer, PoseCache
+    from citytrack.data.synth.world import build_world
+
+    meta = json.loads((data / "meta.json").read_text())
+    cfg = resolve_config(OmegaConf.create(meta["config"]), workers=1)
+    spec = validate(cfg)
+    out: dict[tuple[int, int, int], float] = {}
+    n_scenes = int(cfg.scenes) if max_scenes is None else min(int(cfg.scenes), max_scenes)
+    for s in range(n_scenes):
+        world = build_world(spec, cfg.seed, s, id_offset=s * spec.people)
+        for c in range(spec.cameras):
+            renderer = CameraRenderer(world, world.cameras[c], poses=PoseCache(world))
+            for f in range(world.frames):
+                fr = renderer.render(f)
+                for a, v in zip(fr.agents, fr.visibility, strict=True):
+                    out[(s * spec.cameras + c + 1, f, world.agents[int(a)].global_id)] = float(v)
+    return out
+
+
+def gt_visibility(gt: np.ndarray, vis: dict[tuple[int, int, int], float] | None) -> np.ndarray:
+    if vis is None:
+        return np.ones(len(gt))
+    return np.array([vis.get((int(c), int(f), int(p)), 0.0) for c, p, f in gt[:, :3]])
+
+
+def make_detections(
+    gt: np.ndarray, n_frames: int, jitter: float, miss: float, seed: int, visibility: np.ndarray | None = None,
+    min_visibility: float = 0.0,
+) -> list[np.ndarray]:
+    """Jittered gt boxes per frame; a box is dropped at random (`miss`) or when its person is
+    less than `min_visibility` visible (the random draws do not depend on the visibility)."""
     rng = np.random.default_rng(seed)
+    vis = np.ones(len(gt)) if visibility is None else visibility
     dets = []
     for f in range(n_frames):
-        rows = gt[gt[:, 2] == f]
+        sel = gt[:, 2] == f
+        rows = gt[sel]
         keep = rng.random(len(rows)) >= miss
         boxes = rows[keep, 3:7].copy()
         if len(boxes):
             size = np.repeat(boxes[:, 2:4], 2, axis=1)
             boxes += rng.normal(0.0, jitter, boxes.shape) * size
             boxes[:, 2:] = np.maximum(boxes[:, 2:], 2.0)
+        boxes = boxes[vis[sel][keep] >= min_visibility]  # after the draws: the same noise with or without a floor
         dets.append(np.concatenate([boxes, np.full((len(boxes), 1), 0.9)], axis=1))
     return dets
 
@@ -72,69 +142,137 @@ def gt_to_mot(gt: np.ndarray) -> np.ndarray:
     return np.column_stack([gt[:, 2] + 1, gt[:, 1], gt[:, 3:7], np.ones(n), np.ones(n), np.ones(n), -np.ones(n)])
 
 
+# ---------------------------------------------------------------------------- distances
+def distance_stats(same: np.ndarray, diff: np.ndarray) -> dict[str, float]:
+    """Quantiles of same-id / different-id distances, the equal-error threshold and the first
+    histogram crossing (bins of 0.02: where the same-id density first falls below the other)."""
+    ts = np.linspace(0.0, 1.2, 241)
+    fnr = (same[None, :] > ts[:, None]).mean(axis=1)
+    fpr = (diff[None, :] <= ts[:, None]).mean(axis=1)
+    k = int(np.argmin(np.abs(fnr - fpr)))
+    hs, edges = np.histogram(same, bins=60, range=(0.0, 1.2), density=True)
+    hd, _ = np.histogram(diff, bins=60, range=(0.0, 1.2), density=True)
+    below = np.flatnonzero((hs <= hd) & (np.arange(60) > int(np.argmax(hs))))
+    return {
+        "same_n": len(same), "diff_n": len(diff),
+        **{f"same_q{q}": float(np.quantile(same, q / 100)) for q in (50, 90, 95, 99)},
+        **{f"diff_q{q}": float(np.quantile(diff, q / 100)) for q in (1, 5, 10, 50)},
+        "eer_threshold": float(ts[k]), "eer": float(fnr[k]),
+        "crossing": float(edges[below[0]]) if len(below) else float("nan"),
+    }
+
+
+def pair_distances(cam: np.ndarray, frame: np.ndarray, pid: np.ndarray, feat: np.ndarray, max_gap: int):
+    """Same-id pairs (1..max_gap frames apart) and different-id pairs (0..max_gap apart), same camera."""
+    same, diff = [], []
+    for c in np.unique(cam):
+        idx = np.flatnonzero(cam == c)
+        d = 1.0 - feat[idx] @ feat[idx].T
+        gap = np.abs(frame[idx, None] - frame[None, idx])
+        sp = pid[idx, None] == pid[None, idx]
+        upper = np.triu(np.ones_like(sp), 1)
+        same.append(d[sp & upper & (gap > 0) & (gap <= max_gap)])
+        diff.append(d[~sp & upper & (gap <= max_gap)])
+    return np.concatenate(same), np.concatenate(diff)
+
+
+def run_distances(args: argparse.Namespace, ext: FeatureExtractor) -> dict[str, Any]:
+    vis_map = render_visibility(args.data, args.max_scenes)
+    cams, frames_, pids, feats, viss = [], [], [], [], []
+    for _name, cam_id, video, gt in camera_sequences(args.data, args.max_scenes):
+        vis = gt_visibility(gt, vis_map)
+        for f, img in enumerate(read_frames(video)):
+            if f % args.stride:
+                continue
+            sel = gt[:, 2] == f
+            if sel.any():
+                feats.append(ext.embed(img, gt[sel, 3:7]))
+                cams.append(np.full(int(sel.sum()), cam_id))
+                frames_.append(np.full(int(sel.sum()), f))
+                pids.append(gt[sel, 1].astype(np.int64))
+                viss.append(vis[sel])
+    cam, frame, pid, feat, vis = (np.concatenate(x) for x in (cams, frames_, pids, feats, viss))
+    print(f"{len(feat)} ground-truth boxes of {args.data} (every {args.stride} frames); pairs up to {args.max_gap} frames apart")
+    print("| visibility >= | same-id q50 / q90 / q95 | other-id q1 / q5 / q10 / q50 | equal error at | EER | crossing |")
+    print("|---|---|---|---|---|---|")
+    out = {}
+    for vmin in (0.0, 0.3, 0.5, 0.7):
+        m = vis >= vmin
+        s = distance_stats(*pair_distances(cam[m], frame[m], pid[m], feat[m], args.max_gap))
+        out[str(vmin)] = s
+        print(f"| {vmin} | {s['same_q50']:.3f} / {s['same_q90']:.3f} / {s['same_q95']:.3f} | "
+              f"{s['diff_q1']:.3f} / {s['diff_q5']:.3f} / {s['diff_q10']:.3f} / {s['diff_q50']:.3f} | "
+              f"{s['eer_threshold']:.3f} | {s['eer']:.3f} | {s['crossing']:.2f} |")
+    return out
+
+
+# ---------------------------------------------------------------------------- tracking
+def make_tracker(name: str, args: argparse.Namespace) -> DeepSort | BotSort:
+    if name == "deepsort":
+        return DeepSort(max_age=args.max_age, n_init=args.n_init, max_cosine_distance=args.max_cosine_distance)
+    return BotSort(track_buffer=args.max_age, appearance_thresh=args.appearance_thresh, frame_rate=30.0)
+
+
+def run_tracking(args: argparse.Namespace, ext: FeatureExtractor) -> dict[str, Any]:
+    vis_map = render_visibility(args.data, args.max_scenes) if args.min_visibility > 0 else None
+    gts: dict[str, np.ndarray] = {}
+    labels = [f"{t} {mode}" for t in args.trackers for mode in ("motion only", "with ReID")]
+    preds: dict[str, dict[str, np.ndarray]] = {label: {} for label in labels}
+    t_embed, n_crops = 0.0, 0
+    for i, (name, _cam_id, video, gt) in enumerate(camera_sequences(args.data, args.max_scenes)):
+        frames = read_frames(video)
+        dets = make_detections(gt, len(frames), args.jitter, args.miss, args.seed + i,
+                               gt_visibility(gt, vis_map), args.min_visibility)
+        gts[name] = gt_to_mot(gt)
+        t0 = time.perf_counter()
+        embs = [ext.embed(img, d[:, :4]) if len(d) else np.zeros((0, ext.dim), np.float32)
+                for img, d in zip(frames, dets, strict=True)]
+        t_embed += time.perf_counter() - t0
+        n_crops += sum(len(d) for d in dets)
+        for label in labels:
+            tracker = make_tracker(label.split()[0], args)
+            use = label.endswith("with ReID")
+            rows = [(f, tracker.update(d, frame=f, embeddings=e if use else None, image=img))
+                    for f, (img, d, e) in enumerate(zip(frames, dets, embs, strict=True))]
+            preds[label][name] = to_mot(rows)
+    results = {}
+    print(f"| tracker | IDF1 | MOTA | HOTA | IDs |  ({len(gts)} camera sequences of {args.data}, miss {args.miss}, "
+          f"min visibility {args.min_visibility})")
+    print("|---|---|---|---|---|")
+    for label, pred in preds.items():
+        df = evaluate_sequences(gts, pred, distractor_handling="none")
+        row = df.loc["OVERALL"]
+        results[label] = {k: float(row[k]) for k in ("IDF1", "MOTA", "HOTA", "IDs") if k in row}
+        r = results[label]
+        print(f"| {label} | {r['IDF1']:.1f} | {r['MOTA']:.1f} | {r['HOTA']:.1f} | {r['IDs']:.0f} |")
+    print(f"embedding: {n_crops} crops in {t_embed:.1f} s ({n_crops / max(t_embed, 1e-9):.0f} crops/s, {ext.device})")
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--ckpt", type=Path, required=True, help="ReIDModule checkpoint (.ckpt)")
     ap.add_argument("--data", type=Path, default=Path("data/synth/reid_eval"), help="synthetic AI City dataset")
     ap.add_argument("--max-scenes", type=int, default=None)
+    ap.add_argument("--distances", action="store_true", help="print embedding distance statistics, no tracking")
+    ap.add_argument("--stride", type=int, default=2, help="--distances: every n-th frame")
+    ap.add_argument("--max-gap", type=int, default=30, help="--distances: pairs up to this many frames apart")
     ap.add_argument("--jitter", type=float, default=0.05, help="box noise, fraction of width/height")
     ap.add_argument("--miss", type=float, default=0.1, help="detection drop rate")
-    ap.add_argument("--tracker", choices=["deepsort", "botsort"], default="deepsort")
-    ap.add_argument("--max-cosine-distance", type=float, default=0.3,
-                    help="DeepSORT max_cosine_distance / BoT-SORT appearance_thresh")
+    ap.add_argument("--min-visibility", type=float, default=0.0,
+                    help="drop the boxes of people less visible than this (re-renders the world)")
+    ap.add_argument("--trackers", nargs="+", choices=["deepsort", "botsort"], default=["deepsort", "botsort"])
+    ap.add_argument("--max-cosine-distance", type=float, default=0.5, help="DeepSORT appearance gate")
+    ap.add_argument("--appearance-thresh", type=float, default=0.25, help="BoT-SORT theta_emb (half cosine distance)")
     ap.add_argument("--max-age", type=int, default=30)
     ap.add_argument("--n-init", type=int, default=2)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=None, help="write the two OVERALL rows as JSON")
+    ap.add_argument("--out", type=Path, default=None, help="write the results as JSON")
     args = ap.parse_args(argv)
 
     ext = FeatureExtractor.from_checkpoint(args.ckpt, device=args.device)
-    gts: dict[str, np.ndarray] = {}
-    preds: dict[str, dict[str, np.ndarray]] = {"motion only": {}, "with ReID": {}}
-    t_embed = 0.0
-    n_crops = 0
-    for i, (name, video, gt) in enumerate(camera_sequences(args.data, args.max_scenes)):
-        cap = cv2.VideoCapture(str(video))
-        if not cap.isOpened():
-            raise SystemExit(f"{video}: cannot open the video")
-        frames = []
-        while True:
-            ok, img = cap.read()
-            if not ok:
-                break
-            frames.append(img)
-        cap.release()
-        if not frames:
-            raise SystemExit(f"{video}: no frames decoded")
-        dets = make_detections(gt, len(frames), args.jitter, args.miss, args.seed + i)
-        gts[name] = gt_to_mot(gt)
-        for label in preds:
-            if args.tracker == "deepsort":
-                tracker = DeepSort(max_age=args.max_age, n_init=args.n_init, max_cosine_distance=args.max_cosine_distance)
-            else:
-                tracker = BotSort(track_buffer=args.max_age, appearance_thresh=args.max_cosine_distance, frame_rate=30.0)
-            rows = []
-            for f, (img, d) in enumerate(zip(frames, dets, strict=True)):
-                emb = None
-                if label == "with ReID":
-                    t0 = time.perf_counter()
-                    emb = ext.embed(img, d[:, :4]) if len(d) else np.zeros((0, ext.dim), np.float32)
-                    t_embed += time.perf_counter() - t0
-                    n_crops += len(d)
-                rows.append((f, tracker.update(d, frame=f, embeddings=emb, image=img)))
-            preds[label][name] = to_mot(rows)
-    results = {}
-    print(f"| tracker | IDF1 | MOTA | HOTA | IDs |  ({len(gts)} camera sequences of {args.data})")
-    print("|---|---|---|---|---|")
-    for label, pred in preds.items():
-        df = evaluate_sequences(gts, pred, distractor_handling="none")
-        row = df.loc["OVERALL"] if "OVERALL" in df.index else df.iloc[-1]
-        results[label] = {k: float(row[k]) for k in ("IDF1", "MOTA", "HOTA", "IDs") if k in row}
-        r = results[label]
-        print(f"| {args.tracker} {label} | {r.get('IDF1', float('nan')):.1f} | {r.get('MOTA', float('nan')):.1f} | "
-              f"{r.get('HOTA', float('nan')):.1f} | {r.get('IDs', float('nan')):.0f} |")
-    print(f"embedding: {n_crops} crops in {t_embed:.1f} s ({n_crops / max(t_embed, 1e-9):.0f} crops/s, {ext.device})")
+    results = run_distances(args, ext) if args.distances else run_tracking(args, ext)
     if args.out is not None:
         with atomic_open(args.out) as fh:
             json.dump({"args": {k: str(v) for k, v in vars(args).items()}, "results": results}, fh, indent=2)
