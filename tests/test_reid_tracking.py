@@ -107,7 +107,7 @@ def test_embeddings_separate_the_two_people(people, extractor) -> None:
 
 # ---------------------------------------------------------------------------- benchmark helpers
 sys.path.insert(0, str(ROOT / "benchmarks"))
-import reid_tracking  # noqa: E402
+import reid_tracking
 
 
 def test_make_detections_visibility_floor_keeps_the_random_draws() -> None:
