@@ -275,11 +275,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-age", type=int, default=30)
     ap.add_argument("--n-init", type=int, default=2)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--flip", action="store_true", help="embed each crop and its mirror image, summed")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON")
     args = ap.parse_args(argv)
 
-    ext = FeatureExtractor.from_checkpoint(args.ckpt, device=args.device)
+    ext = FeatureExtractor.from_checkpoint(args.ckpt, device=args.device, flip=args.flip)
     results = run_distances(args, ext) if args.distances else run_tracking(args, ext)
     if args.out is not None:
         with atomic_open(args.out) as fh:
