@@ -138,9 +138,9 @@ def _boxmot_tracker(name: str):
 @pytest.mark.parametrize(
     ("preset", "boxmot_name", "sequence", "frames"),
     [
-        ("bytetrack_boxmot", "bytetrack", "mot15/ETH-Pedcross2", 120),  # a lost track re-found past its buffer
-        ("botsort_boxmot", "botsort", "mot15/ETH-Pedcross2", 120),
-        ("bytetrack_boxmot", "bytetrack", "mot17/MOT17-02-FRCNN", 260),
+        ("bytetrack", "bytetrack", "mot15/ETH-Pedcross2", 120),  # a lost track re-found past its buffer
+        ("botsort", "botsort", "mot15/ETH-Pedcross2", 120),
+        ("bytetrack", "bytetrack", "mot17/MOT17-02-FRCNN", 260),
     ],
 )
 def test_boxmot_presets_reproduce_boxmot_frame_by_frame(

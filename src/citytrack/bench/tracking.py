@@ -58,9 +58,9 @@ GROUPS: dict[str, tuple[str, ...]] = {
 }
 """Sequence groups: folders relative to ``--data`` (the SORT paper's six MOT15 sequences, ...)."""
 
-OURS: tuple[str, ...] = ("sort", "deepsort", "bytetrack", "botsort", "bytetrack_boxmot", "botsort_boxmot")
-"""conf/tracker/<name>.yaml configs run by default: the published defaults, and the presets
-carrying BoxMOT 25's own yaml values (which reproduce BoxMOT's output frame by frame)."""
+OURS: tuple[str, ...] = ("sort", "deepsort", "bytetrack", "botsort", "bytetrack_official", "botsort_official")
+"""conf/tracker/<name>.yaml configs run by default: our defaults (BoxMOT 25's values) and the presets
+with the official repositories' MOT17 settings."""
 BOXMOT: dict[str, tuple[str, tuple[tuple[str, Any], ...]]] = {
     "boxmot-bytetrack": ("bytetrack", ()),
     "boxmot-botsort": ("botsort", (("use_cmc", False), ("use_embeddings", False))),
@@ -70,8 +70,8 @@ BOXMOT: dict[str, tuple[str, tuple[tuple[str, Any], ...]]] = {
 PAIRS: dict[str, str] = {
     "bytetrack": "boxmot-bytetrack",
     "botsort": "boxmot-botsort",
-    "bytetrack_boxmot": "boxmot-bytetrack",
-    "botsort_boxmot": "boxmot-botsort",
+    "bytetrack_official": "boxmot-bytetrack",
+    "botsort_official": "boxmot-botsort",
 }
 """Our tracker -> BoxMOT's implementation of the same algorithm (ratio columns)."""
 ALL_TRACKERS: tuple[str, ...] = OURS + tuple(BOXMOT)
