@@ -21,6 +21,9 @@ $(STAMP): pyproject.toml Makefile
 	# opencv-python, whose 5.x cv2 would shadow our headless 4.x build (no HOGDescriptor),
 	# and it needs nothing else we lack, so it is installed without dependencies.
 	$(PIP) install -q --no-deps "trackeval==1.3.0"
+	# BoxMOT (the `bench` extra) is the reference our ByteTrack/BoT-SORT are tested against frame by
+	# frame; its trackers need nothing we lack, and its pins (pandas<3, ...) would downgrade ours.
+	$(PIP) install -q --no-deps "boxmot==25.0.0"
 	touch $(STAMP)
 
 demo: setup
@@ -35,7 +38,6 @@ test-all: setup
 	$(PY) -m pytest -q
 
 bench: setup
-	$(PIP) install -q --no-deps "boxmot==25.0.0"
 	$(PY) -m citytrack.bench tracking
 
 clean-venv:
