@@ -30,3 +30,51 @@ def test_mot_video_writes_annotated_video(shared_data: Path, config_dir: Path, t
     assert (tmp_path / "pets09_s2l1_view001.txt").stat().st_size > 0
     assert result["metrics"]["MOTA"] > 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pets09_s2l1_view001.mp4", "pets09_s2l1_view001.txt"]
+
+
+def _short_clip_cfg(config_dir: Path, tmp_path: Path, frames: int):
+    """A `frames`-long clip of the real video, its detections and gt, behind task=mot_video."""
+    src = cv2.VideoCapture(str(config_dir.parent.parent / "shared" / "data" / "video" / "pets09_s2l1_view001.avi"))
+    clip = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (480, 360))
+    for _ in range(frames):
+        ok, image = src.read()
+        assert ok
+        writer.write(image)
+    writer.release()
+    src.release()
+    out = tmp_path / "out"
+    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+        return compose(
+            config_name="infer",
+            overrides=[
+                "task=mot_video",
+                "tracker=bytetrack",
+                f"out={out}",
+                f"paths.output_dir={out}",
+                f"paths.root_dir={config_dir.parent}",
+                f"task.video={clip}",
+            ],
+        )
+
+
+def test_mot_video_scores_only_the_frames_it_tracked(shared_data: Path, config_dir: Path, tmp_path: Path) -> None:
+    result = run(_short_clip_cfg(config_dir, tmp_path, frames=5))
+    assert result["frames"] == 5
+    gt = shared_data / "mot15" / "PETS09-S2L1" / "gt" / "gt.txt"
+    rows_in_first_5 = sum(1 for line in gt.read_text().splitlines() if line and int(line.split(",")[0]) <= 5)
+    assert result["metrics"]["num_gt"] == rows_in_first_5
+
+
+def test_mot_video_without_readable_frames_names_the_file(shared_data: Path, config_dir: Path, tmp_path: Path) -> None:
+    import pytest
+
+    from citytrack.data.formats.errors import FormatError
+
+    cfg = _short_clip_cfg(config_dir, tmp_path, frames=1)
+    empty = tmp_path / "empty.avi"
+    empty.write_bytes(b"")
+    cfg.task.video = str(empty)
+    with pytest.raises(FormatError, match="empty.avi"):
+        run(cfg)
+    assert not (tmp_path / "out" / "pets09_s2l1_view001.txt").exists()

@@ -10,6 +10,7 @@ the tracker, so BoT-SORT's camera-motion compensation runs.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections import defaultdict, deque
 from pathlib import Path
@@ -81,50 +82,68 @@ class AnnotatedVideoWriter:
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
-    """Track the configured video with its scaled detections; write video, result and metrics."""
+    """Track the configured video with its scaled detections; write video, result and metrics.
+
+    The detections get the same checks as `task=mot` (frame order, score range). Frames are read
+    until the video ends (or `max_frames`): container frame counts are not trusted, and only the
+    frames actually tracked are scored.
+    """
+    from citytrack.inference.mot import check_frame_order, normalise_scores
+
     task = cfg.task
     video = Path(str(task.video))
-    capture = cv2.VideoCapture(str(video))
-    if not capture.isOpened():
-        raise FormatError(video, "OpenCV cannot open this video")
-    fps = capture.get(cv2.CAP_PROP_FPS) or float(task.get("fps", 10))
-    size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
-    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-    scale = float(task.det_scale)
-    det = read_mot(str(task.detections), kind="det")
-    det[:, 2:6] *= scale
+    det_path = str(task.detections)
+    det = read_mot(det_path, kind="det")
+    check_frame_order(det_path, det, strict=bool(task.get("strict_frame_order", False)))
+    det[:, CONF] = normalise_scores(det[:, CONF], str(task.get("normalize_scores", "auto")), det_path)
+    det[:, 2:6] *= float(task.det_scale)
     groups = frame_groups(det)
     tracker = hydra.utils.instantiate(cfg.tracker)
-    tracker.reset(frame_rate=fps)
-    max_frames = task.get("max_frames")
-    limit = total if not max_frames else min(total, int(max_frames))
+    max_frames = int(task.max_frames) if task.get("max_frames") else None
     out_dir = Path(str(cfg.out))
     name = str(task.name)
     rows: list[np.ndarray] = []
-    with AnnotatedVideoWriter(out_dir / f"{name}.mp4", fps, size, str(task.fourcc), int(task.trail_length)) as writer:
-        for frame in tqdm(range(1, limit + 1), desc=name):
-            ok, image = capture.read()
-            if not ok:
-                break
-            boxes = groups.get(frame)
-            dets = np.zeros((0, 5)) if boxes is None else boxes[:, [2, 3, 4, 5, CONF]]
-            out = tracker.update(dets, frame=frame, image=image)
-            writer.write(image, out, frame)
-            if len(out):
-                block = np.full((len(out), 10), -1.0)
-                block[:, 0], block[:, 1], block[:, 2:6], block[:, 6] = frame, out[:, 4], out[:, :4], out[:, 5]
-                rows.append(block)
-    capture.release()
+    processed = 0
+    capture = cv2.VideoCapture(str(video))
+    try:
+        if not capture.isOpened():
+            raise FormatError(video, "OpenCV cannot open this video")
+        fps = capture.get(cv2.CAP_PROP_FPS) or float(task.get("fps", 10))
+        size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        tracker.reset(frame_rate=fps)
+        bar_total = min(total, max_frames) if total > 0 and max_frames else (total if total > 0 else max_frames)
+        with AnnotatedVideoWriter(out_dir / f"{name}.mp4", fps, size, str(task.fourcc), int(task.trail_length)) as writer:
+            for _ in tqdm(itertools.count(), total=bar_total, desc=name):
+                if max_frames is not None and processed >= max_frames:
+                    break
+                ok, image = capture.read()
+                if not ok:
+                    break
+                processed += 1
+                frame = processed
+                boxes = groups.get(frame)
+                dets = np.zeros((0, 5)) if boxes is None else boxes[:, [2, 3, 4, 5, CONF]]
+                out = tracker.update(dets, frame=frame, image=image)
+                writer.write(image, out, frame)
+                if len(out):
+                    block = np.full((len(out), 10), -1.0)
+                    block[:, 0], block[:, 1], block[:, 2:6], block[:, 6] = frame, out[:, 4], out[:, :4], out[:, 5]
+                    rows.append(block)
+            if processed == 0:
+                raise FormatError(video, "the video has no readable frames")
+    finally:
+        capture.release()
     table = np.concatenate(rows) if rows else np.zeros((0, 10))
     write_mot(out_dir / f"{name}.txt", table, kind="result")
-    print(f"wrote {out_dir / (name + '.mp4')} and {out_dir / (name + '.txt')} ({frame} frames)")
-    result: dict[str, Any] = {"video": str(out_dir / f"{name}.mp4"), "frames": frame}
+    print(f"wrote {out_dir / (name + '.mp4')} and {out_dir / (name + '.txt')} ({processed} frames)")
+    result: dict[str, Any] = {"video": str(out_dir / f"{name}.mp4"), "frames": processed}
     if task.get("gt"):
         from citytrack.eval.mot_metrics import evaluate_sequences, format_table
 
         gt = read_mot(str(task.gt), kind="gt")
-        gt[:, 2:6] *= scale
-        gt = gt[gt[:, 0] <= frame]
+        gt[:, 2:6] *= float(task.det_scale)
+        gt = gt[gt[:, 0] <= processed]
         df = evaluate_sequences({name: gt}, {name: table})
         print(format_table(df))
         result["metrics"] = {c: float(v) for c, v in df.loc["OVERALL"].items()}
