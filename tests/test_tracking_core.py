@@ -136,3 +136,23 @@ def test_border_and_short_track_filters() -> None:
     table = _mot([[1, 1, 0, 10, 10, 10], [1, 2, 50, 50, 10, 10], [2, 2, 50, 50, 10, 10], [1, 3, 90, 50, 10, 10]])
     assert remove_border_boxes(table, 100, 100)[:, 1].tolist() == [2, 2]
     assert filter_short_tracks(table, 2)[:, 1].tolist() == [2, 2]
+
+
+@pytest.mark.parametrize("name", ["sort", "deepsort", "bytetrack", "botsort"])
+def test_trackers_drop_non_finite_and_empty_boxes(name: str, config_dir) -> None:
+    """A NaN or zero-size detection must not poison the Kalman state (NaN output, singular S)."""
+    import hydra
+    from omegaconf import OmegaConf
+
+    tracker = hydra.utils.instantiate(OmegaConf.load(config_dir / "tracker" / f"{name}.yaml"))
+    tracker.reset(frame_rate=30)
+    good = np.array([[100.0, 100.0, 40.0, 100.0, 0.9], [300.0, 120.0, 40.0, 100.0, 0.9]])
+    bad = np.array([[np.nan, 10.0, 40.0, 100.0, 0.9], [50.0, 50.0, 0.0, 100.0, 0.9], [60.0, 60.0, 30.0, 0.0, 0.9]])
+    out = None
+    for f in range(1, 8):
+        step = good + [f * 2.0, 0, 0, 0, 0]
+        out = tracker.update(np.vstack([bad, step]), frame=f)
+        assert np.isfinite(out[:, :6]).all(), f"{name} frame {f}"
+    assert len(out) == 2
+    # det_index names rows of the input (the two good rows come after the three bad ones)
+    assert sorted(out[:, 6].astype(int).tolist()) == [3, 4]

@@ -15,6 +15,8 @@ detections, so the motion model stays in step. `reset()` starts a new sequence.
 
 from __future__ import annotations
 
+import logging
+
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
@@ -22,6 +24,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from citytrack.tracking.track import TrackSet
+
+log = logging.getLogger(__name__)
 
 OUTPUT_COLUMNS: tuple[str, ...] = ("x", "y", "w", "h", "track_id", "score", "det_index")
 Embedder = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -101,10 +105,24 @@ class BaseTracker(ABC):
                 raise ValueError(
                     f"embeddings must be (N, D) with N = {len(dets)} detections, got shape {embeddings.shape}"
                 )
+        # Non-finite or empty boxes (a broken detector, a bad file row) would poison the Kalman
+        # state (NaN, singular innovation): they are dropped, and det_index still names input rows.
+        valid = np.isfinite(dets[:, :5]).all(axis=1) & (dets[:, 2] > 0) & (dets[:, 3] > 0)
+        kept: np.ndarray | None = None
+        if not valid.all():
+            kept = np.flatnonzero(valid)
+            log.warning("frame %s: dropped %d detections with non-finite values or non-positive size",
+                        frame, int((~valid).sum()))
+            boxes, scores = boxes[kept], scores[kept]
+            embeddings = embeddings[kept] if embeddings is not None else None
         self.frame_count += 1
         self.frame = int(frame) if frame is not None else self.frame_count
         rows = self._step(boxes, scores, embeddings, image)
-        return self._pack(rows)
+        out = self._pack(rows)
+        if kept is not None and len(out):
+            matched = out[:, 6] >= 0
+            out[matched, 6] = kept[out[matched, 6].astype(np.int64)]
+        return out
 
     def _embed(self, image: np.ndarray | None, boxes: np.ndarray, embeddings: np.ndarray | None) -> np.ndarray | None:
         """Embeddings given, else computed by the embedder callback when there is an image."""
