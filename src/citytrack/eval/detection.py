@@ -115,7 +115,10 @@ def mot_frames_to_coco(
     """Per-frame `(N, 5+) xywh score` detections and `(M, 4+) xywh` gts -> evaluator inputs (class 0)."""
     preds, targets = [], []
     for f in frames:
-        d = np.asarray(dets_by_frame.get(f, np.zeros((0, 5))), dtype=np.float64).reshape(-1, max(5, 5))
+        d = np.asarray(dets_by_frame.get(f, np.zeros((0, 5))), dtype=np.float64)
+        d = d.reshape(-1, d.shape[-1] if d.size else 5)
+        if d.shape[1] < 5:
+            raise ValueError(f"frame {f}: detections must be (N, 5+) x, y, w, h, score; got {d.shape}")
         g = np.asarray(gt_by_frame.get(f, np.zeros((0, 4))), dtype=np.float64)
         g = g.reshape(-1, g.shape[-1] if g.size else 4)
         db = d[:, :4].copy()
