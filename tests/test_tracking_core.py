@@ -156,3 +156,12 @@ def test_trackers_drop_non_finite_and_empty_boxes(name: str, config_dir) -> None
     assert len(out) == 2
     # det_index names rows of the input (the two good rows come after the three bad ones)
     assert sorted(out[:, 6].astype(int).tolist()) == [3, 4]
+
+
+def test_border_removal_refuses_an_unknown_image_size() -> None:
+    from citytrack.tracking.postprocess import remove_border_boxes
+
+    table = np.array([[1, 1, 10, 10, 20, 40, 1, -1, -1, -1]], dtype=float)
+    assert len(remove_border_boxes(table, 100, 100, margin=5)) == 1
+    with pytest.raises(ValueError, match="image size"):
+        remove_border_boxes(table, 0, 0, margin=5)

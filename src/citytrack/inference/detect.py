@@ -4,7 +4,9 @@
 scenes, a MOTChallenge sequence (`img1/` + `seqinfo.ini`), a folder of sequences, or a single
 video file. Each camera/sequence gets `<out>/<name>/det/det.txt` in the MOTChallenge det
 layout (`frame, -1, x, y, w, h, score, -1, -1, -1`, frames 1-based: video frame i is written
-as i + 1), written atomically through `citytrack.data.formats.mot.write_mot`.
+as i + 1), written atomically through `citytrack.data.formats.mot.write_mot`, beside a
+`seqinfo.ini` (frame rate, length, image size) so `infer.py task=mot data.root=<out>` tracks the
+result with the input's real frame rate and size.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import torch
 from omegaconf import DictConfig
 
 from citytrack.data.formats.errors import FormatError
-from citytrack.data.formats.mot import write_mot
+from citytrack.data.formats.mot import SeqInfo, write_mot, write_seqinfo
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +117,8 @@ def detect_to_file(
     buf_f: list[int] = []
     buf_i: list[np.ndarray] = []
 
+    first_shape: tuple[int, ...] | None = None
+
     def flush() -> None:
         dets.extend(detector.predict_frames(buf_i, batch_size=batch_size, score_thresh=score_thresh, img_size=img_size))
         frames.extend(buf_f)
@@ -122,6 +126,7 @@ def detect_to_file(
         buf_i.clear()
 
     for f, image in iter_frames(path, kind, stride, max_frames):
+        first_shape = first_shape or image.shape
         buf_f.append(f)
         buf_i.append(image)
         if len(buf_i) >= batch_size:
@@ -130,7 +135,33 @@ def detect_to_file(
         flush()
     table = detections_table(frames, dets)
     write_mot(out_file, table, kind="det")
+    height, width = first_shape[:2] if first_shape else (0, 0)
+    info = SeqInfo(
+        name=out_file.parent.parent.name,
+        frame_rate=source_frame_rate(path, kind),  # frame numbers keep the source timing, stride or not
+        seq_length=max(frames) if frames else 0,
+        im_width=int(width),
+        im_height=int(height),
+    )
+    write_seqinfo(out_file.parent.parent / "seqinfo.ini", info)
     return len(table)
+
+
+def source_frame_rate(path: Path, kind: str, default: float = 30.0) -> float:
+    """Frames per second of a MOT sequence (seqinfo.ini) or a video (container header)."""
+    if kind == "mot":
+        from citytrack.data.formats.mot import load_sequence
+
+        return float(load_sequence(path).info.frame_rate)
+    cap = cv2.VideoCapture(str(path))
+    try:
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+    finally:
+        cap.release()
+    if fps <= 0:
+        log.warning("%s: no frame rate in the container; assuming %.0f fps", path, default)
+        return default
+    return fps
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:

@@ -96,6 +96,11 @@ def gaussian_smoothed_interpolation(
 
 def remove_border_boxes(table: np.ndarray, image_width: int, image_height: int, margin: float = 0.0) -> np.ndarray:
     """Drop boxes within `margin` pixels of (or beyond) any image border."""
+    if image_width <= 0 or image_height <= 0:
+        raise ValueError(
+            f"remove_border_boxes needs the image size, got {image_width}x{image_height} "
+            "(a sequence without seqinfo.ini or images has none)"
+        )
     table = _check(table)
     x, y, w, h = table[:, X], table[:, Y], table[:, W], table[:, H]
     inside = (x > margin) & (y > margin) & (x + w < image_width - margin) & (y + h < image_height - margin)
