@@ -265,3 +265,55 @@ def test_find_inputs_errors(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(FormatError, match="no AI City scenes"):
         find_inputs(tmp_path / "empty")
+
+
+def _write_mot_seq(root: Path, rows: list[list[float]], width: int = 200, height: int = 200, length: int = 2) -> Path:
+    (root / "gt").mkdir(parents=True)
+    (root / "seqinfo.ini").write_text(
+        f"[Sequence]\nname=S\nimDir=img1\nframeRate=30\nseqLength={length}\nimWidth={width}\nimHeight={height}\nimExt=.jpg\n"
+    )
+    (root / "gt" / "gt.txt").write_text("".join(",".join(f"{v:g}" for v in r) + "\n" for r in rows))
+    return root
+
+
+def test_mot_distractor_classes_with_consider_flag_0_become_ignore_regions(tmp_path: Path) -> None:
+    from citytrack.data.detection_datasets import IGNORE, mot_sequence_records
+
+    # frame, id, x, y, w, h, conf, cls, vis: as in MOT17, every non-pedestrian row has conf 0
+    rows = [
+        [1, 1, 10, 10, 20, 40, 1, 1, 1.0],  # pedestrian: positive
+        [1, 2, 40, 10, 20, 40, 1, 1, 0.1],  # hidden pedestrian: ignore
+        [1, 3, 70, 10, 20, 40, 0, 1, 1.0],  # pedestrian without the consider mark: ignore
+        [1, 4, 100, 10, 20, 40, 0, 7, 1.0],  # static person: ignore
+        [1, 5, 130, 10, 20, 40, 0, 2, 1.0],  # person on vehicle: ignore
+        [1, 6, 10, 100, 20, 40, 0, 8, 1.0],  # distractor: ignore
+        [1, 7, 40, 100, 20, 40, 0, 12, 1.0],  # reflection: ignore
+        [1, 8, 70, 100, 50, 30, 0, 3, 1.0],  # car: dropped
+        [1, 9, 130, 100, 20, 40, 0, 9, 1.0],  # occluder: dropped
+    ]
+    rec = mot_sequence_records(_write_mot_seq(tmp_path / "S", rows), min_visibility=0.25)[0]
+    assert rec.labels.tolist() == [0] + [IGNORE] * 6
+    assert np.allclose(rec.boxes[:, 0], [10, 40, 70, 100, 130, 10, 40])
+
+
+def test_mot17_static_people_are_ignore_regions_on_real_data(shared_data: Path) -> None:
+    from citytrack.data.detection_datasets import IGNORE, mot_sequence_records
+    from citytrack.data.formats.mot import CLS, FRAME, load_sequence
+
+    seq_dir = shared_data / "mot17" / "MOT17-02-FRCNN"
+    if not seq_dir.is_dir():
+        pytest.skip(f"{seq_dir} is absent")
+    gt = load_sequence(seq_dir).gt
+    records = mot_sequence_records(seq_dir)
+    for cls, count in ((7, 5271), (2, 1549), (8, 1200)):
+        assert int((gt[:, CLS] == cls).sum()) == count
+    # every frame carries an ignore region at each class-7/2/8 box (clipped to the image)
+    for rec in records[::50]:
+        f = int(rec.name.rsplit("/", 1)[1])
+        rows = gt[(gt[:, FRAME] == f) & np.isin(gt[:, CLS], (2, 7, 8))]
+        ignore_boxes = rec.boxes[rec.labels == IGNORE]
+        for x, y, w, h in rows[:, 2:6]:
+            x1, y1 = max(x, 0), max(y, 0)
+            assert np.any(np.all(np.abs(ignore_boxes[:, :2] - [x1, y1]) < 1e-6, 1)), (f, x, y)
+    labels = np.concatenate([r.labels for r in records])
+    assert int((labels == IGNORE).sum()) >= 5271 + 1549 + 1200

@@ -8,9 +8,11 @@ Which boxes are trained on (targets `class, x1, y1, x2, y2`; class `-2` = ignore
   evaluation scores them), so they are kept as they are, clipped to the image. A box with
   less than `min_inside` of its area inside the image (a person walking out of view)
   becomes an ignore region: neither a positive nor a negative.
-- MOT16/17/20 gt: only rows with the "consider" mark and class 1 (pedestrian); persons with
-  visibility below `min_visibility` and the distractor classes (static person, person on
-  vehicle, reflection, ...) become ignore regions. MOT15 has no class/visibility: all rows.
+- MOT16/17/20 gt: class-1 (pedestrian) rows with the "consider" mark are positives; pedestrians
+  without the mark or with visibility below `min_visibility`, and the distractor classes
+  (person on vehicle 2, static person 7, distractor 8, reflection 12, all marked 0 in the
+  files) become ignore regions; other classes (vehicles, occluders) are dropped. MOT15 has no
+  class/visibility: all rows.
 - Boxes smaller than `min_size` input pixels after letterboxing become ignore regions
   (too small to learn from at the network's strides).
 Ignore regions are skipped by the objectness loss and count as COCO `iscrowd` in evaluation.
@@ -130,10 +132,16 @@ def mot_sequence_records(
         raise FormatError(Path(seq_dir) / "gt" / "gt.txt", "sequence has no ground truth to train or evaluate on")
     gt = seq.gt
     if has_class_info(gt):
-        gt = gt[gt[:, CONF] > 0]
-        ignore = np.isin(gt[:, CLS], MOT_IGNORE_CLASSES) | ((gt[:, CLS] == MOT_PEDESTRIAN) & (gt[:, VIS] < min_visibility))
-        gt = gt[(gt[:, CLS] == MOT_PEDESTRIAN) | ignore]
-        ignore = np.isin(gt[:, CLS], MOT_IGNORE_CLASSES) | (gt[:, VIS] < min_visibility)
+        # the distractor classes carry consider-flag 0 in MOT16/17/20: they must become ignore
+        # regions before any conf filtering, or real people would be trained as background
+        pedestrian = gt[:, CLS] == MOT_PEDESTRIAN
+        ignore = (
+            np.isin(gt[:, CLS], MOT_IGNORE_CLASSES)
+            | (pedestrian & (gt[:, CONF] <= 0))
+            | (pedestrian & (gt[:, VIS] < min_visibility))
+        )
+        keep = pedestrian | ignore  # other classes (vehicles, occluders, ...) are dropped
+        gt, ignore = gt[keep], ignore[keep]
     else:
         ignore = np.zeros(len(gt), dtype=bool)
     frames = list(range(1, seq.info.seq_length + 1, max(1, stride)))
