@@ -51,10 +51,8 @@ class BaseTracker(ABC):
     """Input checks, id counter, embedder callback and output packing shared by all trackers.
 
     Subclasses implement `_step(boxes, scores, embeddings, image) -> rows` where `rows`
-    indexes `self.tracks` in output order, and set `uses_appearance`.
+    indexes `self.tracks` in output order.
     """
-
-    uses_appearance: bool = False
 
     def __init__(self, frame_rate: float = 30.0, embedder: Embedder | None = None) -> None:
         self.frame_rate = float(frame_rate)

@@ -52,8 +52,6 @@ class DeepSort(BaseTracker):
             reported with their predicted box (deep_sort_app reports 1).
     """
 
-    uses_appearance = True
-
     def __init__(
         self,
         max_cosine_distance: float = 0.2,
