@@ -134,3 +134,50 @@ def test_batched_nan_above_horizon_and_errors() -> None:
         image_to_ground_batched(st["H_inv"], torch.zeros(2, 5, 2))
     with pytest.raises(CalibrationError, match="singular"):
         invert_homographies(torch.zeros(2, 3, 3))
+
+
+def _gps_camera() -> tuple[CameraCalibration, CameraCalibration, np.ndarray]:
+    """An 8 m high 1920x1080 camera, and the same camera with H in GPS-like ground coordinates.
+
+    AI City 2019 ships H with lat/lon * 111000 as ground coordinates: `H_gps = H_metric @ A` with
+    `A` the affine map GPS-scaled -> metric, so max|H_gps| ~ 1e10 while w is still the depth in metres.
+    """
+    metric = _camera(center=(0.0, 0.0, 8.0), target=(0.0, 8.0, 0.0), hfov=50.0, size=(1920, 1080))
+    origin = np.array([37.3382 * 111000.0, -121.8863 * 111000.0])
+    A = np.array([[1.0, 0.0, -origin[0]], [0.0, 1.0, -origin[1]], [0.0, 0.0, 1.0]])
+    Hg = metric.homography @ A
+    assert np.abs(Hg).max() > 1e10
+    return metric, CameraCalibration.from_homography(Hg), origin
+
+
+def test_gps_scaled_homography_keeps_valid_points() -> None:
+    metric, gps, origin = _gps_camera()
+    uv = np.array([[960.0, 1079.0], [100.0, 900.0], [1800.0, 700.0]])
+    ground = gps.image_to_ground(uv)
+    assert np.all(np.isfinite(ground))
+    np.testing.assert_allclose(ground - origin, metric.image_to_ground(uv), atol=1e-6)
+    # The bottom-centre pixel is ~9 m deep: far below the old `1e-9 * max|H|` (~15) cut-off.
+    assert metric.depth(np.c_[ground[:1] - origin, [0.0]])[0] < 1e-9 * np.abs(gps.homography).max()
+    back = gps.ground_to_image(ground)
+    assert np.all(np.isfinite(back))
+    np.testing.assert_allclose(back, uv, atol=1e-3)
+    # The documented NaN rule still holds: behind the camera and above the horizon.
+    assert np.isnan(gps.ground_to_image(origin + np.array([[0.0, -20.0]]))).all()
+    Hinv = gps.homography_inv
+    v_horizon = -(Hinv[2, 0] * 960.0 + Hinv[2, 2]) / Hinv[2, 1]
+    assert np.isnan(gps.image_to_ground([[960.0, v_horizon], [960.0, v_horizon - 5.0]])).all()
+    assert np.isfinite(gps.image_to_ground([[960.0, v_horizon + 5.0]])).all()
+
+
+def test_gps_scaled_homography_batched() -> None:
+    metric, gps, origin = _gps_camera()
+    st = stack_calibrations([gps], dtype=torch.float64)
+    uv = torch.tensor([[960.0, 1079.0], [100.0, 900.0]], dtype=torch.float64)
+    ground = image_to_ground_batched(st["H_inv"], uv)
+    assert torch.isfinite(ground).all()
+    back = ground_to_image_batched(st["H"], ground)
+    assert torch.isfinite(back).all()
+    np.testing.assert_allclose(back[0].numpy(), uv.numpy(), atol=1e-3)
+    behind = torch.as_tensor(origin + np.array([[0.0, -20.0]]), dtype=torch.float64)
+    assert torch.isnan(ground_to_image_batched(st["H"], behind)).all()
+    np.testing.assert_allclose(invert_homographies(st["H"])[0].numpy(), gps.homography_inv, rtol=1e-6)

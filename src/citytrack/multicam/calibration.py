@@ -33,7 +33,9 @@ if TYPE_CHECKING:  # torch is imported where the batched functions run: the synt
     import torch
     from torch import Tensor
 
-# |w| below this (relative to the matrix scale) counts as "on the horizon / camera plane".
+# w below this, relative to the magnitude of the terms summed into it (sum_j |M[-1, j] * p_j|),
+# counts as "on the horizon / camera plane". Relative to the terms, not to max|M|: a homography in
+# GPS-like coordinates has entries ~1e10 in its translation column while w stays the depth in metres.
 _W_EPS = 1e-9
 
 
@@ -60,20 +62,35 @@ def _as_points(name: str, value: object, dim: int) -> np.ndarray:
 
 
 def _apply_homogeneous(M: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    """`M @ [pts, 1]` dehomogenised; rows whose scale `w <= eps` become NaN."""
+    """`M @ [pts, 1]` dehomogenised; rows whose scale `w` is not clearly positive become NaN.
+
+    "Clearly" is scale-invariant: `w <= eps * sum_j |M[-1, j] p_j|` (the size of the terms whose
+    cancellation gives `w`), so neither the matrix scale nor large coordinate offsets change it.
+    """
     hom = pts @ M[:, :-1].T + M[:, -1]
     w = hom[:, -1:]
-    scale = np.abs(M).max()
-    bad = w <= _W_EPS * scale
+    scale = np.abs(pts) @ np.abs(M[-1, :-1]) + abs(M[-1, -1])
+    bad = w[:, 0] <= _W_EPS * scale
     with np.errstate(divide="ignore", invalid="ignore"):
         out = hom[:, :-1] / w
-    out[bad[:, 0]] = np.nan
+    out[bad] = np.nan
     return out
 
 
+def _equilibrate(H: np.ndarray) -> np.ndarray:
+    """`H` with unit-norm columns, then unit-norm rows (zero ones left as they are).
+
+    A diagonal rescaling keeps a singular matrix singular but removes the spread that a change of
+    units alone causes (GPS-like ground coordinates put ~1e10 in the translation column), so the
+    singular-value test below does not reject a well-defined homography for its units.
+    """
+    H = H / np.where((n := np.linalg.norm(H, axis=-2, keepdims=True)) > 0, n, 1.0)
+    return H / np.where((n := np.linalg.norm(H, axis=-1, keepdims=True)) > 0, n, 1.0)
+
+
 def _check_invertible(H: np.ndarray, what: str) -> np.ndarray:
-    s = np.linalg.svd(H, compute_uv=False)
-    if s[-1] <= 1e-12 * s[0]:
+    s = np.linalg.svd(_equilibrate(H), compute_uv=False)
+    if not s[0] > 0 or s[-1] <= 1e-12 * s[0]:
         raise CalibrationError(
             f"{what} is singular (singular values {s.tolist()}): the camera centre lies on the ground plane "
             "or the matrix is broken"
@@ -275,7 +292,8 @@ def _apply_homogeneous_batched(M: Tensor, pts: Tensor, name: str) -> Tensor:
     pts = pts.to(M.dtype)
     hom = torch.matmul(pts, M[:, :, :d].transpose(1, 2)) + M[:, None, :, d]
     w = hom[..., -1:]
-    scale = M.abs().amax(dim=(1, 2)).view(-1, 1, 1)
+    # Same scale-invariant rule as `_apply_homogeneous`: w against the terms summed into it.
+    scale = torch.matmul(pts.abs(), M[:, -1:, :d].abs().transpose(1, 2)) + M[:, None, -1:, d].abs()
     eps = torch.finfo(M.dtype).eps if M.dtype != torch.float64 else _W_EPS
     bad = w <= eps * scale
     out = hom[..., :-1] / w
@@ -301,8 +319,11 @@ def invert_homographies(H: Tensor) -> Tensor:
     """`(C, 3, 3)` inverses; raises `CalibrationError` naming the first singular camera."""
     import torch
 
-    s = torch.linalg.svdvals(H.double())
-    bad = s[:, -1] <= 1e-12 * s[:, 0]
+    Hd = H.detach().double()  # equilibrated as in `_equilibrate`: units alone do not make H singular
+    Hd = Hd / Hd.norm(dim=-2, keepdim=True).clamp_min(torch.finfo(Hd.dtype).tiny)
+    Hd = Hd / Hd.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(Hd.dtype).tiny)
+    s = torch.linalg.svdvals(Hd)
+    bad = ~(s[:, 0] > 0) | (s[:, -1] <= 1e-12 * s[:, 0])
     if bool(bad.any()):
         raise CalibrationError(f"homography of camera index {int(bad.nonzero()[0])} is singular")
     return torch.linalg.inv(H)
