@@ -200,6 +200,29 @@ def test_ensure_regenerates_only_when_incomplete(tmp_path: Path) -> None:
     assert meta.is_file() and len(aicity.read_aic24_ground_truth(gt)) > 0
 
 
+@pytest.mark.parametrize("layout", ["aic24", "mot", "kitti_mots"])
+def test_rerun_with_fewer_scenes_leaves_no_stale_output(tmp_path: Path, layout: str) -> None:
+    root = tmp_path / "ds"
+    small = {**TINY, "frames": 3}
+    generate(None, out=root, seed=1, layout=layout, scenes=2, **small)
+    (root / "train" / "notes.txt").write_text("mine\n")  # not the generator's: kept
+    (root / "train" / "mine").mkdir()
+    generate(None, out=root, seed=1, layout=layout, scenes=1, **{**small, "frames": 2})
+    assert (root / "train" / "notes.txt").read_text() == "mine\n" and (root / "train" / "mine").is_dir()
+    if layout == "aic24":
+        scenes = aicity.list_aic24_scenes(root, "train")
+        assert [p.name for p in scenes] == ["scene_001"]
+        assert len(aicity.load_aic24_scene(scenes[0]).cameras) == 2
+    elif layout == "mot":
+        seqs = mot.list_sequences(root / "train")
+        assert [p.name for p in seqs] == ["SYNTH-01-01", "SYNTH-01-02"]
+        assert all(len(list((p / "img1").iterdir())) == 2 for p in seqs)
+    else:
+        assert sorted(p.name for p in (root / "train" / "image_02").iterdir()) == ["0000", "0001"]
+        assert sorted(p.name for p in (root / "train" / "instances_txt").iterdir()) == ["0000.txt", "0001.txt"]
+        assert all(len(list(p.iterdir())) == 2 for p in (root / "train" / "image_02").iterdir())
+
+
 @pytest.mark.parametrize(
     "override,message",
     [({"cameras": 0}, "cameras"), ({"width": 0}, "width"), ({"width": -5}, "width"), ({"fps": 0}, "fps"),

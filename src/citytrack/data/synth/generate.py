@@ -13,6 +13,8 @@ import logging
 import multiprocessing as mp
 import os
 import queue
+import re
+import shutil
 import signal
 import time
 from collections import deque
@@ -189,6 +191,28 @@ def mp_context() -> Any:
 
 
 # ---------------------------------------------------------------------------- the dataset
+# The folders each layout writes directly under `<out>/<split>` (see `writers.py`). `generate()`
+# removes these, and only these, before writing: a previous run with more scenes, cameras or
+# frames would otherwise leave stale scenes, sequences and frames that the readers pick up.
+_LAYOUT_DIRS: dict[str, re.Pattern[str]] = {
+    "aic24": re.compile(r"scene_\d{3,}"),
+    "aic23": re.compile(r"S\d{3,}"),
+    "mot": re.compile(r"SYNTH-\d{2,}-\d{2,}"),
+    "kitti_mots": re.compile(r"image_02|instances|instances_txt"),
+}
+
+
+def _clear_layout_output(root: Path, split: str, layout: str) -> None:
+    """Remove the folders that `layout` writes under `root/split` (a previous run's output); nothing else."""
+    base = root / split
+    if not base.is_dir():
+        return
+    pattern = _LAYOUT_DIRS[layout]
+    for entry in base.iterdir():
+        if pattern.fullmatch(entry.name) and entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+
+
 @dataclass
 class _Scene:
     world: World
@@ -198,7 +222,8 @@ class _Scene:
 
 def generate(cfg: DictConfig | Mapping[str, Any] | None = None, out: str | Path | None = None,
              stats: dict[str, float] | None = None, **overrides: Any) -> Path:
-    """Render and write a dataset; returns its root. `meta.json` is removed first and written last.
+    """Render and write a dataset; returns its root. `meta.json` is removed first and written last;
+    the layout's own folders under `out/split` (a previous run's output) are removed before writing.
 
     With `workers > 1` (the default `auto` on a multi-core machine) cameras are rendered in worker
     processes started by `forkserver` (or `spawn`): a script calling this must do so under
@@ -217,6 +242,7 @@ def generate(cfg: DictConfig | Mapping[str, Any] | None = None, out: str | Path 
     root = Path(cfg.out)
     root.mkdir(parents=True, exist_ok=True)
     (root / "meta.json").unlink(missing_ok=True)
+    _clear_layout_output(root, str(cfg.split), cfg.layout.name)
     reid = ReidWriter(root / "reid", cfg.reid, cfg.scenes * spec.people, cfg.seed)
     split = str(cfg.split)
 
