@@ -106,8 +106,11 @@ def test_crops_cut_from_synthetic_scene(tmp_path: Path) -> None:
     frames = {int(s.path.name.split("_")[2]) for s in train + gallery + query}
     assert all(f % 5 == 0 for f in frames)
     assert (out / "crops.json").is_file()
-    # second call reuses the folder
-    assert extract_aic24_reid_crops(scene_dirs_of(ds), out) == out
+    # a second call with the same parameters reuses the folder
+    stamp = (out / "crops.json").stat().st_mtime_ns
+    assert extract_aic24_reid_crops(scene_dirs_of(ds), out, frame_stride=5, min_visibility=0.5,
+                                    min_height=16, eval_fraction=0.5, seed=0) == out
+    assert (out / "crops.json").stat().st_mtime_ns == stamp
 
 
 def test_vehicle_aux_heads_losses_on_random_tensors() -> None:
@@ -159,3 +162,75 @@ def test_warmup_cosine_schedule_shape() -> None:
     assert lrs[0] == pytest.approx(0.1) and lrs[4] == pytest.approx(1.0)
     assert lrs[:5] == sorted(lrs[:5]) and lrs[4:] == sorted(lrs[4:], reverse=True)
     assert lrs[9] == pytest.approx(0.5)
+
+
+def _write_aic24_scene(scene: Path, pids: range, frames: int = 6, cams: int = 2) -> None:
+    """A tiny AI City 2024 scene: `cams` cameras of 160x96 mp4 video, people as coloured boxes."""
+    rows = []
+    for cam in range(1, cams + 1):
+        d = scene / f"camera_{cam:04d}"
+        d.mkdir(parents=True)
+        writer = cv2.VideoWriter(str(d / "video.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10, (160, 96))
+        for f in range(frames):
+            img = np.full((96, 160, 3), 40, np.uint8)
+            for j, pid in enumerate(pids):
+                x, y = 5 + 30 * j, 10
+                img[y : y + 60, x : x + 20] = (50 * j % 255, 200, 100)
+                rows.append([cam, pid, f, x, y, 20, 60, 0, 0])
+            writer.write(img)
+        writer.release()
+    np.savetxt(scene / "ground_truth.txt", np.array(rows), fmt="%g")
+
+
+def test_crop_cache_is_not_reused_across_splits_or_parameters(tmp_path: Path) -> None:
+    from citytrack.data.reid_datamodule import AICityCropsDataModule
+
+    _write_aic24_scene(tmp_path / "train" / "scene_001", range(1, 5))
+    _write_aic24_scene(tmp_path / "val" / "scene_002", range(11, 13))
+    kw = dict(frame_stride=3, min_visibility=0.5, min_height=16, num_workers=0, height=32, width=16, p=2, k=2)
+    train = AICityCropsDataModule(str(tmp_path), split="train", **kw)
+    train_root = train.train_root()
+    assert len(scan_folder(train_root / "bounding_box_train", "market1501")) == 2 * 2 * 2  # 2 ids x 2 cams x 2 frames
+    val = AICityCropsDataModule(str(tmp_path), split="val", eval_fraction=1.0, **kw)
+    val_root = val.train_root()
+    assert val_root != train_root
+    assert not scan_folder(val_root / "bounding_box_train", "market1501")  # all identities are evaluation ones
+    assert len(scan_folder(val_root / "bounding_box_test", "market1501")) + len(
+        scan_folder(val_root / "query", "market1501")) == 2 * 2 * 2
+    # one explicit cache_dir: changed parameters/scenes re-extract and remove the old crops
+    cache = tmp_path / "cache"
+    scenes_train = [tmp_path / "train" / "scene_001"]
+    out = extract_aic24_reid_crops(scenes_train, cache, frame_stride=3, min_visibility=0.5, min_height=16, seed=0)
+    first = sorted(p.name for p in out.rglob("*.jpg"))
+    assert len(first) == 16
+    stamp = (cache / "crops.json").stat().st_mtime_ns
+    extract_aic24_reid_crops(scenes_train, cache, frame_stride=3, min_visibility=0.5, min_height=16, seed=0)
+    assert (cache / "crops.json").stat().st_mtime_ns == stamp  # same parameters: reused
+    extract_aic24_reid_crops(scenes_train, cache, frame_stride=3, min_visibility=0.5, min_height=16, seed=0,
+                             eval_fraction=0.0)
+    assert len(scan_folder(cache / "bounding_box_train", "market1501")) == 16
+    assert not list((cache / "query").glob("*.jpg")) and not list((cache / "bounding_box_test").glob("*.jpg"))
+    extract_aic24_reid_crops([tmp_path / "val" / "scene_002"], cache, frame_stride=3, min_visibility=0.5,
+                             min_height=16, seed=0, eval_fraction=0.0)
+    assert {s.pid for s in scan_folder(cache / "bounding_box_train", "market1501")} == {1, 2}
+    assert len(list(cache.rglob("*.jpg"))) == 8  # only the new scene's crops are left
+    extract_aic24_reid_crops([tmp_path / "val" / "scene_002"], cache, frame_stride=2, min_visibility=0.5,
+                             min_height=16, seed=0, eval_fraction=0.0)
+    assert {int(p.name.split("_")[2]) for p in cache.rglob("*.jpg")} == {0, 2, 4}
+    extract_aic24_reid_crops([tmp_path / "val" / "scene_002"], cache, frame_stride=2, min_visibility=0.5,
+                             min_height=100, seed=0, eval_fraction=0.0)
+    assert not list(cache.rglob("*.jpg"))
+
+
+def test_synthetic_scene_crop_folders_depend_on_every_extraction_parameter(tmp_path: Path) -> None:
+    from citytrack.data.reid_datamodule import SyntheticReIDDataModule
+
+    def roots(**kw: object) -> tuple[Path, Path]:
+        dm = SyntheticReIDDataModule(data_dir=str(tmp_path), source="scenes", num_workers=0, **kw)
+        return dm._crops_root(dm.train_dataset_dir, False), dm.heldout_root()
+
+    base = roots()
+    assert base[0].parent != base[1].parent
+    for kw in ({"min_height": 40}, {"train_seed": 5, "eval_seed": 6}, {"frame_stride": 2}, {"min_visibility": 0.3}):
+        changed = roots(**kw)
+        assert changed[0] != base[0] and changed[1] != base[1], kw

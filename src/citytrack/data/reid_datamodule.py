@@ -14,8 +14,10 @@ unseen identities), so the reported test figures are not the ones used to pick a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -262,7 +264,9 @@ class SyntheticReIDDataModule(ReIDDataModule):
     def _crops_root(self, dataset_dir: Path, eval_only: bool) -> Path:
         if self.source == "crops":
             return dataset_dir / "reid"
-        return dataset_dir / f"reid_scenes_s{self.frame_stride}_v{self.min_visibility:g}"
+        eval_fraction, seed = (1.0, self.eval_seed) if eval_only else (0.5, self.train_seed)
+        key = crop_params_key(self.frame_stride, self.min_visibility, self.min_height, eval_fraction, seed)
+        return dataset_dir / f"reid_scenes_s{self.frame_stride}_v{self.min_visibility:g}_{key}"
 
     def prepare_data(self) -> None:
         from citytrack.data.synth import ensure_synthetic_dataset
@@ -285,7 +289,7 @@ class SyntheticReIDDataModule(ReIDDataModule):
 
     def train_root(self) -> Path:
         root = self._crops_root(self.train_dataset_dir, False)
-        if not root.is_dir():
+        if not root.is_dir() or (self.source == "scenes" and not (root / "crops.json").is_file()):
             self.prepare_data()
         return root
 
@@ -317,9 +321,13 @@ class AICityCropsDataModule(ReIDDataModule):
         kwargs.setdefault("format", "market1501")
         super().__init__(root=None, **kwargs)
         self.scenes_root, self.split = Path(scenes_root), split
-        self.cache = Path(cache_dir) if cache_dir else self.scenes_root / f"reid_crops_s{frame_stride}_v{min_visibility:g}"
         self.frame_stride, self.min_visibility, self.min_height = frame_stride, min_visibility, min_height
         self.eval_fraction = eval_fraction
+        # the default cache folder is keyed by every extraction parameter and the split, so another
+        # split/seed/fraction gets its own folder; crops.json is also checked (explicit cache_dir)
+        key = crop_params_key(frame_stride, min_visibility, min_height, eval_fraction, self.seed, split)
+        default = self.scenes_root / f"reid_crops_s{frame_stride}_v{min_visibility:g}_{key}"
+        self.cache = Path(cache_dir) if cache_dir else default
 
     def prepare_data(self) -> None:
         from citytrack.data.formats.aicity import list_aic24_scenes
@@ -335,8 +343,7 @@ class AICityCropsDataModule(ReIDDataModule):
         )
 
     def train_root(self) -> Path:
-        if not (self.cache / "crops.json").is_file():
-            self.prepare_data()
+        self.prepare_data()  # cheap when crops.json matches the parameters; re-extracts otherwise
         return self.cache
 
 
@@ -377,6 +384,39 @@ def box_visibility(boxes: np.ndarray, width: int, height: int, grid: int = 16) -
     return vis
 
 
+def crop_params_key(*params: Any) -> str:
+    """Short stable hash of extraction parameters (names a crop cache folder)."""
+    return hashlib.sha1(json.dumps([p if p is None or isinstance(p, str) else float(p) for p in params]).encode()).hexdigest()[:8]
+
+
+def _crop_params(
+    scene_dirs: Sequence[Path], frame_stride: int, min_visibility: float, min_height: float, eval_fraction: float, seed: int
+) -> dict[str, Any]:
+    """Everything that decides the content of a crop folder, as stored in `crops.json`.
+
+    Each scene is identified by its resolved path and its ground truth's size and mtime, so a
+    regenerated scene at the same path is also noticed.
+    """
+    scenes = []
+    for s in scene_dirs:
+        gt = Path(s) / "ground_truth.txt"
+        st = gt.stat() if gt.is_file() else None
+        scenes.append({"path": str(Path(s).resolve()), "gt_size": st.st_size if st else None,
+                       "gt_mtime_ns": st.st_mtime_ns if st else None})
+    return {"frame_stride": int(frame_stride), "min_visibility": float(min_visibility), "min_height": float(min_height),
+            "eval_fraction": float(eval_fraction), "seed": int(seed), "scenes": scenes}
+
+
+def _stored_params(marker: Path) -> dict[str, Any] | None:
+    try:
+        stored = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(stored, dict):
+        return None
+    return {k: stored.get(k) for k in ("frame_stride", "min_visibility", "min_height", "eval_fraction", "seed", "scenes")}
+
+
 def extract_aic24_reid_crops(
     scene_dirs: Sequence[Path],
     out_dir: str | Path,
@@ -386,7 +426,11 @@ def extract_aic24_reid_crops(
     eval_fraction: float = 0.5,
     seed: int = 0,
 ) -> Path:
-    """Cut person crops from scene videos into a Market-1501 folder; skip if `out_dir/crops.json` exists.
+    """Cut person crops from scene videos into a Market-1501 folder, once per set of parameters.
+
+    `out_dir/crops.json` records the parameters and scenes (paths, ground-truth size and mtime) of
+    the extraction; a later call with the same ones reuses the folder, any difference (another
+    split's scenes, seed, fraction, stride, ...) deletes the old crops and extracts again.
 
     Every `frame_stride`-th frame is decoded (OpenCV); boxes with visibility >= `min_visibility`
     and height >= `min_height` are kept. Identities (per scene) are shuffled with `seed`;
@@ -398,10 +442,24 @@ def extract_aic24_reid_crops(
 
     out = Path(out_dir)
     marker = out / "crops.json"
-    if marker.is_file():
-        return out
+    partial = out / "crops.incomplete"
     if frame_stride < 1 or not 0.0 <= eval_fraction <= 1.0:
         raise ValueError(f"need frame_stride >= 1 and eval_fraction in [0, 1], got {frame_stride}, {eval_fraction}")
+    params = _crop_params(scene_dirs, frame_stride, min_visibility, min_height, eval_fraction, seed)
+    if marker.is_file():
+        stored = _stored_params(marker)
+        if stored == params:
+            return out
+        diff = sorted(k for k in params if stored is None or stored.get(k) != params[k])
+        log.warning("%s holds crops extracted with other parameters (%s): extracting again", out, ", ".join(diff))
+        marker.unlink()
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        partial.touch()
+    if partial.is_file():  # our own earlier or interrupted extraction: start from empty folders
+        for sub in LAYOUTS["market1501"]:
+            shutil.rmtree(out / sub, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    partial.touch()
     rng = np.random.default_rng(seed)
     next_pid = 1
     counts = {"train": 0, "query": 0, "gallery": 0}
@@ -479,10 +537,7 @@ def extract_aic24_reid_crops(
                     raise OSError(f"{path}: cannot write the crop")
             counts[key] += 1
     with atomic_open(marker) as fh:
-        json.dump(
-            {"frame_stride": frame_stride, "min_visibility": min_visibility, "min_height": min_height,
-             "eval_fraction": eval_fraction, "seed": seed, "counts": counts,
-             "scenes": [str(s) for s in scene_dirs]}, fh, indent=2,
-        )
+        json.dump({**params, "counts": counts}, fh, indent=2)
+    partial.unlink(missing_ok=True)
     log.info("ReID crops written to %s: %s", out, counts)
     return out
