@@ -234,3 +234,35 @@ def test_synthetic_scene_crop_folders_depend_on_every_extraction_parameter(tmp_p
     for kw in ({"min_height": 40}, {"train_seed": 5, "eval_seed": 6}, {"frame_stride": 2}, {"min_visibility": 0.3}):
         changed = roots(**kw)
         assert changed[0] != base[0] and changed[1] != base[1], kw
+
+
+def test_fewer_identities_than_p_fail_in_setup_naming_the_config_keys(tmp_path: Path) -> None:
+    _write_market(tmp_path)  # 4 training identities
+    dm = ReIDDataModule(str(tmp_path), num_workers=0, height=32, width=16, p=8, k=2)
+    with pytest.raises(ValueError, match=r"4 identities.*P=8.*data\.p"):
+        dm.setup("fit")
+
+
+def test_synthetic_world_too_small_for_p_fails_before_generating(tmp_path: Path) -> None:
+    from citytrack.data.reid_datamodule import SyntheticReIDDataModule
+
+    dm = SyntheticReIDDataModule(data_dir=str(tmp_path / "d"), synth={}, num_workers=0, p=16)
+    with pytest.raises(ValueError, match=r"at most 6 training identities.*data\.synth\.scenes, data\.synth\.people"):
+        dm.prepare_data()
+    assert not (tmp_path / "d").exists()  # nothing generated
+
+
+@pytest.mark.parametrize("overrides", [["data=reid_synthetic"], ["experiment=reid_vehicle_synthetic"]])
+def test_reid_synthetic_data_config_has_enough_identities_by_itself(config_dir: Path, tmp_path: Path,
+                                                                    overrides: list[str]) -> None:
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[*overrides, f"paths.data_dir={tmp_path}"])
+    GlobalHydra.instance().clear()
+    synth = cfg.data.synth
+    assert synth.scenes * synth.people // 2 >= cfg.data.p
+    dm = instantiate(cfg.data)
+    dm.check_world_size()  # raises when the world cannot hold P training identities

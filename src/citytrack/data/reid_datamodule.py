@@ -154,6 +154,10 @@ class ReIDDataModule(pl.LightningDataModule):
         self.val_set: ReIDImageDataset | None = None
         self.test_set: ReIDImageDataset | None = None
 
+    def too_few_identities_hint(self) -> str:
+        """Which config keys to change when the training set has fewer identities than P."""
+        return "lower data.p (at most the number of identities) or point data.root at a larger dataset"
+
     # roots may be produced by prepare_data (synthetic subclasses)
     def train_root(self) -> Path:
         if self.root is None:
@@ -185,7 +189,13 @@ class ReIDDataModule(pl.LightningDataModule):
         root = self.train_root()
         if stage in (None, "fit") and self.train_set is None:
             train = [s for s in scan_folder(self._split(root, 0), self.format) if s.pid >= 0]
-            self.train_set = ReIDImageDataset(train, self.height, self.width, relabel=True)
+            train_set = ReIDImageDataset(train, self.height, self.width, relabel=True)
+            if train_set.num_classes < self.p:
+                raise ValueError(
+                    f"ReID training set {root} has {train_set.num_classes} identities, but P x K sampling takes "
+                    f"P={self.p} identities per batch: {self.too_few_identities_hint()}"
+                )
+            self.train_set = train_set
             log.info("ReID train set %s: %d images, %d identities", root, len(train), self.train_set.num_classes)
         if stage in (None, "fit", "validate") and self.val_set is None:
             self.val_set = self._eval_set(root)
@@ -261,6 +271,13 @@ class SyntheticReIDDataModule(ReIDDataModule):
         self.source = source
         self.frame_stride, self.min_visibility, self.min_height = frame_stride, min_visibility, min_height
 
+    def too_few_identities_hint(self) -> str:
+        return (
+            f"generate a larger world (data.synth.scenes, data.synth.people: about half of scenes x people "
+            f"are training identities; now {self.synth or 'the generator defaults'}; an existing "
+            f"{self.train_dataset_dir} is reused as is, delete it or change data.train_name) or lower data.p"
+        )
+
     def _crops_root(self, dataset_dir: Path, eval_only: bool) -> Path:
         if self.source == "crops":
             return dataset_dir / "reid"
@@ -268,9 +285,24 @@ class SyntheticReIDDataModule(ReIDDataModule):
         key = crop_params_key(self.frame_stride, self.min_visibility, self.min_height, eval_fraction, seed)
         return dataset_dir / f"reid_scenes_s{self.frame_stride}_v{self.min_visibility:g}_{key}"
 
+    def check_world_size(self) -> None:
+        """Fail before generating anything when the world cannot hold P training identities."""
+        from citytrack.data.synth import resolve_config
+
+        cfg = resolve_config(None, out=str(self.train_dataset_dir), seed=self.train_seed, **self.synth)
+        total = int(cfg.scenes) * int(cfg.people)
+        eval_share = float(cfg.reid.test_fraction) if self.source == "crops" else 0.5
+        at_most = total - round(eval_share * total)
+        if at_most < self.p:
+            raise ValueError(
+                f"the synthetic world has {cfg.scenes} scene(s) x {cfg.people} people: at most {at_most} training "
+                f"identities, but P x K sampling takes P={self.p} identities per batch: {self.too_few_identities_hint()}"
+            )
+
     def prepare_data(self) -> None:
         from citytrack.data.synth import ensure_synthetic_dataset
 
+        self.check_world_size()
         for folder, seed, eval_only in (
             (self.train_dataset_dir, self.train_seed, False),
             (self.eval_dataset_dir, self.eval_seed, True),
@@ -328,6 +360,9 @@ class AICityCropsDataModule(ReIDDataModule):
         key = crop_params_key(frame_stride, min_visibility, min_height, eval_fraction, self.seed, split)
         default = self.scenes_root / f"reid_crops_s{frame_stride}_v{min_visibility:g}_{key}"
         self.cache = Path(cache_dir) if cache_dir else default
+
+    def too_few_identities_hint(self) -> str:
+        return "lower data.p or data.eval_fraction, or use more scenes (data.scenes_root, data.split)"
 
     def prepare_data(self) -> None:
         from citytrack.data.formats.aicity import list_aic24_scenes
