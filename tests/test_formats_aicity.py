@@ -290,3 +290,18 @@ def test_aic19_scene_layout(tmp_path: Path) -> None:
     np.testing.assert_array_equal(cam.read_calibration().homography, np.eye(3))
     (tmp_path / "cam_timestamp" / "S01.txt").unlink()
     assert load_aic19_scene(scene_dir).timestamps is None
+
+
+BINARY = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe"
+
+
+@pytest.mark.parametrize(
+    "reader",
+    [read_aic24_ground_truth, read_track1, read_aic24_calibration, read_aic19_calibration, read_cam_timestamps],
+)
+def test_binary_file_is_a_format_error(tmp_path: Path, reader) -> None:
+    path = tmp_path / "not_text.txt"
+    path.write_bytes(BINARY)
+    with pytest.raises(FormatError, match="not a UTF-8 text file") as err:
+        reader(path)
+    assert err.value.path == str(path) and str(path) in str(err.value)

@@ -82,6 +82,15 @@ def test_perfect_results_score_map_one(tmp_path: Path) -> None:
         (lambda d: d["annotations"][0].update(bbox=[1, 2, -3, 4]), "bbox"),
         (lambda d: d["annotations"][1].update(id=1), "repeated"),
         (lambda d: d["images"].append({"id": 1}), "unique"),
+        # fields that readers index without a default (KeyError downstream before)
+        (lambda d: d["images"][0].pop("width"), "'width' must be a positive integer"),
+        (lambda d: d["images"][0].update(height=0), "'height' must be a positive integer"),
+        (lambda d: d["images"][0].update(height="160"), "'height' must be a positive integer"),
+        (lambda d: d["images"][0].pop("file_name"), "file_name"),
+        (lambda d: d["categories"][0].pop("name"), "'name'"),
+        (lambda d: d["categories"].append("person"), "category #"),
+        (lambda d: d["annotations"][0].pop("area"), "has no 'area'"),
+        (lambda d: d["annotations"][0].update(area=-1.0), "area"),
     ],
 )
 def test_malformed_json(tmp_path: Path, mutate, reason: str) -> None:
@@ -112,3 +121,19 @@ def test_builder_rejects_inconsistent_input() -> None:
         build_coco_dataset(IMAGES, {1: (BOXES[1][0], np.array([1, 3]))}, CATEGORIES)
     with pytest.raises(ValueError, match="labels"):
         build_coco_dataset(IMAGES, {1: (BOXES[1][0], np.array([1]))}, CATEGORIES)
+
+
+def test_integral_float_size_accepted(tmp_path: Path) -> None:
+    data = json.loads(_write(tmp_path).read_text())
+    data["images"][0].update(width=float(data["images"][0]["width"]))
+    path = tmp_path / "float.json"
+    path.write_text(json.dumps(data))
+    assert len(load_coco(path).getImgIds()) == len(data["images"])
+
+
+def test_binary_file_is_a_format_error(tmp_path: Path) -> None:
+    path = tmp_path / "instances.json"
+    path.write_bytes(b'{"images": []}\n\xff\xfe\x00binary')
+    with pytest.raises(FormatError, match="not a UTF-8 text file") as err:
+        load_coco(path)
+    assert err.value.path == str(path) and err.value.line == 2

@@ -153,7 +153,11 @@ def test_short_rle_rejected_before_decoding() -> None:
 @pytest.mark.parametrize(
     ("content", "line", "reason"),
     [
-        ("0 1001 1 10 10 4\n0 1002 1 10 10\n", 2, "expected 6 fields"),
+        ("0 1001 1 10 10 T3\n0 1002 1 10 10\n", 2, "expected 6 fields"),
+        # run lengths must sum to height*width: named at read time, with the line
+        ("0 1001 1 10 10 T3\n0 1002 1 10 10 P128000V1\n1 1001 1 10 10 4\n", 3, "covers 4 pixels, image has 100"),
+        ("0 1001 1 10 10 T3\n0 1002 1 10 10 P128000V2\n", 2, "covers 132 pixels, image has 100"),
+        ("0 1001 1 10 10 P\n", 1, "ends inside a number"),
         ("x 1001 1 10 10 4\n", 1, "frame"),
         ("0 1001 1 0 10 4\n", 1, "positive"),
         ("0 1001 1 10 10 a~b\n", 1, "alphabet"),

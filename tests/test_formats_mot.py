@@ -208,3 +208,16 @@ def test_sequence_without_seqinfo_is_derived(tmp_path: Path) -> None:
     assert sequence.info.name == "SEQ-01" and sequence.info.seq_length == 7 and sequence.gt is None
     assert list_sequences(tmp_path) == [seq]
     assert sequence.image_path(3) == seq / "img1" / "000003.jpg"
+
+
+def test_binary_files_are_format_errors(tmp_path: Path) -> None:
+    path = tmp_path / "seqinfo.ini"
+    path.write_bytes(b"[Sequence]\nname=\xff\xfe\n")
+    with pytest.raises(FormatError, match="not a UTF-8 text file") as err:
+        read_seqinfo(path)
+    assert err.value.path == str(path) and err.value.line == 2
+    det = tmp_path / "det.txt"
+    det.write_bytes(b"1,-1,1,2,3,4,0.9\n\x89PNG\x00\xff")
+    with pytest.raises(FormatError, match="not a UTF-8 text file") as err:
+        read_mot(det, kind="det")
+    assert err.value.path == str(det)

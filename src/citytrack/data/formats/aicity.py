@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from citytrack.data.formats.errors import FormatError
+from citytrack.data.formats.errors import FormatError, read_text_file
 from citytrack.data.formats.mot import parse_numeric_table, read_mot
 from citytrack.utils.io import atomic_open
 
@@ -55,7 +55,7 @@ def _validate_aic24_table(table: np.ndarray, path: PathLike, lines: np.ndarray |
 
 
 def _read_aic24_table(path: PathLike) -> np.ndarray:
-    text = Path(path).read_text()
+    text = read_text_file(path)
     n = len(AIC24_COLUMNS)
     table, _counts, lines = parse_numeric_table(path, text, n, n, "AI City")
     _validate_aic24_table(table, path, lines)
@@ -151,7 +151,7 @@ def _extra_value(value: Any) -> Any:
 def read_aic24_calibration(path: PathLike) -> Aic24Calibration:
     """Read `calibration.json`; missing keys, wrong shapes or a singular homography raise."""
     try:
-        data = json.loads(Path(path).read_text())
+        data = json.loads(read_text_file(path))
     except json.JSONDecodeError as err:
         raise FormatError(path, f"invalid JSON: {err.msg}", err.lineno) from None
     if not isinstance(data, dict):
@@ -385,7 +385,7 @@ def _parse_matrix_text(path: PathLike, text: str, line: int, what: str) -> np.nd
 def read_aic19_calibration(path: PathLike) -> Aic19Calibration:
     """Read `calibration.txt` lines `Key: values`; the homography is required."""
     values: dict[str, Any] = {}
-    for number, raw in enumerate(Path(path).read_text().splitlines(), start=1):
+    for number, raw in enumerate(read_text_file(path).splitlines(), start=1):
         if not raw.strip():
             continue
         key, sep, rest = raw.partition(":")
@@ -445,7 +445,7 @@ def write_aic19_calibration(path: PathLike, calib: Aic19Calibration) -> None:
 def read_cam_timestamps(path: PathLike) -> dict[str, float]:
     """`cam_timestamp/SXX.txt` lines `c001 0.000` -> {"c001": 0.0} (start offsets in seconds)."""
     offsets: dict[str, float] = {}
-    for number, raw in enumerate(Path(path).read_text().splitlines(), start=1):
+    for number, raw in enumerate(read_text_file(path).splitlines(), start=1):
         fields = raw.split()
         if not fields:
             continue

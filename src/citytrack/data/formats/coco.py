@@ -12,13 +12,12 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pycocotools.coco import COCO
 
-from citytrack.data.formats.errors import FormatError
+from citytrack.data.formats.errors import FormatError, read_text_file
 from citytrack.utils.io import atomic_open
 
 PathLike = str | os.PathLike[str]
@@ -83,8 +82,19 @@ def build_coco_dataset(
     }
 
 
+def _is_int(value: Any) -> bool:
+    """An integer, or an integral float; not a bool."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return isinstance(value, int) or (bool(np.isfinite(value)) and float(value).is_integer())
+
+
 def validate_coco_dataset(data: Any, path: PathLike = "<dataset>") -> None:
-    """Structure checks COCO() does not do: keys, unique ids, references, box shapes."""
+    """Structure checks COCO() does not do: keys, unique ids, references, box shapes.
+
+    Also the fields that readers index without a default: `images[].file_name/width/height`,
+    `categories[].name` and `annotations[].area` (COCOeval).
+    """
     if not isinstance(data, dict):
         raise FormatError(path, "COCO json must be an object")
     for key in ("images", "annotations", "categories"):
@@ -93,12 +103,23 @@ def validate_coco_dataset(data: Any, path: PathLike = "<dataset>") -> None:
     image_ids = [img.get("id") if isinstance(img, dict) else None for img in data["images"]]
     if None in image_ids or len(set(image_ids)) != len(image_ids):
         raise FormatError(path, "every image needs a unique 'id'")
-    category_ids = {cat.get("id") for cat in data["categories"] if isinstance(cat, dict)}
+    for img in data["images"]:
+        if not isinstance(img.get("file_name"), str) or not img["file_name"]:
+            raise FormatError(path, f"image {img['id']} has no 'file_name' string")
+        for key in ("width", "height"):
+            if not _is_int(img.get(key)) or img[key] <= 0:  # integral floats (1920.0) pass too
+                raise FormatError(path, f"image {img['id']} {key!r} must be a positive integer, got {img.get(key)!r}")
+    for k, cat in enumerate(data["categories"]):
+        if not isinstance(cat, dict) or "id" not in cat:
+            raise FormatError(path, f"category #{k} is not an object with an 'id'")
+        if not isinstance(cat.get("name"), str):
+            raise FormatError(path, f"category {cat['id']} has no 'name' string")
+    category_ids = {cat["id"] for cat in data["categories"]}
     images, ann_ids = set(image_ids), set()
     for k, ann in enumerate(data["annotations"]):
         if not isinstance(ann, dict):
             raise FormatError(path, f"annotation #{k} is not an object")
-        for key in ("id", "image_id", "category_id", "bbox"):
+        for key in ("id", "image_id", "category_id", "bbox", "area"):
             if key not in ann:
                 raise FormatError(path, f"annotation #{k} has no {key!r}")
         if ann["id"] in ann_ids:
@@ -117,6 +138,9 @@ def validate_coco_dataset(data: Any, path: PathLike = "<dataset>") -> None:
             or bbox[3] < 0
         ):
             raise FormatError(path, f"annotation {ann['id']} bbox {bbox!r} is not [x, y, w>=0, h>=0]")
+        area = ann["area"]
+        if not isinstance(area, (int, float)) or isinstance(area, bool) or not np.isfinite(area) or area < 0:
+            raise FormatError(path, f"annotation {ann['id']} area {area!r} is not a number >= 0")
 
 
 def write_coco(path: PathLike, dataset: Mapping[str, Any]) -> None:
@@ -140,7 +164,7 @@ def coco_from_dict(data: dict[str, Any], path: PathLike = "<dataset>") -> COCO:
 def load_coco(path: PathLike) -> COCO:
     """Load a COCO detection json as `pycocotools.coco.COCO`; malformed files raise FormatError."""
     try:
-        data = json.loads(Path(path).read_text())
+        data = json.loads(read_text_file(path))
     except json.JSONDecodeError as err:
         raise FormatError(path, f"invalid JSON: {err.msg}", err.lineno) from None
     return coco_from_dict(data, path)

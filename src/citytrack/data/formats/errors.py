@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 
 class FormatError(ValueError):
@@ -18,3 +19,13 @@ class FormatError(ValueError):
         self.reason = message
         where = f"{self.path}:{line}" if line is not None else self.path
         super().__init__(f"{where}: {message}")
+
+
+def read_text_file(path: str | os.PathLike[str]) -> str:
+    """The file's text (UTF-8); a binary or otherwise undecodable file raises `FormatError` naming it."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise FormatError(path, f"not a UTF-8 text file (byte 0x{data[err.start]:02x} at offset {err.start})", line) from None

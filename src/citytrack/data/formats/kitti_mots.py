@@ -88,7 +88,8 @@ def _parse_int(where: str, value: str, what: str, line: int) -> int:
 def read_instances_txt(source: PathLike | IO[Any], name: str | None = None) -> list[MotsRecord]:
     """Read an `instances_txt` / MOTS20 `gt.txt` from a path or an open (text or binary) file.
 
-    `name` is used in error messages (e.g. `archive.zip:0001.txt` for a zip member).
+    `name` is used in error messages (e.g. `archive.zip:0001.txt` for a zip member). Each RLE's
+    run lengths must sum to height*width (pycocotools would decode a short one to garbage).
     """
     where = _source_name(source, name)
     records: list[MotsRecord] = []
@@ -115,7 +116,9 @@ def read_instances_txt(source: PathLike | IO[Any], name: str | None = None) -> l
             raise FormatError(where, f"image size {height}x{width} must be positive", number)
         if any(not (48 <= ord(c) < 48 + 64) for c in rle):
             raise FormatError(where, "rle has characters outside the pycocotools alphabet", number)
-        records.append(MotsRecord(frame, obj_id, class_id, height, width, rle))
+        record = MotsRecord(frame, obj_id, class_id, height, width, rle)
+        _check_rle(record, where, number)  # runs must cover height*width: named here, not at decode time
+        records.append(record)
     return records
 
 
@@ -170,16 +173,19 @@ def rle_run_lengths(rle: str) -> np.ndarray:
     return counts
 
 
-def _check_rle(record: MotsRecord, where: str = "<records>") -> None:
+def _check_rle(record: MotsRecord, where: str = "<records>", line: int | None = None) -> None:
     try:
         runs = rle_run_lengths(record.rle)
     except ValueError as err:
-        raise FormatError(where, f"frame {record.frame} obj {record.obj_id}: {err}") from None
-    if np.any(runs < 0) or int(runs.sum()) != record.height * record.width:
+        raise FormatError(where, f"frame {record.frame} obj {record.obj_id}: {err}", line) from None
+    if np.any(runs < 0):
+        raise FormatError(where, f"frame {record.frame} obj {record.obj_id}: RLE has a negative run length", line)
+    if int(runs.sum()) != record.height * record.width:
         raise FormatError(
             where,
             f"frame {record.frame} obj {record.obj_id}: RLE covers {int(runs.sum())} pixels, "
             f"image has {record.height * record.width}",
+            line,
         )
 
 

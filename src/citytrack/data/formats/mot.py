@@ -25,7 +25,7 @@ from typing import Literal
 
 import numpy as np
 
-from citytrack.data.formats.errors import FormatError
+from citytrack.data.formats.errors import FormatError, read_text_file
 from citytrack.utils.io import atomic_open
 
 log = logging.getLogger(__name__)
@@ -136,10 +136,7 @@ def read_mot(
     the 0-based MOT-style files of other datasets (AI City 2023 labels).
     """
     _check_kind(kind)
-    try:
-        text = Path(path).read_text()
-    except UnicodeDecodeError as err:
-        raise FormatError(path, f"not a text file ({err})") from None
+    text = read_text_file(path)
     table, _counts, lines = parse_numeric_table(path, text, MIN_COLUMNS, len(MOT_COLUMNS), "MOT")
     if len(table):
         defaults = np.broadcast_to(_defaults(kind), (len(table), 4))
@@ -271,8 +268,7 @@ def read_seqinfo(path: PathLike) -> SeqInfo:
     parser = configparser.ConfigParser(interpolation=None)
     parser.optionxform = str  # type: ignore[assignment,method-assign]  # keys are camelCase
     try:
-        with open(path) as handle:
-            parser.read_file(handle)
+        parser.read_string(read_text_file(path), source=str(path))
     except configparser.Error as err:
         raise FormatError(path, f"not a valid ini file: {err}") from None
     if "Sequence" not in parser:
