@@ -170,7 +170,7 @@ def test_gps_scaled_homography_keeps_valid_points() -> None:
 
 
 def test_gps_scaled_homography_batched() -> None:
-    metric, gps, origin = _gps_camera()
+    _metric, gps, origin = _gps_camera()
     st = stack_calibrations([gps], dtype=torch.float64)
     uv = torch.tensor([[960.0, 1079.0], [100.0, 900.0]], dtype=torch.float64)
     ground = image_to_ground_batched(st["H_inv"], uv)
