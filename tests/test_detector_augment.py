@@ -217,3 +217,65 @@ def test_synth_source_in_the_mot_layout_marks_hidden_people_as_ignore(tmp_path: 
     positives = int((labels == 0).sum())
     assert 0 < positives <= int((gt[:, 8] >= 0.5).sum())
     assert (gt[:, 8] < 0.5).any() and (labels == -2).any()
+
+
+def _textured_records(tmp_path: Path, n: int = 4) -> list[FrameRecord]:
+    import cv2
+
+    image = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "t.png"), image)
+    return [FrameRecord(tmp_path / "t.png", None, np.zeros((0, 4)), np.zeros(0, np.int64)) for _ in range(n)]
+
+
+def test_jpeg_quality_is_reproducible_by_seed_and_differs_per_item_and_draw(tmp_path: Path) -> None:
+    records = _textured_records(tmp_path, 8)
+
+    def draws(seed: int, rounds: int = 3) -> list[list[int]]:
+        ds = DetectionDataset(records, img_size=64, jpeg_quality=(5, 95), seed=seed)
+        return [[ds.jpeg_quality_of(i) for i in range(len(records))] for _ in range(rounds)]
+
+    a, b, c = draws(7), draws(7), draws(8)
+    assert a == b and a != c
+    assert len(set(a[0])) > 1  # items differ
+    assert a[0] != a[1] != a[2]  # a new epoch draws new qualities
+    # the images follow the drawn qualities
+    d1 = DetectionDataset(records, img_size=64, jpeg_quality=(5, 95), seed=7)
+    d2 = DetectionDataset(records, img_size=64, jpeg_quality=(5, 95), seed=7)
+    for i in range(3):
+        assert torch.equal(d1[i]["images"], d2[i]["images"])
+
+
+def test_dataloader_workers_draw_different_jpeg_qualities(tmp_path: Path) -> None:
+    from torch.utils.data import DataLoader
+
+    from citytrack.data.detection_datasets import collate_detection
+
+    records = _textured_records(tmp_path, 4)  # the same picture four times: only the quality tells them apart
+    ds = DetectionDataset(records, img_size=64, jpeg_quality=(5, 95), seed=3)
+    loader = DataLoader(ds, batch_size=1, num_workers=2, collate_fn=collate_detection)
+    images = [b["images"][0] for b in loader]
+    # workers 0 and 1 take items 0 and 1 first: with a copied shared generator they drew the same quality
+    assert not torch.equal(images[0], images[1])
+    fresh = DetectionDataset(records, img_size=64, jpeg_quality=(5, 95), seed=3)
+    assert all(torch.equal(images[i], fresh[i]["images"]) for i in range(4))  # same as in one process
+
+
+def test_datamodule_passes_its_seed_to_the_training_dataset(tmp_path: Path) -> None:
+    from citytrack.data.detection_datamodule import DetectionDataModule
+
+    _textured_records(tmp_path, 1)
+    json_path = tmp_path / "coco.json"
+    json_path.write_text(
+        '{"images": [{"id": 1, "file_name": "t.png", "width": 64, "height": 64}], '
+        '"annotations": [], "categories": [{"id": 1, "name": "person"}]}'
+    )
+    src = [{"kind": "coco", "json": str(json_path)}]
+
+    def quality(seed: int) -> list[int]:
+        dm = DetectionDataModule(train=src, img_size=64, jpeg_quality=(5, 95), seed=seed)
+        dm.setup("fit")
+        ds = dm.datasets["train"]
+        assert ds.seed == seed
+        return [ds.jpeg_quality_of(0) for _ in range(5)]
+
+    assert quality(11) == quality(11) != quality(12)

@@ -14,7 +14,7 @@ Sources (lists under `train`, `val`, `test`), each a mapping with a `kind`:
 
 The loaders give uint8 letterboxed images (`img_size`, the inference input); in training the
 dataset may re-encode them as JPEG at a random quality (`jpeg_quality`, real video is
-compressed, the renders are not). `on_after_batch_transfer` converts them to [0, 1] floats on
+compressed, the renders are not), drawn per item from `seed` (see `DetectionDataset`). `on_after_batch_transfer` converts them to [0, 1] floats on
 the device and, in training only, applies `augment_batch` (options under `augment`): random
 crop-resize or 4-image mosaic onto an `out_size` canvas (smaller than `img_size` on CPU: same
 object sizes, a fraction of the pixels), horizontal flip, log-uniform scale jitter, HSV jitter
@@ -406,6 +406,7 @@ class DetectionDataModule(pl.LightningDataModule):
         augment: Mapping[str, Any] | None = None,
         min_size: float = 4.0,
         jpeg_quality: Sequence[int] | None = None,
+        seed: int | None = 0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
@@ -419,7 +420,10 @@ class DetectionDataModule(pl.LightningDataModule):
         for src in sources:
             records += _records_from_source(src, self.hparams.class_names)
         jpeg = self.hparams.jpeg_quality if stage == "train" and self.augment.get("enabled", True) else None
-        self.datasets[stage] = DetectionDataset(records, self.hparams.img_size, self.hparams.min_size, jpeg_quality=jpeg)
+        seed = self.hparams.seed
+        self.datasets[stage] = DetectionDataset(
+            records, self.hparams.img_size, self.hparams.min_size, jpeg_quality=jpeg, seed=seed
+        )
         log.info("detection %s: %d frames, %d boxes", stage, len(records), sum(len(r.boxes) for r in records))
 
     def prepare_data(self) -> None:

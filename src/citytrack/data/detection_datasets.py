@@ -185,7 +185,12 @@ class DetectionDataset(Dataset):
     Video frames are decoded once, sequentially (seeking in H.264 is slow and not exact),
     and kept letterboxed and JPEG-encoded in memory: a few hundred frames cost tens of MB.
     `jpeg_quality=(lo, hi)` (training) re-encodes every image at a random quality in that
-    range, the blocking and ringing of real compressed video that the renders lack.
+    range, the blocking and ringing of real compressed video that the renders lack. The quality
+    of a draw comes from `np.random.default_rng([seed, n, i])`, `i` the item and `n` how many
+    times this process drew it before: reproducible by `seed`, different for every item, and
+    not repeated by DataLoader workers (which would each get an identical copy of one shared
+    generator). A fresh epoch in persistent workers or the main process draws anew; without a
+    seed a random one is picked.
     """
 
     def __init__(
@@ -204,7 +209,8 @@ class DetectionDataset(Dataset):
         if jpeg_quality is not None and not (len(jpeg_quality) == 2 and 1 <= jpeg_quality[0] <= jpeg_quality[1] <= 100):
             raise ValueError(f"jpeg_quality must be (lo, hi) within 1..100, got {jpeg_quality!r}")
         self.jpeg_quality = tuple(int(q) for q in jpeg_quality) if jpeg_quality is not None else None
-        self._rng = np.random.default_rng(seed)
+        self.seed = int(seed) if seed is not None else int(np.random.SeedSequence().entropy % (1 << 63))
+        self._draws: dict[int, int] = defaultdict(int)
         self._cache: dict[int, bytes] = {}
         self._letterbox: dict[int, Letterbox] = {}
         self._decode_videos()
@@ -248,10 +254,18 @@ class DetectionDataset(Dataset):
             raise FormatError(path, "image file is missing or cannot be decoded")
         return letterbox_image(image, self.img_size)
 
+    def jpeg_quality_of(self, i: int) -> int:
+        """The re-encoding quality of this draw of item `i` (advances the item's draw counter)."""
+        assert self.jpeg_quality is not None
+        n = self._draws[i]
+        self._draws[i] = n + 1
+        rng = np.random.default_rng([self.seed, n, int(i)])
+        return int(rng.integers(self.jpeg_quality[0], self.jpeg_quality[1] + 1))
+
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         image, lb = self.load(i)
         if self.jpeg_quality is not None:
-            q = int(self._rng.integers(self.jpeg_quality[0], self.jpeg_quality[1] + 1))
+            q = self.jpeg_quality_of(i)
             ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, q])
             image = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else image
         r = self.records[i]
