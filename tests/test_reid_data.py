@@ -187,7 +187,8 @@ def test_crop_cache_is_not_reused_across_splits_or_parameters(tmp_path: Path) ->
 
     _write_aic24_scene(tmp_path / "train" / "scene_001", range(1, 5))
     _write_aic24_scene(tmp_path / "val" / "scene_002", range(11, 13))
-    kw = dict(frame_stride=3, min_visibility=0.5, min_height=16, num_workers=0, height=32, width=16, p=2, k=2)
+    kw = {"frame_stride": 3, "min_visibility": 0.5, "min_height": 16, "num_workers": 0, "height": 32, "width": 16,
+          "p": 2, "k": 2}
     train = AICityCropsDataModule(str(tmp_path), split="train", **kw)
     train_root = train.train_root()
     assert len(scan_folder(train_root / "bounding_box_train", "market1501")) == 2 * 2 * 2  # 2 ids x 2 cams x 2 frames
