@@ -154,16 +154,7 @@ class BotSort(ByteTrack):
         emb_d[(emb_d > self.appearance_thresh) | far | ~known[:, None]] = 1.0
         return np.minimum(cost, emb_d)
 
-    def _first_cost(
-        self,
-        rows: np.ndarray,
-        dets: np.ndarray,
-        trk_xyxy: np.ndarray,
-        det_xyxy: np.ndarray,
-        scores: np.ndarray,
-        feats: np.ndarray | None,
-    ) -> np.ndarray:
-        return self._fused_cost(rows, dets, trk_xyxy, det_xyxy, scores, feats)
+    _first_cost = _fused_cost  # the first association fuses IoU with appearance
 
     def _unconfirmed_cost(
         self,

@@ -165,16 +165,8 @@ class ByteTrack(BaseTracker):
         """Cost of the first association (BoT-SORT adds appearance)."""
         return self._motion_cost(trk_xyxy[rows], det_xyxy[dets], scores[dets])
 
-    def _unconfirmed_cost(
-        self,
-        rows: np.ndarray,
-        dets: np.ndarray,
-        trk_xyxy: np.ndarray,
-        det_xyxy: np.ndarray,
-        scores: np.ndarray,
-        feats: np.ndarray | None,
-    ) -> np.ndarray:
-        return self._motion_cost(trk_xyxy[rows], det_xyxy[dets], scores[dets])
+    # one-frame (unconfirmed) tracks are matched with the same motion cost (BoT-SORT overrides both)
+    _unconfirmed_cost = _first_cost
 
     def _apply_matches(self, rows: np.ndarray, dets: np.ndarray, boxes: np.ndarray, scores: np.ndarray) -> None:
         """Kalman-update matched tracks (all stages at once); lost ones are re-found (tracklet restarts)."""
