@@ -34,12 +34,16 @@ def load_gt(path: Path, scale: float) -> dict[int, np.ndarray]:
 
 
 def read_frames(video: Path, stride: int, max_frames: int | None) -> tuple[list[int], list[np.ndarray]]:
-    from citytrack.inference.detect import iter_frames
+    """Every `stride`-th frame of the clip with its 1-based (MOT gt) frame number."""
+    from citytrack.data.video import VideoError, VideoReader
 
     numbers, images = [], []
-    for f, image in iter_frames(video, "video", stride, max_frames):
-        numbers.append(f)
-        images.append(image)
+    with VideoReader(video, stride=stride, max_frames=max_frames) as reader:
+        for index, image in reader:
+            numbers.append(index + 1)
+            images.append(image)
+    if not images:
+        raise VideoError(video, "video has no decodable frames")
     return numbers, images
 
 

@@ -36,10 +36,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from citytrack.data.formats.aicity import list_aic24_scenes, load_aic24_scene, read_aic24_ground_truth
+from citytrack.data.video import VideoError, VideoReader
 from citytrack.eval.mot_metrics import evaluate_sequences
 from citytrack.models.reid.extractor import FeatureExtractor
 from citytrack.tracking.botsort import BotSort
@@ -64,16 +64,11 @@ def camera_sequences(data: Path, max_scenes: int | None):
 
 
 def read_frames(video: Path) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(video))
-    if not cap.isOpened():
-        raise SystemExit(f"{video}: cannot open the video")
-    frames = []
-    while True:
-        ok, img = cap.read()
-        if not ok:
-            break
-        frames.append(img)
-    cap.release()
+    try:
+        with VideoReader(video) as reader:
+            frames = [img for _, img in reader]
+    except VideoError as err:
+        raise SystemExit(str(err)) from None
     if not frames:
         raise SystemExit(f"{video}: no frames decoded")
     return frames

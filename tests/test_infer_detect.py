@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
 from citytrack.data.formats.errors import FormatError
 from citytrack.data.formats.mot import load_sequence
+from citytrack.data.video import AtomicVideoWriter
 from citytrack.inference.detect import detect_to_file
 
 
@@ -28,10 +28,9 @@ class _FixedDetector:
 
 
 def _clip(path: Path, frames: int, fps: float = 12.0, size: tuple[int, int] = (160, 96)) -> Path:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
-    for i in range(frames):
-        writer.write(np.full((size[1], size[0], 3), 20 * i % 255, np.uint8))
-    writer.release()
+    with AtomicVideoWriter(path, fps, size, "MJPG") as writer:
+        for i in range(frames):
+            writer.write(np.full((size[1], size[0], 3), 20 * i % 255, np.uint8))
     return path
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 from hydra import compose, initialize_config_dir
 
+from citytrack.data.video import AtomicVideoWriter, VideoReader, probe_video
 from citytrack.inference.video import run
 
 
@@ -24,9 +24,9 @@ def test_mot_video_writes_annotated_video(shared_data: Path, config_dir: Path, t
             ],
         )
     result = run(cfg)
-    video = cv2.VideoCapture(result["video"])
-    assert video.isOpened() and int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 8
-    assert int(video.get(cv2.CAP_PROP_FRAME_WIDTH)) == 480
+    video = probe_video(result["video"])
+    assert video.frame_count == 8
+    assert video.width == 480
     assert (tmp_path / "pets09_s2l1_view001.txt").stat().st_size > 0
     assert result["metrics"]["MOTA"] > 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pets09_s2l1_view001.mp4", "pets09_s2l1_view001.txt"]
@@ -34,15 +34,12 @@ def test_mot_video_writes_annotated_video(shared_data: Path, config_dir: Path, t
 
 def _short_clip_cfg(config_dir: Path, tmp_path: Path, frames: int):
     """A `frames`-long clip of the real video, its detections and gt, behind task=mot_video."""
-    src = cv2.VideoCapture(str(config_dir.parent.parent / "shared" / "data" / "video" / "pets09_s2l1_view001.avi"))
+    src = config_dir.parent.parent / "shared" / "data" / "video" / "pets09_s2l1_view001.avi"
     clip = tmp_path / "clip.avi"
-    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (480, 360))
-    for _ in range(frames):
-        ok, image = src.read()
-        assert ok
-        writer.write(image)
-    writer.release()
-    src.release()
+    with VideoReader(src, max_frames=frames) as reader, AtomicVideoWriter(clip, 10, (480, 360), "MJPG") as writer:
+        for _, image in reader:
+            writer.write(image)
+    assert writer.frames_written == frames
     out = tmp_path / "out"
     with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
         return compose(

@@ -19,6 +19,7 @@ from citytrack.data.reid_datamodule import (
     extract_aic24_reid_crops,
     scan_folder,
 )
+from citytrack.data.video import AtomicVideoWriter
 from citytrack.models.reid.backbones import ReIDNet
 from citytrack.models.reid.module import ReIDModule, warmup_cosine
 
@@ -170,15 +171,14 @@ def _write_aic24_scene(scene: Path, pids: range, frames: int = 6, cams: int = 2)
     for cam in range(1, cams + 1):
         d = scene / f"camera_{cam:04d}"
         d.mkdir(parents=True)
-        writer = cv2.VideoWriter(str(d / "video.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10, (160, 96))
-        for f in range(frames):
-            img = np.full((96, 160, 3), 40, np.uint8)
-            for j, pid in enumerate(pids):
-                x, y = 5 + 30 * j, 10
-                img[y : y + 60, x : x + 20] = (50 * j % 255, 200, 100)
-                rows.append([cam, pid, f, x, y, 20, 60, 0, 0])
-            writer.write(img)
-        writer.release()
+        with AtomicVideoWriter(d / "video.mp4", 10, (160, 96), "mp4v") as writer:
+            for f in range(frames):
+                img = np.full((96, 160, 3), 40, np.uint8)
+                for j, pid in enumerate(pids):
+                    x, y = 5 + 30 * j, 10
+                    img[y : y + 60, x : x + 20] = (50 * j % 255, 200, 100)
+                    rows.append([cam, pid, f, x, y, 20, 60, 0, 0])
+                writer.write(img)
     np.savetxt(scene / "ground_truth.txt", np.array(rows), fmt="%g")
 
 

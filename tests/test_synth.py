@@ -260,17 +260,10 @@ def _tree(root: Path) -> dict[str, bytes]:
 
 
 def _video_frame_hashes(path: Path) -> list[str]:
-    import cv2
+    from citytrack.data.video import VideoReader
 
-    cap = cv2.VideoCapture(str(path))
-    out = []
-    while True:
-        ok, img = cap.read()
-        if not ok:
-            break
-        out.append(hashlib.sha256(img.tobytes()).hexdigest())
-    cap.release()
-    return out
+    with VideoReader(path) as reader:
+        return [hashlib.sha256(img.tobytes()).hexdigest() for _, img in reader]
 
 
 @pytest.mark.parametrize("layout", ["aic24", "mot"])

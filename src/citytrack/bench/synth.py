@@ -12,6 +12,7 @@ truth, calibration, ReID crops) end to end, world building included, with `--wor
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import tempfile
 import time
@@ -26,6 +27,7 @@ import numpy as np
 from citytrack.data.synth.generate import generate, mp_context
 from citytrack.data.synth.render import CameraRenderer, PoseCache
 from citytrack.data.synth.world import SceneSpec, build_world
+from citytrack.data.video import AtomicVideoWriter
 
 TARGETS = {(640, 360): 200.0, (1920, 1080): 20.0}
 
@@ -37,22 +39,21 @@ def _run_cameras(args: tuple[int, int, int, int, int, list[int], bool, str]) -> 
     world = build_world(spec, seed=0)
     poses = PoseCache(world)
     renderers = [CameraRenderer(world, world.cameras[c], poses=poses) for c in cams]
-    writers = []
-    if encode:
-        for c in cams:
-            path = Path(tmpdir) / f"cam{c}_{width}.mp4"
-            writers.append(cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (width, height)))
-    renderers[0].render(0)  # warm up
-    t0, c0 = time.perf_counter(), time.process_time()
-    n = 0
-    for f in range(frames):
-        for i, r in enumerate(renderers):
-            fr = r.render(f)
-            if encode:
-                writers[i].write(fr.image)
-            n += 1
-    for w in writers:
-        w.release()
+    with contextlib.ExitStack() as stack:
+        writers = [
+            stack.enter_context(AtomicVideoWriter(Path(tmpdir) / f"cam{c}_{width}.mp4", 10.0, (width, height)))
+            for c in (cams if encode else [])
+        ]
+        renderers[0].render(0)  # warm up
+        t0, c0 = time.perf_counter(), time.process_time()
+        n = 0
+        for f in range(frames):
+            for i, r in enumerate(renderers):
+                fr = r.render(f)
+                if encode:
+                    writers[i].write(fr.image)
+                n += 1
+    # the writers are closed (flushed, renamed) above: part of the encode time
     return n, time.perf_counter() - t0, time.process_time() - c0
 
 

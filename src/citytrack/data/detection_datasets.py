@@ -34,6 +34,7 @@ from torch.utils.data import Dataset
 
 from citytrack.data.formats.errors import FormatError
 from citytrack.data.letterbox import Letterbox, letterbox_image
+from citytrack.data.video import VideoError, VideoReader, probe_video
 
 log = logging.getLogger(__name__)
 
@@ -71,20 +72,11 @@ def _clip_and_mark(boxes_xywh: np.ndarray, labels: np.ndarray, width: int, heigh
 
 
 def video_size(path: Path) -> tuple[int, int, int]:
-    """(width, height, frame count) of a video; a clear error when OpenCV cannot open it."""
-    if not path.is_file():
-        raise FormatError(path, "video file does not exist")
-    cap = cv2.VideoCapture(str(path))
-    try:
-        if not cap.isOpened():
-            raise FormatError(path, "OpenCV cannot open this video")
-        w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-    finally:
-        cap.release()
-    if w <= 0 or h <= 0 or n <= 0:
-        raise FormatError(path, f"video is empty or unreadable ({w}x{h}, {n} frames)")
-    return w, h, n
+    """(width, height, frame count) of a video; a clear error when it cannot be read or has no frame count."""
+    info = probe_video(path)
+    if info.frame_count <= 0:
+        raise VideoError(path, f"video is empty or unreadable ({info.width}x{info.height}, {info.frame_count} frames)")
+    return info.width, info.height, info.frame_count
 
 
 def aic24_scene_records(
@@ -221,24 +213,17 @@ class DetectionDataset(Dataset):
             if r.frame is not None:
                 wanted[r.source][r.frame].append(i)
         for video, frames in wanted.items():
-            cap = cv2.VideoCapture(str(video))
-            if not cap.isOpened():
-                raise FormatError(video, "OpenCV cannot open this video")
-            last, index = max(frames), 0
-            try:
-                while index <= last:
-                    ok, image = cap.read()
-                    if not ok:
-                        raise FormatError(video, f"video ends at frame {index}, but frame {last} is annotated/requested")
-                    if index in frames:
-                        boxed, lb = letterbox_image(image, self.img_size)
-                        ok, buf = cv2.imencode(".jpg", boxed, [cv2.IMWRITE_JPEG_QUALITY, 95])
-                        for i in frames[index]:
-                            self._cache[i] = buf.tobytes()
-                            self._letterbox[i] = lb
-                    index += 1
-            finally:
-                cap.release()
+            last = max(frames)
+            with VideoReader(video) as reader:
+                for index in sorted(frames):
+                    image = reader.read_at(index)  # the frames in between are grabbed, not decoded
+                    if image is None:
+                        raise VideoError(video, f"{reader.stop_reason}, but frame {last} is annotated/requested")
+                    boxed, lb = letterbox_image(image, self.img_size)
+                    _, buf = cv2.imencode(".jpg", boxed, [cv2.IMWRITE_JPEG_QUALITY, 95])
+                    for i in frames[index]:
+                        self._cache[i] = buf.tobytes()
+                        self._letterbox[i] = lb
 
     def __len__(self) -> int:
         return len(self.records)

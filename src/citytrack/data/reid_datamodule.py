@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from citytrack.data.formats.errors import FormatError
 from citytrack.data.samplers import PKBatchSampler
+from citytrack.data.video import VideoError, VideoReader
 from citytrack.utils.io import atomic_open, atomic_path
 
 log = logging.getLogger(__name__)
@@ -518,35 +519,24 @@ def extract_aic24_reid_crops(
             if len(rows) == 0:
                 continue
             by_frame: dict[int, np.ndarray] = {int(f): rows[rows[:, 2] == f] for f in np.unique(rows[:, 2])}
-            cap = cv2.VideoCapture(str(cam.video))
-            if not cap.isOpened():
-                raise FormatError(cam.video, "cannot open the camera video")
-            frame_idx = 0
             last = max(by_frame)
-            try:
-                while frame_idx <= last:
-                    ok = cap.grab()
-                    if not ok:
-                        raise FormatError(cam.video, f"video ends at frame {frame_idx}, ground truth goes to {last}")
-                    if frame_idx in by_frame:
-                        ok, frame = cap.retrieve()
-                        if not ok:
-                            raise FormatError(cam.video, f"cannot decode frame {frame_idx}")
-                        fr = by_frame[frame_idx]
-                        h, w = frame.shape[:2]
-                        vis = box_visibility(fr[:, 3:7], w, h)
-                        for row, v in zip(fr, vis, strict=True):
-                            x, y, bw, bh = row[3:7]
-                            if v < min_visibility or bh < min_height:
-                                continue
-                            xa, ya = max(int(round(x)), 0), max(int(round(y)), 0)
-                            xb, yb = min(int(round(x + bw)), w), min(int(round(y + bh)), h)
-                            if xb - xa < 4 or yb - ya < 4:
-                                continue
-                            crops.append((pid_of[int(row[1])], cam.camera_id, frame_idx, frame[ya:yb, xa:xb].copy()))
-                    frame_idx += 1
-            finally:
-                cap.release()
+            with VideoReader(cam.video) as reader:
+                for frame_idx in sorted(by_frame):
+                    frame = reader.read_at(frame_idx)  # the frames in between are grabbed, not decoded
+                    if frame is None:
+                        raise VideoError(cam.video, f"{reader.stop_reason}, ground truth goes to {last}")
+                    fr = by_frame[frame_idx]
+                    h, w = frame.shape[:2]
+                    vis = box_visibility(fr[:, 3:7], w, h)
+                    for row, v in zip(fr, vis, strict=True):
+                        x, y, bw, bh = row[3:7]
+                        if v < min_visibility or bh < min_height:
+                            continue
+                        xa, ya = max(int(round(x)), 0), max(int(round(y)), 0)
+                        xb, yb = min(int(round(x + bw)), w), min(int(round(y + bh)), h)
+                        if xb - xa < 4 or yb - ya < 4:
+                            continue
+                        crops.append((pid_of[int(row[1])], cam.camera_id, frame_idx, frame[ya:yb, xa:xb].copy()))
         # query/gallery split by camera for evaluation identities
         chosen_query: dict[tuple[int, int], int] = {}
         eval_pids = {pid_of[o] for o in eval_ids}

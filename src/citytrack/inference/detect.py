@@ -23,6 +23,7 @@ from omegaconf import DictConfig
 
 from citytrack.data.formats.errors import FormatError
 from citytrack.data.formats.mot import SeqInfo, write_mot, write_seqinfo
+from citytrack.data.video import VideoReader, probe_video
 
 log = logging.getLogger(__name__)
 
@@ -73,23 +74,10 @@ def iter_frames(path: Path, kind: str, stride: int = 1, max_frames: int | None =
         if count == 0:
             raise FormatError(path, "sequence has no frames")
         return
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise FormatError(path, "OpenCV cannot open this video")
-    try:
-        index = 0
-        while True:
-            ok, image = cap.read()
-            if not ok:
-                break
-            if index % stride == 0:
-                yield index + 1, image
-                count += 1
-                if max_frames is not None and count >= max_frames:
-                    return
-            index += 1
-    finally:
-        cap.release()
+    with VideoReader(path, stride=stride, max_frames=max_frames) as reader:
+        for index, image in reader:
+            yield index + 1, image
+            count += 1
     if count == 0:
         raise FormatError(path, "video has no decodable frames")
 
@@ -153,11 +141,7 @@ def source_frame_rate(path: Path, kind: str, default: float = 30.0) -> float:
         from citytrack.data.formats.mot import load_sequence
 
         return float(load_sequence(path).info.frame_rate)
-    cap = cv2.VideoCapture(str(path))
-    try:
-        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-    finally:
-        cap.release()
+    fps = probe_video(path).fps
     if fps <= 0:
         log.warning("%s: no frame rate in the container; assuming %.0f fps", path, default)
         return default

@@ -34,6 +34,7 @@ from omegaconf import DictConfig, OmegaConf
 from citytrack.data.formats import aicity, kitti_mots, mot, reid
 from citytrack.data.synth.render import FrameRender
 from citytrack.data.synth.world import World
+from citytrack.data.video import AtomicVideoWriter
 from citytrack.utils.io import atomic_open, atomic_path
 
 PEDESTRIAN = kitti_mots.PEDESTRIAN_CLASS
@@ -81,20 +82,6 @@ def write_image(path: Path, image: np.ndarray, params: list[int] | None = None) 
     """
     if not cv2.imwrite(str(path), image, params or []):
         raise OSError(f"cannot write {path}")
-
-
-class VideoSink:
-    """An `mp4v` video written to a temporary file and renamed into place on `close`."""
-
-    def __init__(self, path: Path, fps: float, size: tuple[int, int], fourcc: str, stack: contextlib.ExitStack) -> None:
-        self.tmp = stack.enter_context(atomic_path(path))
-        self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*fourcc), float(fps), size)
-        if not self.writer.isOpened():
-            raise OSError(f"OpenCV cannot open a {fourcc} video writer for {path}")
-        stack.callback(self.writer.release)  # released before the rename above runs
-
-    def write(self, image: np.ndarray) -> None:
-        self.writer.write(image)
 
 
 class CameraSink:
@@ -177,8 +164,9 @@ class _VideoCamera(CameraSink):
         cam = self.world.cameras[self.c]
         self.rows: list[np.ndarray] = []
         try:
-            self.video = VideoSink(self.camera_dir() / "video.mp4", self.world.spec.fps, (cam.width, cam.height),
-                                   self.cfg.video.fourcc, self.stack)
+            self.video = self.stack.enter_context(AtomicVideoWriter(  # renamed into place on close
+                self.camera_dir() / "video.mp4", self.world.spec.fps, (cam.width, cam.height), self.cfg.video.fourcc
+            ))
         except BaseException:
             self.abort()
             raise
