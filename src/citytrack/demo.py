@@ -10,7 +10,6 @@ Later issues make this run the full pipeline.
 from __future__ import annotations
 
 import argparse
-import colorsys
 import json
 import sys
 from pathlib import Path
@@ -24,27 +23,19 @@ from citytrack.data.synth import build_world, ensure_synthetic_dataset
 from citytrack.data.synth.config import scene_spec
 from citytrack.multicam.calibration import CameraCalibration
 from citytrack.utils.io import atomic_path
+from citytrack.visualize import (
+    WorldToPixel,
+    camera_colour,
+    camera_footprint,
+    draw_cameras,
+    draw_footprints,
+    draw_label,
+    draw_tracks,
+    id_colour,
+)
+from citytrack.visualize.draw import FONT
 
 DEMO_SCENE = dict(scenes=1, cameras=4, people=12, frames=60, fps=10, width=640, height=360, seed=0)
-FONT = cv2.FONT_HERSHEY_SIMPLEX
-
-
-def id_colour(i: int) -> tuple[int, int, int]:
-    """A bright, stable colour per id (golden-ratio hues)."""
-    h = (i * 0.618033988749895) % 1.0
-    r, g, b = colorsys.hsv_to_rgb(h, 0.85, 1.0)
-    return int(b * 255), int(g * 255), int(r * 255)
-
-
-def cam_colour(c: int) -> tuple[int, int, int]:
-    return [(255, 200, 60), (60, 200, 255), (120, 255, 120), (255, 120, 220), (200, 200, 200), (80, 140, 255)][c % 6]
-
-
-def _label(img: np.ndarray, text: str, org: tuple[int, int], colour: tuple[int, int, int], scale: float = 0.45) -> None:
-    (w, h), base = cv2.getTextSize(text, FONT, scale, 1)
-    x, y = org
-    cv2.rectangle(img, (x, y - h - base - 1), (x + w + 3, y + 1), (20, 20, 20), -1)
-    cv2.putText(img, text, (x + 2, y - base + 1), FONT, scale, colour, 1, cv2.LINE_AA)
 
 
 def read_frames(video: Path, frames: list[int]) -> dict[int, np.ndarray]:
@@ -75,12 +66,8 @@ def camera_tiles(scene: aicity.Aic24Scene, gt: np.ndarray, frames: list[int], ti
             s = tile_w / img.shape[1]
             img = cv2.resize(img, (tile_w, int(round(img.shape[0] * s))), interpolation=cv2.INTER_AREA)
             sel = gt[(gt[:, 0] == cam.camera_id) & (gt[:, 2] == f)]
-            for row in sel[np.argsort(-(sel[:, 4] + sel[:, 6]))]:
-                x, y, w, h = row[3:7] * s
-                col = id_colour(int(row[1]))
-                cv2.rectangle(img, (int(x), int(y)), (int(x + w), int(y + h)), col, 2, cv2.LINE_AA)
-                _label(img, str(int(row[1])), (int(x), max(int(y), 14)), col, 0.4)
-            _label(img, f"camera {cam.camera_id}  frame {f}", (6, 20), cam_colour(cam.camera_id - 1), 0.5)
+            draw_tracks(img, sel[:, 3:7], sel[:, 1], scale=s)
+            draw_label(img, f"camera {cam.camera_id}  frame {f}", (6, 20), camera_colour(cam.camera_id - 1), 0.5)
             cv2.rectangle(img, (0, 0), (img.shape[1] - 1, img.shape[0] - 1), (30, 30, 30), 2)
             tiles.append(img)
         rows.append(np.hstack(tiles))
@@ -96,42 +83,16 @@ def birds_eye(meta: dict, scene: aicity.Aic24Scene, gt: np.ndarray, size: int) -
                                               (spec.width, spec.height)) for c in scene.cameras]
     centres = np.array([c.camera_center for c in cals])
     half = max(np.abs(centres[:, :2]).max(), spec.area[0] / 2, spec.area[1] / 2) + 3.0
-    ppm = size / (2 * half)
-
-    def px(xy: np.ndarray) -> np.ndarray:  # world (x, y) -> image, y up
-        return np.c_[(xy[:, 0] + half) * ppm, (half - xy[:, 1]) * ppm]
-
+    px = WorldToPixel.fit((-half, half, -half, half), (size, size))
     g = world.ground
-    M = np.array([[ppm / g.ppm, 0, (g.x0 + half) * ppm], [0, -ppm / g.ppm, (half - g.y0) * ppm], [0, 0, 1]])
-    canvas = cv2.warpPerspective(g.image, M, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT)
+    canvas = cv2.warpPerspective(g.image, px.matrix @ g.world_from_texture(), (size, size), flags=cv2.INTER_AREA,
+                                 borderMode=cv2.BORDER_REFLECT)
     canvas = (canvas * 0.75).astype(np.uint8)
-    overlay = canvas.copy()
     # Camera footprints: the image border mapped to the ground, cut at 30 m.
-    W, H = spec.width, spec.height
-    border = np.concatenate([
-        np.c_[np.linspace(0, W, 40), np.full(40, H)], np.c_[np.full(40, W), np.linspace(H, 0, 40)],
-        np.c_[np.linspace(W, 0, 40), np.zeros(40)], np.c_[np.zeros(40), np.linspace(0, H, 40)],
-    ])
-    for c, (cal, centre) in enumerate(zip(cals, centres, strict=True)):
-        ground = cal.image_to_ground(border)
-        far = ~np.isfinite(ground).all(axis=1)
-        d = ground - centre[:2]
-        dist = np.linalg.norm(d, axis=1)
-        too_far = far | (dist > 30)
-        # Rays above the horizon or far away: clamp to 30 m along the image column direction.
-        for i in np.flatnonzero(too_far):
-            u, v = border[i]
-            v_clamped = v
-            for _ in range(60):
-                v_clamped += H / 60
-                q = cal.image_to_ground([[u, min(v_clamped, H)]])[0]
-                if np.isfinite(q).all() and np.linalg.norm(q - centre[:2]) <= 30:
-                    break
-            ground[i] = q
-        poly = np.round(px(ground[np.isfinite(ground).all(axis=1)])).astype(np.int32)
-        cv2.fillPoly(overlay, [poly], cam_colour(c))
-        cv2.polylines(canvas, [poly], True, cam_colour(c), 1, cv2.LINE_AA)
-    canvas = cv2.addWeighted(overlay, 0.18, canvas, 0.82, 0)
+    sizes = [(spec.width, spec.height)] * len(cals)
+    colours = [camera_colour(c) for c in range(len(cals))]
+    footprints = [camera_footprint(cal, wh, max_range=30.0) for cal, wh in zip(cals, sizes, strict=True)]
+    draw_footprints(canvas, footprints, px, colours)
     for occ in world.occluders:
         cv2.fillConvexPoly(canvas, np.round(px(occ.corners()[:4, :2])).astype(np.int32), (60, 60, 60), cv2.LINE_AA)
     # Tracks: world foot points of the ground truth, one polyline per id.
@@ -142,18 +103,9 @@ def birds_eye(meta: dict, scene: aicity.Aic24Scene, gt: np.ndarray, size: int) -
         col = id_colour(pid)
         cv2.polylines(canvas, [np.round(pts).astype(np.int32)], False, col, 2, cv2.LINE_AA)
         cv2.circle(canvas, tuple(np.round(pts[-1]).astype(int)), 5, col, -1, cv2.LINE_AA)
-        _label(canvas, str(pid), (int(pts[-1][0]) + 6, int(pts[-1][1]) - 4), col, 0.4)
-    for c, centre in enumerate(centres):
-        p = tuple(np.round(px(centre[None, :2])[0]).astype(int))
-        look = cals[c].image_to_ground([[W / 2, H / 2]])[0]
-        q = tuple(np.round(px(look[None])[0]).astype(int))
-        cv2.arrowedLine(canvas, p, q, cam_colour(c), 2, cv2.LINE_AA, tipLength=0.08)
-        cv2.circle(canvas, p, 7, cam_colour(c), -1, cv2.LINE_AA)
-        text = f"cam {c + 1} ({centre[2]:.1f} m high)"
-        tw = cv2.getTextSize(text, FONT, 0.45, 1)[0][0]
-        x = p[0] + 9 if p[0] + 9 + tw < size - 4 else p[0] - 12 - tw
-        _label(canvas, text, (x, p[1] + 5), cam_colour(c), 0.45)
-    _label(canvas, "bird's-eye view: cameras, footprints, world tracks", (8, 22), (255, 255, 255), 0.55)
+        draw_label(canvas, str(pid), (int(pts[-1][0]) + 6, int(pts[-1][1]) - 4), col, 0.4)
+    draw_cameras(canvas, cals, sizes, px, [f"cam {c + 1}" for c in range(len(cals))], colours, max_range=30.0)
+    draw_label(canvas, "bird's-eye view: cameras, footprints, world tracks", (8, 22), (255, 255, 255), 0.55)
     return canvas
 
 

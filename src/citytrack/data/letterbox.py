@@ -67,6 +67,17 @@ class Letterbox:
         return out
 
 
+def rect_input_size(width: int, height: int, size: int, stride: int = 32) -> tuple[int, int]:
+    """`(h, w)` of the smallest stride-aligned input holding the image scaled to `size` on its long side.
+
+    Inference on a 16:9 camera then pads to e.g. 416x256 instead of 416x416 (YOLO's "rect"
+    inference): 40% fewer pixels, the same scale as the square letterbox, so the same boxes.
+    """
+    scale = size / max(width, height)
+    h, w = (int(np.ceil(round(v * scale) / stride) * stride) for v in (height, width))
+    return min(h, size), min(w, size)
+
+
 def letterbox_image(image: np.ndarray, size: int | tuple[int, int]) -> tuple[np.ndarray, Letterbox]:
     """Resize `image` (H, W, C uint8) into a padded `size` canvas; return it and the mapping."""
     if image is None or image.ndim != 3 or image.size == 0:

@@ -10,11 +10,10 @@ the tracker, so BoT-SORT's camera-motion compensation runs.
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections import defaultdict, deque
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import cv2
 import hydra
@@ -24,23 +23,17 @@ from tqdm import tqdm
 
 from citytrack.data.formats.errors import FormatError
 from citytrack.data.formats.mot import CONF, frame_groups, read_mot, write_mot
-from citytrack.utils.io import atomic_path
+from citytrack.data.video import AtomicVideoWriter, VideoReader
+from citytrack.visualize import id_colour as id_color  # the one id colour of every picture we draw
 
 log = logging.getLogger(__name__)
-
-
-def id_color(track_id: int) -> tuple[int, int, int]:
-    """A stable, well-spread BGR colour per track id (golden-ratio hue walk)."""
-    hue = int((track_id * 0.618033988749895 % 1.0) * 179)
-    bgr = cv2.cvtColor(np.uint8([[[hue, 220, 255]]]), cv2.COLOR_HSV2BGR)[0, 0]
-    return int(bgr[0]), int(bgr[1]), int(bgr[2])
 
 
 class AnnotatedVideoWriter:
     """Draws tracks (box, id, trail of recent centres) and writes frames atomically.
 
     Use as a context manager; the file appears at `path` only when the block ends
-    without error (OpenCV writes to a temporary file beside it).
+    without error (`citytrack.data.video.AtomicVideoWriter`).
     """
 
     def __init__(self, path: str | Path, fps: float, size: tuple[int, int], fourcc: str = "mp4v", trail: int = 20):
@@ -51,13 +44,8 @@ class AnnotatedVideoWriter:
         self.trail = trail
         self._trails: dict[int, deque[tuple[int, int]]] = defaultdict(lambda: deque(maxlen=self.trail))
 
-    def __enter__(self) -> AnnotatedVideoWriter:
-        self._atomic = atomic_path(self.path)
-        tmp = self._atomic.__enter__()
-        self._writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, self.size)
-        if not self._writer.isOpened():
-            self._atomic.__exit__(RuntimeError, RuntimeError("no writer"), None)
-            raise RuntimeError(f"OpenCV cannot write {self.fourcc} video to {self.path}")
+    def __enter__(self) -> Self:
+        self._writer = AtomicVideoWriter(self.path, self.fps, self.size, self.fourcc)
         return self
 
     def write(self, image: np.ndarray, tracks: np.ndarray, frame: int | None = None) -> None:
@@ -76,9 +64,8 @@ class AnnotatedVideoWriter:
             cv2.putText(canvas, f"frame {frame}", (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2)
         self._writer.write(canvas)
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        self._writer.release()
-        return bool(self._atomic.__exit__(exc_type, exc, tb))
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._writer.__exit__(exc_type, exc, tb)
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
@@ -104,24 +91,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     name = str(task.name)
     rows: list[np.ndarray] = []
     processed = 0
-    capture = cv2.VideoCapture(str(video))
-    try:
-        if not capture.isOpened():
-            raise FormatError(video, "OpenCV cannot open this video")
-        fps = capture.get(cv2.CAP_PROP_FPS) or float(task.get("fps", 10))
-        size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
-        total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    with VideoReader(video, max_frames=max_frames) as reader:
+        fps = reader.info.fps or float(task.get("fps", 10))
         tracker.reset(frame_rate=fps)
-        bar_total = min(total, max_frames) if total > 0 and max_frames else (total if total > 0 else max_frames)
-        with AnnotatedVideoWriter(out_dir / f"{name}.mp4", fps, size, str(task.fourcc), int(task.trail_length)) as writer:
-            for _ in tqdm(itertools.count(), total=bar_total, desc=name):
-                if max_frames is not None and processed >= max_frames:
-                    break
-                ok, image = capture.read()
-                if not ok:
-                    break
+        with AnnotatedVideoWriter(out_dir / f"{name}.mp4", fps, reader.info.size, str(task.fourcc), int(task.trail_length)) as writer:
+            for index, image in tqdm(reader, total=reader.frames_left, desc=name):
                 processed += 1
-                frame = processed
+                frame = index + 1
                 boxes = groups.get(frame)
                 dets = np.zeros((0, 5)) if boxes is None else boxes[:, [2, 3, 4, 5, CONF]]
                 out = tracker.update(dets, frame=frame, image=image)
@@ -132,8 +108,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                     rows.append(block)
             if processed == 0:
                 raise FormatError(video, "the video has no readable frames")
-    finally:
-        capture.release()
     table = np.concatenate(rows) if rows else np.zeros((0, 10))
     write_mot(out_dir / f"{name}.txt", table, kind="result")
     print(f"wrote {out_dir / (name + '.mp4')} and {out_dir / (name + '.txt')} ({processed} frames)")

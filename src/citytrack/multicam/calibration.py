@@ -326,3 +326,33 @@ def invert_homographies(H: Tensor) -> Tensor:
     if bool(bad.any()):
         raise CalibrationError(f"homography of camera index {int(bad.nonzero()[0])} is singular")
     return torch.linalg.inv(H)
+
+
+def image_to_ground_ragged(H_inv: Tensor, uv: Tensor, camera_index: Tensor) -> Tensor:
+    """Image points `(N, 2)` of many cameras to the ground `(N, 2)` in one call.
+
+    `camera_index (N,)` names each point's camera in `H_inv (C, 3, 3)`: the ragged form of
+    `image_to_ground_batched` for a frame where every camera has its own number of boxes.
+    NaN above the horizon, as everywhere in this module.
+    """
+    if uv.ndim != 2 or uv.shape[-1] != 2:
+        raise ValueError(f"image_to_ground_ragged: points must be (N, 2), got {tuple(uv.shape)}")
+    if camera_index.shape != uv.shape[:1]:
+        raise ValueError(f"image_to_ground_ragged: {len(camera_index)} camera indices for {len(uv)} points")
+    return _apply_homogeneous_batched(H_inv[camera_index.long()], uv[:, None, :], "image_to_ground_ragged")[:, 0]
+
+
+def calibration_from_aicity(record: object, image_size: tuple[int, int] | None = None) -> CameraCalibration:
+    """`CameraCalibration` of an AI City record (`formats.aicity.Aic24Calibration` or `Aic19Calibration`).
+
+    The 3x4 projection matrix is used when the record has one (it also gives the camera centre);
+    otherwise the ground homography (ground -> image, as the files store it). A broken matrix
+    raises `CalibrationError`.
+    """
+    projection = getattr(record, "projection", None)
+    if projection is not None:
+        return CameraCalibration.from_projection(projection, image_size)
+    homography = getattr(record, "homography", None)
+    if homography is None:
+        raise CalibrationError(f"{type(record).__name__} has neither a projection nor a homography matrix")
+    return CameraCalibration.from_homography(homography, image_size)

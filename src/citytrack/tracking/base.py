@@ -29,7 +29,16 @@ log = logging.getLogger(__name__)
 
 OUTPUT_COLUMNS: tuple[str, ...] = ("x", "y", "w", "h", "track_id", "score", "det_index")
 Embedder = Callable[[np.ndarray, np.ndarray], np.ndarray]
-"""`embedder(image HxWx3 BGR, boxes_xywh (N, 4)) -> (N, D)` appearance embeddings."""
+"""`embedder(image HxWx3 BGR, boxes_xywh (N, 4)) -> (N, D)` appearance embeddings, or any object with
+that `embed(image, boxes)` method (the ReID `FeatureExtractor`, an oracle, a test double)."""
+
+
+def embed_boxes(embedder: object, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """The one way every tracker asks an embedder for `(N, D)` features of one image's boxes."""
+    fn = getattr(embedder, "embed", embedder)
+    if not callable(fn):
+        raise TypeError(f"embedder {embedder!r} is neither callable nor has an embed(image, boxes) method")
+    return np.asarray(fn(image, boxes), dtype=np.float64)
 
 
 @runtime_checkable
@@ -126,7 +135,7 @@ class BaseTracker(ABC):
         """Embeddings given, else computed by the embedder callback when there is an image."""
         if embeddings is not None or self.embedder is None or image is None or len(boxes) == 0:
             return embeddings
-        return np.asarray(self.embedder(image, boxes))
+        return embed_boxes(self.embedder, image, boxes)
 
     @abstractmethod
     def _step(

@@ -109,9 +109,9 @@ class BotSort(ByteTrack):
         """Embeddings for the high-score detections (given, or from the embedder callback)."""
         if embeddings is not None:
             return np.asarray(embeddings, dtype=np.float64)
-        if self.embedder is None or image is None or len(high) == 0:
+        computed = self._embed(image, boxes[high], None)
+        if computed is None:
             return None
-        computed = np.asarray(self.embedder(image, boxes[high]), dtype=np.float64)
         feats = np.zeros((len(boxes), computed.shape[1]))
         feats[high] = computed
         return feats

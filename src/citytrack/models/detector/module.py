@@ -26,7 +26,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from citytrack.data.letterbox import letterbox_batch
+from citytrack.data.letterbox import letterbox_batch, rect_input_size
 from citytrack.eval.detection import TRACKER_THRESHOLDS, DetectionEvaluator, draw_predictions
 from citytrack.models.detector.losses import YoloxLoss
 from citytrack.models.detector.net import YoloxNet
@@ -252,34 +252,60 @@ class DetectorModule(pl.LightningModule):
         Frames of the same size are letterboxed and run together on the module's device
         (bf16 autocast on CUDA); boxes come back in each frame's own pixels, clipped.
         """
-        was_training = self.training
-        self.eval()
-        size = int(img_size or self.hparams.img_size)
-        thresh = self.hparams.score_thresh if score_thresh is None else score_thresh
         results: list[np.ndarray | None] = [None] * len(frames)
         groups: dict[tuple[int, ...], list[int]] = {}
         for i, f in enumerate(frames):
             if f is None or f.ndim != 3 or f.shape[2] != 3 or f.size == 0:
                 raise ValueError(f"frame {i}: expected an HxWx3 BGR image, got {None if f is None else f.shape}")
             groups.setdefault(f.shape, []).append(i)
-        device = self.device
         for idx in groups.values():
             for start in range(0, len(idx), batch_size):
                 chunk = idx[start : start + batch_size]
-                x = torch.from_numpy(np.stack([frames[i] for i in chunk])).to(device, non_blocking=True)
+                x = torch.from_numpy(np.stack([frames[i] for i in chunk])).to(self.device, non_blocking=True)
                 x = x.permute(0, 3, 1, 2).flip(1)  # BGR -> RGB
-                x, lb = letterbox_batch(x, size)
-                x = self._images(x / 255.0)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                    out = self.eval_net(x)
-                dets = postprocess(out, thresh, self.hparams.nms_thresh, self.hparams.max_det)
+                dets = self.predict_images(x, batch_size, score_thresh, img_size)
                 for i, d in zip(chunk, dets, strict=True):
-                    boxes = lb.to_image(d[:, :4]).cpu().numpy().astype(np.float64)
-                    boxes[:, 2:] -= boxes[:, :2]
-                    keep = (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
-                    results[i] = np.concatenate([boxes, d[:, 4:5].cpu().numpy()], 1)[keep]
-        self.train(was_training)
+                    results[i] = d
         return [r if r is not None else np.zeros((0, 5)) for r in results]
+
+    @torch.no_grad()
+    def predict_images(
+        self,
+        images: torch.Tensor,
+        batch_size: int = 8,
+        score_thresh: float | None = None,
+        img_size: int | None = None,
+        rect: bool = False,
+    ) -> list[np.ndarray]:
+        """Detect in a same-size batch `(B, 3, H, W)` of RGB images (uint8, or float in [0, 1]).
+
+        The multi-camera runner uploads each step's frames once and passes the same tensor here
+        and to the ReID crops, so frames stay on the device from upload to features.
+        """
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"images must be (B, 3, H, W), got {tuple(images.shape)}")
+        was_training = self.training
+        self.eval()
+        size = int(img_size or self.hparams.img_size)
+        thresh = self.hparams.score_thresh if score_thresh is None else score_thresh
+        device = self.device
+        if rect:  # pad only to the stride: same scale as the square letterbox, fewer pixels
+            size = rect_input_size(images.shape[-1], images.shape[-2], size)  # type: ignore[assignment]
+        out_dets: list[np.ndarray] = []
+        for start in range(0, len(images), batch_size):
+            x = images[start : start + batch_size].to(device, non_blocking=True)
+            # uint8 is letterboxed in pixel units then scaled; float in [0, 1] pads with the scaled value
+            x, lb = letterbox_batch(x, size)
+            x = self._images(x / 255.0 if images.dtype == torch.uint8 else x)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                out = self.eval_net(x)
+            for d in postprocess(out, thresh, self.hparams.nms_thresh, self.hparams.max_det):
+                boxes = lb.to_image(d[:, :4]).float().cpu().numpy().astype(np.float64)
+                boxes[:, 2:] -= boxes[:, :2]
+                keep = (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
+                out_dets.append(np.concatenate([boxes, d[:, 4:5].float().cpu().numpy()], 1)[keep])
+        self.train(was_training)
+        return out_dets
 
 
 def save_inference_checkpoint(module: DetectorModule, path: str | Path, half: bool = True) -> Path:

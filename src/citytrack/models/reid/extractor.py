@@ -87,6 +87,8 @@ class FeatureExtractor:
         """All boxes of all frames as one (sum N_i, 3, h, w) RGB batch in [0, 1] on the device."""
         if len(frames) != len(boxes):
             raise ValueError(f"got {len(frames)} frames but {len(boxes)} box arrays")
+        if isinstance(frames, torch.Tensor) and frames.ndim == 4:
+            return self._crops_from_batch(frames, boxes)
         out = []
         for i, (frame, b) in enumerate(zip(frames, boxes, strict=True)):
             b = np.asarray(b, dtype=np.float32).reshape(-1, 4) if len(b) else np.zeros((0, 4), np.float32)
@@ -101,6 +103,21 @@ class FeatureExtractor:
         if not out:
             return torch.zeros((0, 3, *self.input_size), device=self.device)
         return torch.cat(out)
+
+    def _crops_from_batch(self, frames: torch.Tensor, boxes: Sequence[np.ndarray]) -> torch.Tensor:
+        """One `roi_align` over a same-size batch `(B, 3, H, W)` (RGB float in [0, 1], or uint8)."""
+        rois = []
+        for i, b in enumerate(boxes):
+            b = np.asarray(b, dtype=np.float32).reshape(-1, 4)
+            if len(b) and (not np.isfinite(b).all() or (b[:, 2:] <= 0).any()):
+                raise ValueError(f"frame {i}: boxes must be finite xywh with positive width and height")
+            rois.append(np.c_[np.full(len(b), i, np.float32), b[:, :2], b[:, :2] + b[:, 2:]])
+        rois_t = torch.from_numpy(np.concatenate(rois) if rois else np.zeros((0, 5), np.float32)).to(self.device)
+        if len(rois_t) == 0:
+            return torch.zeros((0, 3, *self.input_size), device=self.device)
+        images = frames.to(self.device)
+        images = images.float().div_(255.0) if images.dtype == torch.uint8 else images.float()
+        return roi_align(images, rois_t, output_size=self.input_size, spatial_scale=1.0, sampling_ratio=-1, aligned=True)
 
     # ------------------------------------------------------------------ embedding
     @torch.inference_mode()

@@ -1,0 +1,82 @@
+"""Colours and drawing primitives shared by every picture and video the project makes.
+
+One colour per id, stable across runs and cameras: the same global id has the same colour in
+every camera tile and in the bird's-eye view. Colours are OpenCV BGR tuples of ints.
+"""
+
+from __future__ import annotations
+
+import colorsys
+
+import cv2
+import numpy as np
+
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+Colour = tuple[int, int, int]
+
+_GOLDEN = 0.618033988749895
+_CAMERA_PALETTE: tuple[Colour, ...] = (
+    (255, 200, 60),
+    (60, 200, 255),
+    (120, 255, 120),
+    (255, 120, 220),
+    (200, 200, 200),
+    (80, 140, 255),
+)
+LABEL_BACKGROUND: Colour = (20, 20, 20)
+
+
+def id_colour(i: int) -> Colour:
+    """A bright, stable BGR colour per id: golden-ratio hue steps, so neighbouring ids differ most."""
+    h = (int(i) * _GOLDEN) % 1.0
+    r, g, b = colorsys.hsv_to_rgb(h, 0.85, 1.0)
+    return int(b * 255), int(g * 255), int(r * 255)
+
+
+def camera_colour(c: int) -> Colour:
+    """The colour of camera index `c` (0-based position in a scene's camera list), from a 6-colour palette."""
+    return _CAMERA_PALETTE[int(c) % len(_CAMERA_PALETTE)]
+
+
+def draw_label(
+    img: np.ndarray, text: str, org: tuple[int, int], colour: Colour, scale: float = 0.45, thickness: int = 1
+) -> None:
+    """`text` in `colour` on a dark chip whose bottom-left corner is `org` (in place)."""
+    (w, h), base = cv2.getTextSize(text, FONT, scale, thickness)
+    x, y = int(org[0]), int(org[1])
+    cv2.rectangle(img, (x, y - h - base - 1), (x + w + 3, y + 1), LABEL_BACKGROUND, -1)
+    cv2.putText(img, text, (x + 2, y - base + 1), FONT, scale, colour, thickness, cv2.LINE_AA)
+
+
+def draw_tracks(
+    img: np.ndarray,
+    boxes: np.ndarray,
+    ids: np.ndarray,
+    *,
+    scale: float = 1.0,
+    offset: tuple[float, float] = (0.0, 0.0),
+    thickness: int = 2,
+    label_scale: float = 0.4,
+    labels: bool = True,
+) -> np.ndarray:
+    """Draw `boxes` `(N, 4)` xywh with their `ids` `(N,)`, box and label in `id_colour(id)` (in place).
+
+    Boxes are scaled by `scale` then shifted by `offset` (to draw on a resized tile). Farther
+    people (smaller box bottom) are drawn last, so their labels are not hidden behind near
+    boxes. Returns `img`.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) * scale
+    ids = np.asarray(ids).reshape(-1)
+    if len(boxes) != len(ids):
+        raise ValueError(f"draw_tracks: {len(boxes)} boxes but {len(ids)} ids")
+    boxes[:, :2] += offset
+    for k in np.argsort(-(boxes[:, 1] + boxes[:, 3]), kind="stable"):
+        if not np.isfinite(boxes[k]).all():
+            continue
+        x0, y0, x1, y1 = np.rint(boxes[k] + [0, 0, boxes[k, 0], boxes[k, 1]]).astype(int).tolist()
+        tid = int(ids[k])
+        col = id_colour(tid)
+        cv2.rectangle(img, (x0, y0), (x1, y1), col, thickness, cv2.LINE_AA)
+        if labels:
+            draw_label(img, str(tid), (x0, max(y0, 14)), col, label_scale)
+    return img
