@@ -10,7 +10,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from citytrack.data.formats.errors import FormatError
-from citytrack.inference.mot import run
+from citytrack.inference import run_task
 
 
 def _cfg(config_dir: Path, root: Path, out: Path, tracker: str = "sort", extra: list[str] | None = None):
@@ -47,7 +47,7 @@ def test_task_mot_writes_results_and_prints_metrics(
 ) -> None:
     _tiny_copy(shared_data, tmp_path / "data")
     out = tmp_path / "out"
-    result = run(_cfg(config_dir, tmp_path / "data", out, tracker, ["task.postprocess.interpolation=linear"]))
+    result = run_task(_cfg(config_dir, tmp_path / "data", out, tracker, ["task.postprocess.interpolation=linear"]))
     table = np.loadtxt(out / "TUD-Campus.txt", delimiter=",")
     assert table.shape[1] == 10 and table[:, 0].max() <= 20 and len(np.unique(table[:, 1])) >= 3
     printed = capsys.readouterr().out
@@ -59,10 +59,10 @@ def test_sequence_selector_and_unknown_sequence(shared_data: Path, config_dir: P
     _tiny_copy(shared_data, tmp_path / "data")
     shutil.copytree(tmp_path / "data" / "TUD-Campus", tmp_path / "data" / "Other")
     out = tmp_path / "out"
-    run(_cfg(config_dir, tmp_path / "data", out, extra=["data.sequences=[Other]"]))
+    run_task(_cfg(config_dir, tmp_path / "data", out, extra=["data.sequences=[Other]"]))
     assert [p.name for p in out.iterdir()] == ["Other.txt"]
     with pytest.raises(FormatError, match="sequences not found"):
-        run(_cfg(config_dir, tmp_path / "data", out, extra=["data.sequences=[Nope]"]))
+        run_task(_cfg(config_dir, tmp_path / "data", out, extra=["data.sequences=[Nope]"]))
 
 
 GOOD = "1,-1,10,10,20,40,0.9\n1,-1,50,10,20,40,0.8\n2,-1,11,10,20,40,0.9\n"
@@ -88,7 +88,7 @@ def test_malformed_det_file_names_file_and_line(
         "[Sequence]\nname=Bad\nframeRate=10\nseqLength=3\nimWidth=100\nimHeight=100\n"
     )
     with pytest.raises(FormatError, match=message) as err:
-        run(_cfg(config_dir, tmp_path / "data", tmp_path / "out"))
+        run_task(_cfg(config_dir, tmp_path / "data", tmp_path / "out"))
     assert err.value.path.endswith("det.txt") and err.value.line == line
     assert not (tmp_path / "out" / "Bad.txt").exists()
 
@@ -98,10 +98,10 @@ def test_shuffled_frame_blocks_are_accepted_unless_strict(config_dir: Path, tmp_
     (seq / "det").mkdir(parents=True)
     (seq / "det" / "det.txt").write_text("2,-1,11,10,20,40,0.9\n1,-1,10,10,20,40,0.9\n3,-1,12,10,20,40,0.9\n")
     (seq / "seqinfo.ini").write_text("[Sequence]\nname=Shuffled\nframeRate=10\nseqLength=3\nimWidth=99\nimHeight=99\n")
-    run(_cfg(config_dir, tmp_path / "data", tmp_path / "out"))
+    run_task(_cfg(config_dir, tmp_path / "data", tmp_path / "out"))
     assert (tmp_path / "out" / "Shuffled.txt").is_file()
     with pytest.raises(FormatError, match="out of order"):
-        run(_cfg(config_dir, tmp_path / "data", tmp_path / "out2", extra=["data.strict_frame_order=true"]))
+        run_task(_cfg(config_dir, tmp_path / "data", tmp_path / "out2", extra=["data.strict_frame_order=true"]))
 
 
 def test_interrupted_run_leaves_no_half_written_result(
@@ -134,6 +134,6 @@ def test_interrupted_run_leaves_no_half_written_result(
 
     monkeypatch.setattr(mot_format, "atomic_open", failing_open)
     with pytest.raises(Interrupted):
-        run(_cfg(config_dir, tmp_path / "data", out))
+        run_task(_cfg(config_dir, tmp_path / "data", out))
     assert not (out / "TUD-Campus.txt").exists()
     assert list(out.iterdir()) == []  # no temp file either

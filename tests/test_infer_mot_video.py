@@ -7,7 +7,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 
 from citytrack.data.video import AtomicVideoWriter, VideoReader, probe_video
-from citytrack.inference.video import run
+from citytrack.inference import run_task
 
 
 def test_mot_video_writes_annotated_video(shared_data: Path, config_dir: Path, tmp_path: Path) -> None:
@@ -23,7 +23,7 @@ def test_mot_video_writes_annotated_video(shared_data: Path, config_dir: Path, t
                 "task.max_frames=8",
             ],
         )
-    result = run(cfg)
+    result = run_task(cfg)
     video = probe_video(result["video"])
     assert video.frame_count == 8
     assert video.width == 480
@@ -56,7 +56,7 @@ def _short_clip_cfg(config_dir: Path, tmp_path: Path, frames: int):
 
 
 def test_mot_video_scores_only_the_frames_it_tracked(shared_data: Path, config_dir: Path, tmp_path: Path) -> None:
-    result = run(_short_clip_cfg(config_dir, tmp_path, frames=5))
+    result = run_task(_short_clip_cfg(config_dir, tmp_path, frames=5))
     assert result["frames"] == 5
     gt = shared_data / "mot15" / "PETS09-S2L1" / "gt" / "gt.txt"
     rows_in_first_5 = sum(1 for line in gt.read_text().splitlines() if line and int(line.split(",")[0]) <= 5)
@@ -73,5 +73,5 @@ def test_mot_video_without_readable_frames_names_the_file(shared_data: Path, con
     empty.write_bytes(b"")
     cfg.task.video = str(empty)
     with pytest.raises(FormatError, match="empty.avi"):
-        run(cfg)
+        run_task(cfg)
     assert not (tmp_path / "out" / "pets09_s2l1_view001.txt").exists()

@@ -5,8 +5,14 @@ A `SceneSpec` is what `infer.py scene=...` names: a scene folder (`scene_XXX` of
 `load_scene` indexes one folder: per camera its video, its calibration (read and checked here, so a
 missing, malformed or singular calibration is an error naming the file before any decoding) and,
 where present, the ground truth as an AI City 2024 table (`camera_id obj_id frame_id x y w h
-xworld yworld`, frames as in the files). A camera whose video is missing is kept here; the video
-reader drops it with a warning, so the rest of the scene still runs.
+xworld yworld`). A camera whose video is missing is kept here; the video reader drops it with a
+warning, so the rest of the scene still runs. A scene none of whose videos exists is an error.
+
+Frames: inside the package a scene's frames are 0-based video indices (what the video reader and
+the pipeline count), so `SceneInput.ground_truth` is shifted to them; `SceneInput.frame_base` is
+the base the scene's files use (AI City 2024: 0; AI City 2023 `label.txt`, MOT-style: 1, or 0
+when a label file holds frame 0), and results are written back in that base. The AI City 2023
+labels have no world points: those columns are NaN (no ground-plane metric can be computed).
 """
 
 from __future__ import annotations
@@ -41,11 +47,18 @@ class SceneInput:
     dir: Path
     layout: str  # "aic24" | "aic23"
     cameras: list[SceneCamera]
-    ground_truth: np.ndarray | None
+    ground_truth: np.ndarray | None  # frames: 0-based video indices; world columns NaN when unknown
+    frame_base: int = 0  # frame number of the first video frame in the scene's files (and results)
 
     @property
     def camera_ids(self) -> list[int]:
         return [c.camera_id for c in self.cameras]
+
+    @property
+    def has_world_ground_truth(self) -> bool:
+        """Ground truth with ground-plane points (AI City 2024), so world metrics can be computed."""
+        gt = self.ground_truth
+        return gt is not None and len(gt) > 0 and bool(np.isfinite(gt[:, aicity.XWORLD : aicity.YWORLD + 1]).all())
 
 
 def _read_calibration(path: Path) -> CameraCalibration:
@@ -58,16 +71,33 @@ def _read_calibration(path: Path) -> CameraCalibration:
         raise FormatError(path, f"unusable calibration: {err}") from None
 
 
-def _aic23_ground_truth(scene: aicity.Aic23Scene) -> np.ndarray | None:
-    """Per-camera `label.txt` (MOT columns) as one AI City 2024 table; world points from the box bottom."""
+AIC23_FRAME_BASE = 1  # AI City 2023 label.txt is MOT-style: the first video frame is frame 1
+
+
+def _aic23_ground_truth(scene: aicity.Aic23Scene) -> tuple[np.ndarray | None, int]:
+    """Per-camera `label.txt` (MOT columns) as one AI City 2024 table at 0-based video frames, and the
+    labels' frame base (1, or 0 when a file holds frame 0). No world points: those columns are NaN.
+    None when a camera has no label file."""
     tables = []
     for cam in scene.cameras:
         if not cam.label.is_file():
-            return None
+            return None, AIC23_FRAME_BASE
         mot = cam.read_labels()
         tables.append(np.c_[np.full(len(mot), cam.camera_id), mot[:, 1], mot[:, 0], mot[:, 2:6],
                             np.full((len(mot), 2), np.nan)])
-    return np.concatenate(tables) if tables else None
+    if not tables:
+        return None, AIC23_FRAME_BASE
+    gt = np.concatenate(tables)
+    base = 0 if len(gt) and gt[:, aicity.FRAME_ID].min() == 0 else AIC23_FRAME_BASE
+    gt[:, aicity.FRAME_ID] -= base
+    return gt, base
+
+
+def _check_videos(root: Path, cams: list[SceneCamera]) -> None:
+    """A scene none of whose camera videos exists cannot run: say so before anything is decoded."""
+    if not any(c.video.is_file() for c in cams):
+        missing = ", ".join(str(c.video) for c in cams)
+        raise FormatError(root, f"no camera video of this scene exists (looked for {missing})")
 
 
 def load_scene(path: PathLike) -> SceneInput:
@@ -76,12 +106,15 @@ def load_scene(path: PathLike) -> SceneInput:
     if aicity._SCENE_RE.match(root.name):
         s24 = aicity.load_aic24_scene(root)
         cams = [SceneCamera(c.camera_id, c.video, c.calibration, _read_calibration(c.calibration)) for c in s24.cameras]
+        _check_videos(root, cams)
         gt = s24.read_ground_truth() if s24.ground_truth is not None else None
-        return SceneInput(root.name, s24.scene_id, root, "aic24", cams, gt)
+        return SceneInput(root.name, s24.scene_id, root, "aic24", cams, gt, frame_base=0)
     if aicity._AIC23_SCENE_RE.match(root.name):
         s23 = aicity.load_aic23_scene(root)
         cams = [SceneCamera(c.camera_id, c.video, c.calibration, _read_calibration(c.calibration)) for c in s23.cameras]
-        return SceneInput(root.name, s23.scene_id, root, "aic23", cams, _aic23_ground_truth(s23))
+        _check_videos(root, cams)
+        gt23, base = _aic23_ground_truth(s23)
+        return SceneInput(root.name, s23.scene_id, root, "aic23", cams, gt23, frame_base=base)
     raise FormatError(root, "not a scene folder (expected scene_XXX of AI City 2024 or S0XX of AI City 2023)")
 
 
@@ -95,6 +128,9 @@ def find_scene_dirs(spec: PathLike, search_roots: list[PathLike] = ()) -> list[P
     A name (`scene_061`, `S003`) is looked for under each search root, directly and one split
     level down. Nothing found is an error that lists every place looked at.
     """
+    if not str(spec).strip():
+        raise FileNotFoundError("no scene given (scene= is empty): name a scene folder (scene_XXX / S0XX), a folder "
+                                "of scenes, or a scene name under " + (", ".join(map(str, search_roots)) or "data.root"))
     looked: list[str] = []
     candidates = [Path(spec)] + [Path(r) / spec for r in search_roots]
     for cand in candidates:

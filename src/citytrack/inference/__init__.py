@@ -1,9 +1,9 @@
 """Inference runners behind `python infer.py task=...`.
 
-Each task config (conf/task/*.yaml) names its runner with `_target_`: a function
-taking the whole config and returning a dict of metrics (possibly empty). A task node with
-`_partial_: true` is built by `hydra.utils.instantiate` (its pipeline and options come from
-YAML only) and then called with the whole config.
+Each task config (conf/task/*.yaml) names its runner with `_target_` and `_partial_: true`: a
+function `run(cfg, <pieces and options>) -> dict` of metrics (possibly empty). Hydra builds the
+pieces (tracker, detector, pipeline, ...) and binds the options, all from YAML; the runner is then
+called with the whole config (for `out`, `data.root`, ...).
 """
 
 from __future__ import annotations
@@ -18,11 +18,10 @@ log = logging.getLogger(__name__)
 
 
 def run_task(cfg: DictConfig) -> dict[str, Any]:
-    """Dispatch to the runner named by `task._target_`."""
+    """Build the runner of `cfg.task` and call it with the whole config."""
     if cfg.get("task") is None or "_target_" not in cfg.task:
         raise ValueError("infer.py needs a task with a _target_ runner, e.g. `task=mot`")
+    if not cfg.task.get("_partial_"):
+        raise ValueError(f"task {cfg.task._target_} needs `_partial_: true`: its runner is called with the config")
     log.info("Running task %s", cfg.task._target_)
-    if cfg.task.get("_partial_", False):
-        return hydra.utils.instantiate(cfg.task)(cfg)
-    runner = hydra.utils.get_method(cfg.task._target_)
-    return runner(cfg)
+    return hydra.utils.instantiate(cfg.task)(cfg)

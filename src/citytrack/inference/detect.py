@@ -14,16 +14,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
-import torch
 from omegaconf import DictConfig
 
 from citytrack.data.formats.errors import FormatError
 from citytrack.data.formats.mot import SeqInfo, write_mot, write_seqinfo
 from citytrack.data.video import VideoReader, probe_video
+
+if TYPE_CHECKING:
+    from citytrack.models.detector.module import DetectorModule
 
 log = logging.getLogger(__name__)
 
@@ -148,26 +150,42 @@ def source_frame_rate(path: Path, kind: str, default: float = 30.0) -> float:
     return fps
 
 
-def run(cfg: DictConfig) -> dict[str, Any]:
-    """Task runner: detect over every input under `cfg.data.root`, write det files under `cfg.out`."""
-    from citytrack.models.detector.module import load_detector
+def load_checkpoint_detector(ckpt: str | Path | None, device: str, nms_thresh: float | None) -> DetectorModule:
+    """The trained detector of `ckpt=` on `device` (`auto`: CUDA when available).
 
-    task = cfg.task
-    if not cfg.get("ckpt"):
+    `nms_thresh` replaces the checkpoint's NMS IoU threshold (None: the checkpoint's).
+    """
+    if not ckpt:
         raise ValueError("task=detect needs ckpt=<path to a detector checkpoint>")
-    device = cfg.get("device", "auto")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    detector = load_detector(cfg.ckpt, map_location=device)
-    if task.get("nms_thresh") is not None:
-        detector.hparams.nms_thresh = float(task.nms_thresh)
+    from citytrack.models.detector.module import load_detector
+    from citytrack.models.reid.extractor import resolve_device
+
+    detector = load_detector(ckpt, map_location=resolve_device(device))
+    if nms_thresh is not None:
+        detector.hparams.nms_thresh = float(nms_thresh)
+    return detector
+
+
+def run(
+    cfg: DictConfig,
+    detector: DetectorModule,
+    *,
+    batch_size: int,
+    img_size: int | None,
+    score_thresh: float | None,
+    frame_stride: int,
+    max_frames: int | None,
+) -> dict[str, Any]:
+    """Detect over every input under `cfg.data.root`, write det files under `cfg.out`; `{name: detections}`.
+
+    Built by Hydra from `conf/task/detect.yaml` (`detector` from `load_checkpoint_detector`).
+    """
     out = Path(cfg.out)
     summary: dict[str, Any] = {}
     for name, path, kind in find_inputs(Path(cfg.data.root)):
         out_file = out / name / "det" / "det.txt"
         n = detect_to_file(
-            detector, path, kind, out_file, int(task.get("batch_size", 8)), int(task.get("frame_stride", 1)),
-            task.get("max_frames"), task.get("score_thresh"), task.get("img_size"),
+            detector, path, kind, out_file, int(batch_size), int(frame_stride), max_frames, score_thresh, img_size
         )
         log.info("%s: %d detections -> %s", name, n, out_file)
         summary[name] = n

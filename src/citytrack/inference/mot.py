@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import hydra
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from tqdm import tqdm
 
 from citytrack.data.formats.errors import FormatError
@@ -34,7 +33,6 @@ from citytrack.data.formats.mot import (
     write_mot,
 )
 from citytrack.tracking.base import Tracker
-from citytrack.tracking.postprocess import postprocess
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +62,7 @@ def check_frame_order(path: str | Path, table: np.ndarray, strict: bool = False)
             )
         return
     block_frames = frames[np.r_[0, change]]
-    values, first, counts = np.unique(block_frames, return_index=True, return_counts=True)
+    values, counts = np.unique(block_frames, return_counts=True)
     if (counts > 1).any():
         # the second block of a repeated frame is where the file goes out of order
         repeated = values[counts > 1]
@@ -172,47 +170,53 @@ def _image_loader(seq: MotSequence) -> Callable[[int], np.ndarray | None]:
     return load
 
 
-def _postprocess(table: np.ndarray, seq: MotSequence, options: DictConfig | dict | None) -> np.ndarray:
-    if not options:
-        return table
-    opts = OmegaConf.to_container(options, resolve=True) if isinstance(options, DictConfig) else dict(options)
-    return postprocess(table, image_size=(seq.info.im_width, seq.info.im_height), **opts)  # type: ignore[arg-type]
+def run(
+    cfg: DictConfig,
+    tracker: Tracker,
+    *,
+    sequences: Sequence[str] | None,
+    min_score: float | None,
+    normalize_scores: str,
+    strict_frame_order: bool,
+    load_images: bool,
+    postprocess: Callable[..., np.ndarray] | None,
+    evaluate: bool,
+    iou_threshold: float,
+    distractor_handling: str,
+) -> dict[str, Any]:
+    """Track the sequences under `cfg.data.root`; write results under `cfg.out`; print and return metrics.
 
-
-def run(cfg: DictConfig) -> dict[str, Any]:
-    """Track all selected sequences; write results; print and return metrics where gt exists."""
-    data = cfg.data
-    root = Path(str(data.root))
+    Built by Hydra from `conf/task/mot.yaml`: `tracker` is `cfg.tracker` (reset per sequence),
+    `postprocess(table, image_size=(w, h))` the `citytrack.tracking.postprocess.postprocess` partial
+    (None: off); the `data.*` options select and check the detections.
+    """
+    root = Path(str(cfg.data.root))
     out_dir = Path(str(cfg.out))
-    sequences = _select_sequences(root, list(data.get("sequences") or []))
-    min_score = data.get("min_score")
-    score_mode = str(data.get("normalize_scores", "auto"))
-    tracker = hydra.utils.instantiate(cfg.tracker)
-    task = cfg.task
+    folders = _select_sequences(root, list(sequences or []))
     gts: dict[str, np.ndarray] = {}
     preds: dict[str, np.ndarray] = {}
     total_frames, total_seconds = 0, 0.0
-    for folder in tqdm(sequences, desc="sequences", disable=len(sequences) < 2):
+    for folder in tqdm(folders, desc="sequences", disable=len(folders) < 2):
         seq = load_sequence(folder)
         name = folder.name  # the folder, as MOTChallenge names result files and as data.sequences selects
         det_path = folder / "det" / "det.txt"
         if seq.det is None:
             raise FormatError(det_path, "missing detection file")
-        check_frame_order(det_path, seq.det, strict=bool(data.get("strict_frame_order", False)))
+        check_frame_order(det_path, seq.det, strict=strict_frame_order)
         det = seq.det.copy()
-        det[:, CONF] = normalise_scores(det[:, CONF], score_mode, name)
-        loader = _image_loader(seq) if data.get("load_images", False) else None
+        det[:, CONF] = normalise_scores(det[:, CONF], normalize_scores, name)
         table, seconds = track_sequence(
             tracker,
             det,
             seq.info.seq_length,
             seq.info.frame_rate,
             min_score=min_score,
-            image_loader=loader,
+            image_loader=_image_loader(seq) if load_images else None,
             progress=True,
             name=name,
         )
-        table = _postprocess(table, seq, task.get("postprocess"))
+        if postprocess is not None:
+            table = postprocess(table, image_size=(seq.info.im_width, seq.info.im_height))
         write_mot(out_dir / f"{name}.txt", table, kind="result")
         frames = int(max(seq.info.seq_length, det[:, FRAME].max() if len(det) else 0))
         total_frames += frames
@@ -226,22 +230,23 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             out_dir / f"{name}.txt",
         )
         preds[name] = table
-        if seq.gt is not None and task.get("evaluate", True):
+        if seq.gt is not None and evaluate:
             gts[name] = seq.gt
     result: dict[str, Any] = {
         "sequences": list(preds),
         "fps": total_frames / max(total_seconds, 1e-9),
         "out": str(out_dir),
     }
-    print(f"tracker {cfg.tracker._target_}: {len(preds)} sequences, {result['fps']:.0f} association fps")
+    target = f"{type(tracker).__module__}.{type(tracker).__qualname__}"
+    print(f"tracker {target}: {len(preds)} sequences, {result['fps']:.0f} association fps")
     if gts:
         from citytrack.eval.mot_metrics import evaluate_sequences, format_table
 
         df = evaluate_sequences(
             gts,
             {k: v for k, v in preds.items() if k in gts},
-            iou_threshold=float(task.get("iou_threshold", 0.5)),
-            distractor_handling=str(task.get("distractor_handling", "auto")),  # type: ignore[arg-type]
+            iou_threshold=iou_threshold,
+            distractor_handling=distractor_handling,  # type: ignore[arg-type]
         )
         print(format_table(df))
         result["metrics"] = {str(k): {c: float(v) for c, v in row.items()} for k, row in df.iterrows()}

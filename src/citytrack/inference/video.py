@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, Self
 
 import cv2
-import hydra
 import numpy as np
 from omegaconf import DictConfig
 from tqdm import tqdm
@@ -24,6 +23,7 @@ from tqdm import tqdm
 from citytrack.data.formats.errors import FormatError
 from citytrack.data.formats.mot import CONF, frame_groups, read_mot, write_mot
 from citytrack.data.video import AtomicVideoWriter, VideoReader
+from citytrack.tracking.base import Tracker
 from citytrack.visualize import id_colour as id_color  # the one id colour of every picture we draw
 
 log = logging.getLogger(__name__)
@@ -68,33 +68,46 @@ class AnnotatedVideoWriter:
         self._writer.__exit__(exc_type, exc, tb)
 
 
-def run(cfg: DictConfig) -> dict[str, Any]:
-    """Track the configured video with its scaled detections; write video, result and metrics.
+def run(
+    cfg: DictConfig,
+    tracker: Tracker,
+    *,
+    name: str,
+    video: str,
+    detections: str,
+    gt: str | None,
+    det_scale: float,
+    fps: float,
+    fourcc: str,
+    trail_length: int,
+    max_frames: int | None,
+    normalize_scores: str,
+    strict_frame_order: bool,
+) -> dict[str, Any]:
+    """Track `video` with its detections scaled by `det_scale`; write `<cfg.out>/<name>.{mp4,txt}`, metrics.
 
-    The detections get the same checks as `task=mot` (frame order, score range). Frames are read
-    until the video ends (or `max_frames`): container frame counts are not trusted, and only the
-    frames actually tracked are scored.
+    Built by Hydra from `conf/task/mot_video.yaml` (`tracker` is `cfg.tracker`). The detections get
+    the same checks as `task=mot` (frame order, score range). Frames are read until the video ends
+    (or `max_frames`): container frame counts are not trusted, and only the frames actually tracked
+    are scored. `fps` is used only where the container has no frame rate.
     """
     from citytrack.inference.mot import check_frame_order, normalise_scores
 
-    task = cfg.task
-    video = Path(str(task.video))
-    det_path = str(task.detections)
+    video_path, det_path, name = Path(str(video)), str(detections), str(name)
     det = read_mot(det_path, kind="det")
-    check_frame_order(det_path, det, strict=bool(task.get("strict_frame_order", False)))
-    det[:, CONF] = normalise_scores(det[:, CONF], str(task.get("normalize_scores", "auto")), det_path)
-    det[:, 2:6] *= float(task.det_scale)
+    check_frame_order(det_path, det, strict=strict_frame_order)
+    det[:, CONF] = normalise_scores(det[:, CONF], normalize_scores, det_path)
+    det[:, 2:6] *= float(det_scale)
     groups = frame_groups(det)
-    tracker = hydra.utils.instantiate(cfg.tracker)
-    max_frames = int(task.max_frames) if task.get("max_frames") else None
     out_dir = Path(str(cfg.out))
-    name = str(task.name)
+    video_out, table_out = out_dir / f"{name}.mp4", out_dir / f"{name}.txt"
     rows: list[np.ndarray] = []
     processed = 0
-    with VideoReader(video, max_frames=max_frames) as reader:
-        fps = reader.info.fps or float(task.get("fps", 10))
-        tracker.reset(frame_rate=fps)
-        with AnnotatedVideoWriter(out_dir / f"{name}.mp4", fps, reader.info.size, str(task.fourcc), int(task.trail_length)) as writer:
+    with VideoReader(video_path, max_frames=int(max_frames) if max_frames else None) as reader:
+        frame_rate = reader.info.fps or float(fps)
+        tracker.reset(frame_rate=frame_rate)
+        size = reader.info.size
+        with AnnotatedVideoWriter(video_out, frame_rate, size, str(fourcc), int(trail_length)) as writer:
             for index, image in tqdm(reader, total=reader.frames_left, desc=name):
                 processed += 1
                 frame = index + 1
@@ -107,18 +120,18 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                     block[:, 0], block[:, 1], block[:, 2:6], block[:, 6] = frame, out[:, 4], out[:, :4], out[:, 5]
                     rows.append(block)
             if processed == 0:
-                raise FormatError(video, "the video has no readable frames")
+                raise FormatError(video_path, "the video has no readable frames")
     table = np.concatenate(rows) if rows else np.zeros((0, 10))
-    write_mot(out_dir / f"{name}.txt", table, kind="result")
-    print(f"wrote {out_dir / (name + '.mp4')} and {out_dir / (name + '.txt')} ({processed} frames)")
-    result: dict[str, Any] = {"video": str(out_dir / f"{name}.mp4"), "frames": processed}
-    if task.get("gt"):
+    write_mot(table_out, table, kind="result")
+    print(f"wrote {video_out} and {table_out} ({processed} frames)")
+    result: dict[str, Any] = {"video": str(video_out), "frames": processed}
+    if gt:
         from citytrack.eval.mot_metrics import evaluate_sequences, format_table
 
-        gt = read_mot(str(task.gt), kind="gt")
-        gt[:, 2:6] *= float(task.det_scale)
-        gt = gt[gt[:, 0] <= processed]
-        df = evaluate_sequences({name: gt}, {name: table})
+        truth = read_mot(str(gt), kind="gt")
+        truth[:, 2:6] *= float(det_scale)
+        truth = truth[truth[:, 0] <= processed]
+        df = evaluate_sequences({name: truth}, {name: table})
         print(format_table(df))
         result["metrics"] = {c: float(v) for c, v in df.loc["OVERALL"].items()}
     return result

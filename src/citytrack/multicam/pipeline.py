@@ -82,6 +82,7 @@ class ScenePipeline:
         reid_min_score: boxes below this score get no embedding (zeros): the trackers use
             appearance for their high-score detections only (BoT-SORT's first association).
         max_frames / stride: frames of each video to run on.
+        batch_cameras: False runs the networks camera after camera (the benchmark's peer).
     """
 
     def __init__(
@@ -97,6 +98,7 @@ class ScenePipeline:
         stride: int = 1,
         progress: bool = True,
         sync_timing: bool = True,
+        batch_cameras: bool = True,
     ) -> None:
         self.detector = detector
         self.extractor = extractor
@@ -106,7 +108,7 @@ class ScenePipeline:
         self.device = resolve_device(device)
         self.reid_min_score = float(reid_min_score)
         self.max_frames, self.stride = max_frames, int(stride)
-        self.progress, self.sync_timing = progress, sync_timing
+        self.progress, self.sync_timing, self.batch_cameras = progress, sync_timing, batch_cameras
 
     def make_associator(self) -> CrossCameraAssociator:
         a = self._associator
@@ -158,8 +160,8 @@ class ScenePipeline:
                 # 2. upload: one uint8 tensor per image size, RGB, (B, 3, H, W)
                 with stage("upload"):
                     groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
-                    for c in cams:
-                        groups[images[c].shape].append(c)
+                    for c in cams:  # sequential mode: every camera its own batch of one
+                        groups[images[c].shape if self.batch_cameras else (c,)].append(c)
                     tensors = {}
                     for shape, members in groups.items():
                         x = torch.from_numpy(np.stack([images[c] for c in members]))
@@ -179,7 +181,10 @@ class ScenePipeline:
                         keep = {c: dets[c][:, 4] >= self.reid_min_score for c in cams}
                         crops = [self.extractor.crops(tensors[s], [dets[c][keep[c], :4] for c in m])
                                  for s, m in groups.items()]
-                        emb = self.extractor.embed_crops(torch.cat(crops)).float().cpu().numpy()
+                        if self.batch_cameras:
+                            emb = self.extractor.embed_crops(torch.cat(crops)).float().cpu().numpy()
+                        else:
+                            emb = np.concatenate([self.extractor.embed_crops(x).float().cpu().numpy() for x in crops])
                         order = [c for m in groups.values() for c in m]
                         splits = np.split(emb, np.cumsum([int(keep[c].sum()) for c in order])[:-1])
                         for c, e in zip(order, splits, strict=True):
