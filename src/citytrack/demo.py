@@ -18,9 +18,9 @@ import cv2
 import numpy as np
 from hydra import compose, initialize_config_dir
 
+from citytrack.data.formats import aicity
 from citytrack.data.scenes import load_scene
 from citytrack.data.video import read_frames
-from citytrack.data.formats import aicity
 from citytrack.inference import run_task
 from citytrack.utils.io import atomic_path
 from citytrack.visualize import scene_snapshot

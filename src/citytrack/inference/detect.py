@@ -158,7 +158,7 @@ def load_checkpoint_detector(ckpt: str | Path | None, device: str, nms_thresh: f
     if not ckpt:
         raise ValueError("task=detect needs ckpt=<path to a detector checkpoint>")
     from citytrack.models.detector.module import load_detector
-    from citytrack.models.reid.extractor import resolve_device
+    from citytrack.utils.device import resolve_device
 
     detector = load_detector(ckpt, map_location=resolve_device(device))
     if nms_thresh is not None:

@@ -16,7 +16,7 @@ import torch
 from citytrack.data.formats.aicity import BH, BX, CAMERA_ID, FRAME_ID
 from citytrack.data.scenes import SceneInput
 from citytrack.models.detector.module import load_detector
-from citytrack.models.reid.extractor import resolve_device
+from citytrack.utils.device import resolve_device
 
 
 class CheckpointDetector:

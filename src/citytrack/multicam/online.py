@@ -19,10 +19,13 @@ Per frame, using no future frame (`../shared/notes/aic24_cluster_self_refinement
 4. **Cluster self-refinement** every `refine_every` frames: split a cluster whose bank holds two
    people, merge duplicate clusters, re-identify young clusters with lost ones.
 
-Deviations (each a config value, published behaviour reachable): without pose the reliability
-filter uses box shape and the frame edge; a lost cluster must also be within a walking range of
-where it was lost (`lost_speed`), which the reference does not check; a track keeps its previous
-frame's id when that cluster is still in the pool and near (`sticky`), which removes flicker.
+Deviations (each a config value, published behaviour reachable; chosen on synthetic dev seeds):
+without pose the reliability filter uses box shape and the frame edge; pair costs divide distances
+by their gates (`normalize: scale`) instead of min-max normalising each small matrix; groups merge
+by complete linkage (no chain of matches joins two people); tracks that shared a cluster last frame
+get a cost bonus (`sct_weight`); a lost cluster must be within walking range of where it was lost
+(`lost_speed`); a track keeps last frame's id while that cluster is free and near (`sticky`); the
+published frame counts (at 30 fps) scale with the scene's frame rate (`reference_fps`).
 """
 
 from __future__ import annotations
@@ -35,7 +38,19 @@ import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.optimize import linear_sum_assignment
 
-from citytrack.multicam.tracks import CAM, GLOBAL_ID, H, LOCAL_ID, W, X, XWORLD, Y, YWORLD, CameraInfo, SceneTracks
+from citytrack.multicam.tracks import (
+    CAM,
+    GLOBAL_ID,
+    LOCAL_ID,
+    XWORLD,
+    YWORLD,
+    CameraInfo,
+    H,
+    SceneTracks,
+    W,
+    X,
+    Y,
+)
 
 
 class State(Enum):
@@ -138,9 +153,9 @@ class OnlineAssociator:
         self.lost_speed, self.writeback_euc_thresh, self.sticky = lost_speed, writeback_euc_thresh, sticky
         self.reference_fps = float(reference_fps)
         # frame counts of the reference (at reference_fps); `reset` converts them to this scene's rate
-        self._frame_counts = dict(min_hits=min_hits, max_time_lost=max_time_lost, established_frames=established_frames,
-                                  lost_pool_frames=lost_pool_frames, refine_every=refine_every,
-                                  appearance_only_every=appearance_only_every)
+        self._frame_counts = {"min_hits": min_hits, "max_time_lost": max_time_lost,
+                              "established_frames": established_frames, "lost_pool_frames": lost_pool_frames,
+                              "refine_every": refine_every, "appearance_only_every": appearance_only_every}
         self.unreliable_groups, self.sct_weight = unreliable_groups, sct_weight
         self.feature_ema, self.bank_size = feature_ema, bank_size
         self.refine_split, self.refine_merge_emb = refine_split, refine_merge_emb
@@ -332,9 +347,7 @@ class OnlineAssociator:
 
     def _apply(self, c: Cluster, frame: int, rows: np.ndarray, feats: np.ndarray | None, g: np.ndarray, centroid: np.ndarray) -> None:
         c.centroid, c.last_frame, c.hits = centroid, frame, c.hits + 1
-        if c.state == State.LOST:
-            c.state = State.TRACKED
-        elif c.state == State.UNCONFIRMED and c.hits > self.min_hits:
+        if c.state == State.LOST or (c.state == State.UNCONFIRMED and c.hits > self.min_hits):
             c.state = State.TRACKED
         if frame - c.start_frame >= self.established_frames:
             c.established = True

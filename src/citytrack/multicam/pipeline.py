@@ -32,8 +32,7 @@ from tqdm import tqdm
 
 from citytrack.data.scenes import SceneInput
 from citytrack.data.video import SyncedVideoReader
-from citytrack.models.reid.extractor import resolve_device
-from citytrack.multicam.calibration import stack_calibrations, image_to_ground_ragged
+from citytrack.multicam.calibration import image_to_ground_ragged, stack_calibrations
 from citytrack.multicam.tracks import (
     GLOBAL_ID,
     SCT_COLUMNS,
@@ -43,6 +42,7 @@ from citytrack.multicam.tracks import (
     empty_table,
 )
 from citytrack.tracking.base import Tracker
+from citytrack.utils.device import resolve_device
 
 log = logging.getLogger(__name__)
 

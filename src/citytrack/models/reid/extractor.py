@@ -16,12 +16,7 @@ import torch.nn.functional as F
 from torchvision.ops import roi_align
 
 from citytrack.models.reid.backbones import ReIDNet
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+from citytrack.utils.device import resolve_device
 
 
 class FeatureExtractor:

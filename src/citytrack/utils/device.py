@@ -1,0 +1,12 @@
+"""Device resolution, the one home for `device: auto` (imports only torch, so light processes stay light)."""
+
+from __future__ import annotations
+
+import torch
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """`"auto"` is CUDA when available, else the CPU; anything else is passed to `torch.device`."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
