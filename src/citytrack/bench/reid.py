@@ -24,8 +24,8 @@ import torch
 from citytrack.models.reid.augment import ReIDAugment
 from citytrack.models.reid.backbones import ReIDNet
 from citytrack.models.reid.extractor import FeatureExtractor
-from citytrack.utils.device import resolve_device
 from citytrack.models.reid.module import ReIDModule
+from citytrack.utils.device import resolve_device
 from citytrack.utils.io import atomic_open
 
 

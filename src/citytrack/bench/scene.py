@@ -25,7 +25,9 @@ batched / sequential ratio. On CUDA the stages synchronise at their boundaries (
 The machine is shared: the 1-minute load average is recorded at the start (before the scene is
 rendered and the networks loaded), before the timed rounds and after them (the last includes this
 benchmark's own load). A start load of half the CPU count or more is flagged: the figures are
-then lower bounds.
+then lower bounds. Each round's rate and process CPU / wall ratio are printed too: with as many
+torch threads as cores, another job starting mid-round makes that round crawl (5-40x slower, ratio
+near 1), so read the fastest round, and rerun when the rounds disagree.
 """
 
 from __future__ import annotations
@@ -152,6 +154,7 @@ def run_benchmark(
     conf_dir: str | Path = CONF_DIR,
 ) -> dict[str, Any]:
     """Render (first use) the benchmark scene, build the pipeline from the config, time both modes."""
+    load = {"start": os.getloadavg()[0]}  # before this process's own imports and rendering add to it
     import hydra.utils
     import torch
 
@@ -161,7 +164,6 @@ def run_benchmark(
 
     if repeats < 1 or warmup < 0:
         raise ValueError(f"repeats must be >= 1 and warmup >= 0, got {repeats} and {warmup}")
-    load = {"start": os.getloadavg()[0]}
     cfg = compose_config(Path(conf_dir), device, list(overrides))
     params = {**SCENE, "seed": seed, "cameras": cameras, "people": people, "frames": frames, "fps": fps,
               "width": width, "height": height}
@@ -265,6 +267,9 @@ def format_table(result: dict[str, Any]) -> str:
     b, s = result["modes"]["batched"]["ms_per_camera_frame"], result["modes"]["sequential"]["ms_per_camera_frame"]
     speed = "".join(f"{(s[c] / b[c] if b[c] > 0 else float('nan')):9.2f}x" for c in cols)
     lines.append(f"{'seq/batch':<37}{speed}")
+    rounds = "; ".join(f"{name} " + ", ".join(f"{r['camera_frames_per_s']:.1f} ({r['cpu_s'] / r['wall_s']:.2f})"
+                                              for r in mode["runs"]) for name, mode in result["modes"].items())
+    lines.append(f"rounds per mode in run order, cam-fr/s (cpu/wall): {rounds}")
     lines.append(f"batched / sequential end to end: {result['batched_over_sequential']:.2f}x "
                  f"(medians {result['batched_over_sequential_median']:.2f}x); same output: {result['same_output']}")
     if result["loaded"]:
