@@ -103,13 +103,14 @@ def _check_videos(root: Path, cams: list[SceneCamera]) -> None:
 def load_scene(path: PathLike) -> SceneInput:
     """Index an AI City 2024 `scene_XXX` or 2023 `S0XX` folder; errors name the file and the problem."""
     root = Path(path)
-    if aicity._SCENE_RE.match(root.name):
+    layout = aicity.scene_layout(root.name)
+    if layout == "aic24":
         s24 = aicity.load_aic24_scene(root)
         cams = [SceneCamera(c.camera_id, c.video, c.calibration, _read_calibration(c.calibration)) for c in s24.cameras]
         _check_videos(root, cams)
         gt = s24.read_ground_truth() if s24.ground_truth is not None else None
         return SceneInput(root.name, s24.scene_id, root, "aic24", cams, gt, frame_base=0)
-    if aicity._AIC23_SCENE_RE.match(root.name):
+    if layout == "aic23":
         s23 = aicity.load_aic23_scene(root)
         cams = [SceneCamera(c.camera_id, c.video, c.calibration, _read_calibration(c.calibration)) for c in s23.cameras]
         _check_videos(root, cams)
@@ -119,7 +120,7 @@ def load_scene(path: PathLike) -> SceneInput:
 
 
 def is_scene_dir(path: Path) -> bool:
-    return path.is_dir() and bool(aicity._SCENE_RE.match(path.name) or aicity._AIC23_SCENE_RE.match(path.name))
+    return path.is_dir() and aicity.scene_layout(path.name) is not None
 
 
 def find_scene_dirs(spec: PathLike, search_roots: list[PathLike] = ()) -> list[Path]:

@@ -36,7 +36,6 @@ from enum import Enum
 
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
-from scipy.optimize import linear_sum_assignment
 
 from citytrack.multicam.tracks import (
     CAM,
@@ -51,6 +50,7 @@ from citytrack.multicam.tracks import (
     X,
     Y,
 )
+from citytrack.tracking.matching import embedding_distance, linear_assignment
 
 
 class State(Enum):
@@ -77,8 +77,8 @@ class Cluster:
 
 
 def half_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """`(1 - a.b) / 2` for unit rows: 0 same direction, 1 opposite."""
-    return np.clip((1.0 - a @ b.T) / 2.0, 0.0, 1.0)
+    """The reference's `cos / 2` distance: `matching.embedding_distance` halved, in [0, 1]."""
+    return embedding_distance(a, b) / 2.0
 
 
 def mean_bank_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -97,13 +97,10 @@ def minmax(m: np.ndarray) -> np.ndarray:
 
 
 def hungarian(cost: np.ndarray, thresh: float) -> list[tuple[int, int]]:
-    if cost.size == 0:
-        return []
-    finite = np.isfinite(cost)
-    if not finite.all():  # forbidden pairs: a cost no allowed assignment can pay
-        cost = np.where(finite, cost, (np.abs(cost[finite]).max(initial=0.0) + abs(thresh) + 1.0) * (cost.size + 1))
-    r, c = linear_sum_assignment(cost)
-    return [(i, j) for i, j in zip(r, c, strict=True) if cost[i, j] <= thresh]
+    """`(row, col)` pairs of `matching.linear_assignment` (no pair above `thresh`); inf = forbidden."""
+    cost = np.where(np.isfinite(cost), cost, thresh + 1.0)
+    matches, _, _ = linear_assignment(cost, thresh)
+    return [(int(r), int(c)) for r, c in matches]
 
 
 class OnlineAssociator:
@@ -303,9 +300,10 @@ class OnlineAssociator:
             euc = np.linalg.norm(world[todo, None] - cent[None], axis=-1)
             cams = [{int(rows[k, CAM]) for k in g} for g in groups]
             euc[np.array([[int(rows[i, CAM]) in c for c in cams] for i in todo])] = np.inf
-            for r, c in hungarian(np.where(euc <= self.euc_thresh, euc, np.inf), self.euc_thresh):
+            pairs = hungarian(np.where(euc <= self.euc_thresh, euc, np.inf), self.euc_thresh)
+            for r, c in pairs:
                 groups[c].append(int(todo[r]))
-            todo = np.array([i for i in todo if not any(i in g for g in groups)], dtype=np.int64)
+            todo = np.delete(todo, [r for r, _ in pairs])
         rest = self._group(rows, None, np.isin(np.arange(len(rows)), todo))
         return [np.array(g) for g in groups] + rest
 

@@ -338,6 +338,13 @@ def list_aic23_scenes(root: PathLike, split: str | None = None) -> list[Path]:
     return _scene_dirs(root, split, _AIC23_SCENE_RE)
 
 
+def scene_layout(name: str) -> str | None:
+    """`"aic24"` for a `scene_XXX` folder name, `"aic23"` for `S0XX`, else None."""
+    if _SCENE_RE.match(name):
+        return "aic24"
+    return "aic23" if _AIC23_SCENE_RE.match(name) else None
+
+
 def aic23_scene_dirname(scene_id: int) -> str:
     return f"S{int(scene_id):03d}"
 
