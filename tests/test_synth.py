@@ -148,7 +148,8 @@ def test_fully_occluded_person_has_no_box() -> None:
 
 @pytest.mark.parametrize("layout", ["mot", "kitti_mots", "aic23"])
 def test_layouts_read_back_identical(tmp_path: Path, aic24_dir: Path, layout: str) -> None:
-    out = generate(None, out=tmp_path / layout, seed=3, layout=layout, **SMALL)
+    every_person = {"layout.min_height": 0} if layout == "kitti_mots" else {}  # KITTI's 25 px rule off
+    out = generate(None, out=tmp_path / layout, seed=3, layout=layout, **SMALL, **every_person)
     ref = aicity.read_aic24_ground_truth(aic24_dir / "train" / "scene_001" / "ground_truth.txt")
     if layout == "mot":
         seqs = mot.list_sequences(out / "train")
@@ -361,3 +362,25 @@ def test_bench_synth_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     for ln in lines:
         wall, cpu = (float(v) for v in re.findall(r"([\d.]+) (?:cam-frames/s wall|by CPU time)", ln))
         assert wall > 0 and cpu > 0
+
+
+def test_kitti_mots_short_people_become_ignore_regions(tmp_path: Path) -> None:
+    """KITTI tracking marks people under 25 px DontCare: their pixels join the frame's ignore region."""
+    every = generate(None, out=tmp_path / "all", seed=3, layout="kitti_mots", **SMALL, **{"layout.min_height": 0})
+    kitti = generate(None, out=tmp_path / "kitti", seed=3, layout="kitti_mots", **SMALL)
+    shorts = 0
+    for seq in ("0000", "0001"):
+        all_recs = kitti_mots.read_instances_txt(every / "train" / "instances_txt" / f"{seq}.txt")
+        kitti_recs = kitti_mots.read_instances_txt(kitti / "train" / "instances_txt" / f"{seq}.txt")
+        heights = {(r.frame, r.obj_id): int(np.ptp(np.flatnonzero(m.any(axis=1)))) + 1
+                   for r, m in zip(all_recs, kitti_mots.decode_masks(all_recs), strict=True) if not r.is_ignore}
+        kept = {(r.frame, r.obj_id) for r in kitti_recs if not r.is_ignore}
+        assert kept == {k for k, h in heights.items() if h >= 25}
+        short = [k for k, h in heights.items() if h < 25]
+        shorts += len(short)
+        ignore = {r.frame: kitti_mots.decode_masks([r])[0] for r in kitti_recs if r.is_ignore}
+        by_key = {(r.frame, r.obj_id): r for r in all_recs}
+        for frame, obj in short:
+            mask = kitti_mots.decode_masks([by_key[(frame, obj)]])[0]
+            assert ignore[frame][mask].all()
+    assert shorts > 0  # the small scene has far people: the rule was exercised

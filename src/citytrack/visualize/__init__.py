@@ -12,7 +12,7 @@ from citytrack.visualize.birdseye import (
     draw_world_tracks,
     scene_extent,
 )
-from citytrack.visualize.draw import camera_colour, draw_label, draw_tracks, id_colour
+from citytrack.visualize.draw import camera_colour, draw_label, draw_masks, draw_tracks, id_colour
 from citytrack.visualize.scene import SceneRenderer, SceneVideoWriter, scene_snapshot, world_points
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "draw_footprints",
     "draw_grid",
     "draw_label",
+    "draw_masks",
     "draw_tracks",
     "draw_world_tracks",
     "id_colour",

@@ -80,3 +80,42 @@ def draw_tracks(
         if labels:
             draw_label(img, str(tid), (x0, max(y0, 14)), col, label_scale)
     return img
+
+
+def draw_masks(
+    img: np.ndarray,
+    masks: np.ndarray,
+    ids: np.ndarray,
+    *,
+    alpha: float = 0.5,
+    contours: bool = True,
+    labels: bool = True,
+    label_scale: float = 0.45,
+) -> np.ndarray:
+    """Blend instance `masks` `(N, H, W)` bool into `img` in `id_colour(id)`, outline them and label
+    each at its top-most pixel (in place). Returns `img`."""
+    masks = np.asarray(masks, dtype=bool).reshape(-1, *img.shape[:2])
+    ids = np.asarray(ids).reshape(-1)
+    if len(masks) != len(ids):
+        raise ValueError(f"draw_masks: {len(masks)} masks but {len(ids)} ids")
+    if not len(masks):
+        return img
+    # one colour layer for all masks: each pixel takes its instance's colour, then one blend
+    layer = img.copy()
+    painted = np.zeros(img.shape[:2], dtype=bool)
+    for mask, tid in zip(masks, ids.tolist(), strict=True):
+        layer[mask] = id_colour(tid)
+        painted |= mask
+    img[painted] = (img[painted] * (1.0 - alpha) + layer[painted] * alpha).astype(np.uint8)
+    for mask, tid in zip(masks, ids.tolist(), strict=True):
+        if not mask.any():
+            continue
+        col = id_colour(tid)
+        if contours:
+            found, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+            cv2.drawContours(img, found, -1, col, 1, cv2.LINE_AA)
+        if labels:
+            ys, xs = np.nonzero(mask)
+            top = int(np.argmin(ys))
+            draw_label(img, str(tid), (int(xs[top]), max(int(ys[top]), 14)), col, label_scale)
+    return img

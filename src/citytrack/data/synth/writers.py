@@ -344,6 +344,7 @@ class KittiMotsCamera(CameraSink):
         self.seq = f"{self.cam_offset + self.c:04d}"
         self.records: list[kitti_mots.MotsRecord] = []
         self.lut = np.zeros(len(self.world.agents) + 1, dtype=np.uint16)
+        self.min_height = float(self.cfg.layout.get("min_height", 0))
 
     def add(self, fr: FrameRender, keep: np.ndarray) -> None:
         seq, name = self.seq, f"{fr.frame:06d}.png"
@@ -352,6 +353,8 @@ class KittiMotsCamera(CameraSink):
                 raise OSError(f"cannot write {tmp}")
         lut = self.lut
         lut[:] = 0
+        # KITTI MOTS labels only objects KITTI tracking annotates: shorter ones are DontCare, an ignore region
+        keep = keep & (fr.visible_boxes[:, 3] >= self.min_height)
         for a, k in zip(fr.agents.tolist(), keep.tolist(), strict=True):
             lut[a + 1] = PEDESTRIAN * 1000 + self.world.agents[a].global_id if k else kitti_mots.IGNORE_ID
         ids = lut[fr.id_map]
