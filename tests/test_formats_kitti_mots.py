@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import zipfile
 from pathlib import Path
@@ -14,8 +15,10 @@ from citytrack.data.formats.errors import FormatError
 from citytrack.data.formats.kitti_mots import (
     IGNORE_ID,
     MotsRecord,
+    check_frame,
     decode_masks,
     encode_mask,
+    find_overlap,
     group_by_frame,
     mask_areas,
     mask_boxes,
@@ -155,7 +158,11 @@ def test_short_rle_rejected_before_decoding() -> None:
     [
         ("0 1001 1 10 10 T3\n0 1002 1 10 10\n", 2, "expected 6 fields"),
         # run lengths must sum to height*width: named at read time, with the line
-        ("0 1001 1 10 10 T3\n0 1002 1 10 10 P128000V1\n1 1001 1 10 10 4\n", 3, "covers 4 pixels, image has 100"),
+        (
+            "0 1001 1 10 10 T3\n0 1002 1 10 10 P128000V1\n1 1001 1 10 10 4\n",
+            3,
+            "covers 4 pixels, image has 100",
+        ),
         ("0 1001 1 10 10 T3\n0 1002 1 10 10 P128000V2\n", 2, "covers 132 pixels, image has 100"),
         ("0 1001 1 10 10 P\n", 1, "ends inside a number"),
         ("x 1001 1 10 10 4\n", 1, "frame"),
@@ -202,3 +209,88 @@ def test_kitti_tracking_results_with_score(tmp_path: Path) -> None:
     path.write_text("3 4 DontCare 0 1 -1.5 10 20 30 40 1.5 1.6 3.9 1 2 10 0.1\n")
     with pytest.raises(FormatError, match="DontCare"):
         read_kitti_tracking_labels(path)
+
+
+def _line(frame: int, obj_id: int, mask: np.ndarray, class_id: int | None = None) -> str:
+    r = mask_record(frame, obj_id, mask)
+    return f"{frame} {obj_id} {r.class_id if class_id is None else class_id} {r.height} {r.width} {r.rle}\n"
+
+
+def _mask(rows: slice, cols: slice, shape: tuple[int, int] = (6, 8)) -> np.ndarray:
+    mask = np.zeros(shape, dtype=bool)
+    mask[rows, cols] = True
+    return mask
+
+
+TOP, BOTTOM, MIDDLE = (
+    _mask(slice(0, 2), slice(None)),
+    _mask(slice(4, 6), slice(None)),
+    _mask(slice(1, 3), slice(2, 4)),
+)
+
+
+@pytest.mark.parametrize(
+    ("lines", "line", "reason"),
+    [
+        # overlapping masks of one frame: both lines named, the error at the second
+        ([_line(0, 1001, TOP), _line(1, 1001, MIDDLE), _line(0, 2001, BOTTOM), _line(0, 2002, MIDDLE)], 4,
+         "frame 0: masks overlap (line 1 obj_id 1001 and line 4 obj_id 2002)"),
+        # an ignore region may not overlap an object either
+        ([_line(3, 2001, MIDDLE), _line(3, IGNORE_ID, TOP)], 2, "masks overlap (line 1 obj_id 2001 and line 2"),
+        ([_line(0, 1001, TOP), _line(0, 1002, _mask(slice(0, 1), slice(0, 1), (7, 8)))], 2,
+         "frame 0: image size 7x8 disagrees with line 1 (6x8)"),
+        ([_line(0, 1001, TOP), _line(0, 1001, BOTTOM)], 2, "frame 0: obj_id 1001 appears twice (line 1 and line 2)"),
+        ([_line(0, 1001, TOP), _line(0, 3001, BOTTOM)], 2, "class_id 3 is not one of the known classes [1, 2, 10]"),
+    ],
+)  # fmt: skip
+def test_inconsistent_frames_rejected(tmp_path: Path, lines: list[str], line: int, reason: str) -> None:
+    path = tmp_path / "0000.txt"
+    path.write_text("".join(lines))
+    with pytest.raises(FormatError) as err:
+        read_instances_txt(path)
+    assert err.value.line == line and str(path) in str(err.value) and reason in str(err.value)
+
+
+def test_known_image_size_and_classes_are_parameters(tmp_path: Path) -> None:
+    path = tmp_path / "0000.txt"
+    path.write_text(_line(0, 1001, TOP) + _line(0, 3001, BOTTOM) + _line(1, 3001, BOTTOM))
+    records = read_instances_txt(path, image_size=(6, 8), classes={1, 3})
+    assert [r.class_id for r in records] == [1, 3, 3]
+    with pytest.raises(FormatError, match=r"0000.txt:1: RLE size 6x8 disagrees with the image size 8x6"):
+        read_instances_txt(path, image_size=(8, 6), classes={1, 3})
+    with pytest.raises(FormatError, match=r"0000.txt:1: class_id 1 is not one of the known classes \[3\]"):
+        read_instances_txt(path, classes=[3])
+    # several ignore regions in a frame are fine (evaluators merge them), disjoint as ever
+    centre = _mask(slice(2, 4), slice(2, 4))  # touches neither TOP nor BOTTOM
+    path.write_text(_line(0, IGNORE_ID, TOP) + _line(0, IGNORE_ID, BOTTOM) + _line(0, 2001, centre))
+    assert [r.obj_id for r in read_instances_txt(path)] == [IGNORE_ID, IGNORE_ID, 2001]
+    archive = tmp_path / "preds.zip"
+    with zipfile.ZipFile(archive, "w") as handle:
+        handle.write(path, "0000.txt")
+        handle.writestr("0001.txt", _line(0, 1, TOP, class_id=1))
+    assert set(read_instances_zip(archive, image_sizes={"0000": (6, 8)})) == {"0000", "0001"}
+    with pytest.raises(FormatError, match=r"preds.zip:0001.txt:1: RLE size 6x8 disagrees"):
+        read_instances_zip(archive, image_sizes={"0001": (375, 1242)})
+
+
+def test_check_frame_and_find_overlap_in_memory() -> None:
+    records = [mask_record(2, 2001, TOP), mask_record(2, 2002, BOTTOM), mask_record(2, 2003, MIDDLE)]
+    assert find_overlap(records) == (0, 2)
+    assert find_overlap(records[:2]) is None and find_overlap(records[:1]) is None
+    with pytest.raises(FormatError) as err:
+        check_frame(records, where="seq prediction")
+    assert (
+        str(err.value)
+        == ("seq prediction: frame 2: masks overlap (record 0 obj_id 2001 and record 2 obj_id 2003)")
+        and err.value.line is None
+    )
+    check_frame(records[:2])
+
+
+def test_mots20_frames_have_no_overlap_by_the_fast_path(shared_data: Path) -> None:
+    groups = group_by_frame(read_instances_txt(shared_data / MOTS20_GT, image_size=(480, 640)))
+    frame = next(recs for recs in groups.values() if len(recs) > 5)
+    assert find_overlap(frame) is None
+    # the same masks, one moved onto another: found and named
+    moved = dataclasses.replace(frame[1], rle=frame[0].rle, obj_id=2999)
+    assert find_overlap([*frame, moved]) == (0, len(frame))

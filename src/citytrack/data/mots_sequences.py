@@ -5,7 +5,8 @@ One index for the segmenter's and the association head's datamodules and for
 ground truth are:
 
 - KITTI MOTS: `ROOT/image_02/SEQ/FRAME.png` with `ROOT/instances_txt/SEQ.txt` (or
-  `ROOT/instances/SEQ/FRAME.png`); frames are 0-based file names. The synthetic world's
+  `ROOT/instances/SEQ/FRAME.png`), the labels also found one level up as the KITTI MOTS download
+  keeps them (`training/image_02/` beside `instances_txt/`); frames are 0-based file names. The synthetic world's
   `layout=kitti_mots` writes exactly this under `DIR/<split>/`.
 - MOTS20: `ROOT/MOTS20-XX/img1/FRAME.jpg` with `ROOT/MOTS20-XX/gt/gt.txt`; frames 1-based.
 
@@ -107,9 +108,14 @@ def _frames_of(folder: Path) -> tuple[list[Path], list[int]]:
 
 def _kitti_sequence(split_dir: Path, seq_dir: Path) -> MotsSequence:
     images, frames = _frames_of(seq_dir)
-    txt = split_dir / "instances_txt" / f"{seq_dir.name}.txt"
-    pngs = split_dir / "instances" / seq_dir.name
-    labels = txt if txt.is_file() else pngs if pngs.is_dir() else None
+    labels = None
+    # the split folder (our layout), then its parent: the KITTI MOTS download keeps instances_txt/ and
+    # instances/ beside training/ and testing/
+    for base in (split_dir, split_dir.parent):
+        txt, pngs = base / "instances_txt" / f"{seq_dir.name}.txt", base / "instances" / seq_dir.name
+        labels = txt if txt.is_file() else pngs if pngs.is_dir() else None
+        if labels is not None:
+            break
     return MotsSequence(seq_dir.name, images, frames, labels)
 
 

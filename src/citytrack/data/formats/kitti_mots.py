@@ -5,6 +5,11 @@
 compressed RLE string, `obj_id = class_id * 1000 + instance` and `obj_id 10000`
 (class 10) is an ignore region. `instances/*.png` store the same ids as a 16-bit map,
 0 background.
+
+Reading rejects, as `FormatError` naming the file and line, what mots_tools asserts and
+TrackEval raises on later: masks of one frame that overlap, one frame with two image sizes,
+an obj_id twice in a frame (ignore regions excepted: evaluators merge them into one), a
+class outside the known set, and an RLE of another size than the image when it is known.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import io
 import os
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -30,6 +35,8 @@ IGNORE_ID = 10000
 IGNORE_CLASS = 10
 CAR_CLASS = 1
 PEDESTRIAN_CLASS = 2
+KNOWN_CLASSES: frozenset[int] = frozenset({CAR_CLASS, PEDESTRIAN_CLASS, IGNORE_CLASS})
+"""The class ids of KITTI MOTS and MOTS20 (car, pedestrian, ignore region)."""
 
 
 @dataclass(frozen=True)
@@ -85,14 +92,23 @@ def _parse_int(where: str, value: str, what: str, line: int) -> int:
         raise FormatError(where, f"{what} {value!r} is not an integer", line) from None
 
 
-def read_instances_txt(source: PathLike | IO[Any], name: str | None = None) -> list[MotsRecord]:
+def read_instances_txt(
+    source: PathLike | IO[Any],
+    name: str | None = None,
+    image_size: tuple[int, int] | None = None,
+    classes: Collection[int] = KNOWN_CLASSES,
+) -> list[MotsRecord]:
     """Read an `instances_txt` / MOTS20 `gt.txt` from a path or an open (text or binary) file.
 
     `name` is used in error messages (e.g. `archive.zip:0001.txt` for a zip member). Each RLE's
     run lengths must sum to height*width (pycocotools would decode a short one to garbage).
+    `image_size` `(height, width)`, when the caller knows it, must be every line's size;
+    `classes` is the set of accepted class ids. Frames are checked as `check_frame` does.
     """
     where = _source_name(source, name)
+    known = frozenset(int(c) for c in classes)
     records: list[MotsRecord] = []
+    lines: list[int] = []
     for number, raw in enumerate(_read_text(source, where).splitlines(), start=1):
         fields = raw.split()
         if not fields:
@@ -112,18 +128,42 @@ def read_instances_txt(source: PathLike | IO[Any], name: str | None = None) -> l
             raise FormatError(where, f"frame {frame} is negative", number)
         if obj_id < 0 or class_id < 0:
             raise FormatError(where, "obj_id and class_id must be non-negative", number)
+        if class_id not in known:
+            raise FormatError(
+                where, f"class_id {class_id} is not one of the known classes {sorted(known)}", number
+            )
         if height <= 0 or width <= 0:
             raise FormatError(where, f"image size {height}x{width} must be positive", number)
+        if image_size is not None and (height, width) != tuple(image_size):
+            raise FormatError(
+                where,
+                f"RLE size {height}x{width} disagrees with the image size {image_size[0]}x{image_size[1]}",
+                number,
+            )
         if any(not (48 <= ord(c) < 48 + 64) for c in rle):
             raise FormatError(where, "rle has characters outside the pycocotools alphabet", number)
         record = MotsRecord(frame, obj_id, class_id, height, width, rle)
         _check_rle(record, where, number)  # runs must cover height*width: named here, not at decode time
         records.append(record)
+        lines.append(number)
+    by_frame: dict[int, list[int]] = {}
+    for index, record in enumerate(records):
+        by_frame.setdefault(record.frame, []).append(index)
+    for indices in by_frame.values():
+        check_frame([records[i] for i in indices], where, [lines[i] for i in indices])
     return records
 
 
-def read_instances_zip(zip_path: PathLike) -> dict[str, list[MotsRecord]]:
-    """Read every `*.txt` member of a zip of `instances_txt` files, keyed by sequence (member stem)."""
+def read_instances_zip(
+    zip_path: PathLike,
+    image_sizes: Mapping[str, tuple[int, int]] | None = None,
+    classes: Collection[int] = KNOWN_CLASSES,
+) -> dict[str, list[MotsRecord]]:
+    """Read every `*.txt` member of a zip of `instances_txt` files, keyed by sequence (member stem).
+
+    `image_sizes` maps a sequence to its `(height, width)` where known (sequences differ in size).
+    """
+    image_sizes = image_sizes or {}
     out: dict[str, list[MotsRecord]] = {}
     try:
         archive = zipfile.ZipFile(zip_path)
@@ -133,8 +173,75 @@ def read_instances_zip(zip_path: PathLike) -> dict[str, list[MotsRecord]]:
         for member in sorted(archive.namelist()):
             if member.endswith(".txt"):
                 with archive.open(member) as handle:
-                    out[Path(member).stem] = read_instances_txt(handle, name=f"{zip_path}:{member}")
+                    out[Path(member).stem] = read_instances_txt(
+                        handle,
+                        name=f"{zip_path}:{member}",
+                        image_size=image_sizes.get(Path(member).stem),
+                        classes=classes,
+                    )
     return out
+
+
+def find_overlap(records: Sequence[MotsRecord]) -> tuple[int, int] | None:
+    """Indices `(i, j)`, `i < j`, of the first two masks that share a pixel, or None.
+
+    Cheap when nothing overlaps (the usual case): the union's area equals the sum of the
+    areas. Only when it does not are the masks decoded to name the pair.
+    """
+    if len(records) < 2:
+        return None
+    rles = [r.coco_rle() for r in records]
+    union = mask_utils.merge(rles, intersect=False)
+    if int(mask_utils.area(union)) == int(mask_areas(records).sum()):
+        return None
+    masks = decode_masks(records)
+    owner = np.full(masks.shape[1:], -1, dtype=np.int64)
+    for j, mask in enumerate(masks):
+        taken = owner[mask]
+        taken = taken[taken >= 0]
+        if taken.size:
+            return int(taken.min()), j
+        owner[mask] = j
+    raise AssertionError("mask areas disagree with their union but no two masks share a pixel")
+
+
+def check_frame(
+    records: Sequence[MotsRecord], where: str = "<records>", lines: Sequence[int] | None = None
+) -> None:
+    """Raise `FormatError` unless the records of one frame share an image size, have distinct
+    obj_ids (ignore regions may repeat) and do not overlap: what every MOTS evaluator assumes.
+
+    `lines` (1-based, parallel to `records`) are named in the error; without them, list positions.
+    """
+    labels = (
+        [f"line {n}" for n in lines] if lines is not None else [f"record {i}" for i in range(len(records))]
+    )
+
+    def fail(j: int, message: str) -> FormatError:
+        return FormatError(
+            where, f"frame {records[j].frame}: {message}", lines[j] if lines is not None else None
+        )
+
+    first_of_id: dict[int, int] = {}
+    for j, record in enumerate(records):
+        if (record.height, record.width) != (records[0].height, records[0].width):
+            raise fail(
+                j,
+                f"image size {record.height}x{record.width} disagrees with {labels[0]} "
+                f"({records[0].height}x{records[0].width})",
+            )
+        if record.class_id == IGNORE_CLASS:
+            continue
+        i = first_of_id.setdefault(record.obj_id, j)
+        if i != j:
+            raise fail(j, f"obj_id {record.obj_id} appears twice ({labels[i]} and {labels[j]})")
+    pair = find_overlap(records)
+    if pair is not None:
+        i, j = pair
+        raise fail(
+            j,
+            f"masks overlap ({labels[i]} obj_id {records[i].obj_id} and {labels[j]} obj_id {records[j].obj_id})",
+        )
 
 
 def write_instances_txt(path: PathLike, records: Iterable[MotsRecord]) -> None:
@@ -179,7 +286,9 @@ def _check_rle(record: MotsRecord, where: str = "<records>", line: int | None = 
     except ValueError as err:
         raise FormatError(where, f"frame {record.frame} obj {record.obj_id}: {err}", line) from None
     if np.any(runs < 0):
-        raise FormatError(where, f"frame {record.frame} obj {record.obj_id}: RLE has a negative run length", line)
+        raise FormatError(
+            where, f"frame {record.frame} obj {record.obj_id}: RLE has a negative run length", line
+        )
     if int(runs.sum()) != record.height * record.width:
         raise FormatError(
             where,
