@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from citytrack.data.detection_datamodule import augment_batch, photometric_augment
+from citytrack.data.detection_augment import augment_batch, photometric_augment
 from citytrack.data.detection_datasets import DetectionDataset, FrameRecord
 from citytrack.models.detector.losses import YoloxLoss
 from citytrack.models.detector.module import (
@@ -183,7 +183,7 @@ def test_ema_is_the_eval_net_and_the_small_checkpoint_round_trips(tmp_path: Path
 
 
 def test_distractor_bars_avoid_the_boxes() -> None:
-    from citytrack.data.detection_datamodule import paint_distractors
+    from citytrack.data.detection_augment import paint_distractors
 
     images, targets = _painted_batch()
     gen = torch.Generator().manual_seed(0)

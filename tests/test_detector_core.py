@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from citytrack.data.detection_datamodule import augment_batch
+from citytrack.data.detection_augment import augment_batch
 from citytrack.data.detection_datasets import DetectionDataset, FrameRecord, collate_detection
 from citytrack.data.formats.errors import FormatError
 from citytrack.data.formats.mot import read_mot

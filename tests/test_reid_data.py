@@ -12,13 +12,9 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from citytrack.data.formats.errors import FormatError
-from citytrack.data.reid_datamodule import (
-    ReIDDataModule,
-    ReIDImageDataset,
-    box_visibility,
-    extract_aic24_reid_crops,
-    scan_folder,
-)
+from citytrack.data.formats.reid import scan_folder
+from citytrack.data.reid_crops import box_visibility, extract_aic24_reid_crops
+from citytrack.data.reid_datamodule import ReIDDataModule, ReIDImageDataset
 from citytrack.data.video import AtomicVideoWriter
 from citytrack.models.reid.backbones import ReIDNet
 from citytrack.models.reid.module import ReIDModule, warmup_cosine
@@ -87,7 +83,7 @@ def test_box_visibility_occlusion_and_border() -> None:
 
 @pytest.mark.slow
 def test_crops_cut_from_synthetic_scene(tmp_path: Path) -> None:
-    from citytrack.data.reid_datamodule import scene_dirs_of
+    from citytrack.data.reid_crops import scene_dirs_of
     from citytrack.data.synth import ensure_synthetic_dataset
 
     ds = ensure_synthetic_dataset(tmp_path / "world", seed=3, cameras=2, people=6, frames=20, width=320,

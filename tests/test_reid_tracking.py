@@ -9,13 +9,13 @@ so crops, colour order, input size and the gallery are all exercised) keeps the 
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from citytrack.bench import reid_tracking
 from citytrack.data.synth.render import CameraRenderer, PoseCache
 from citytrack.data.synth.world import SceneSpec, build_world
 from citytrack.models.reid.extractor import FeatureExtractor
@@ -106,8 +106,6 @@ def test_embeddings_separate_the_two_people(people, extractor) -> None:
 
 
 # ---------------------------------------------------------------------------- benchmark helpers
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import reid_tracking
 
 
 def test_make_detections_visibility_floor_keeps_the_random_draws() -> None:

@@ -36,3 +36,10 @@ def test_metric_value_reads_tensors_and_names_missing_metric() -> None:
 def test_train_without_experiment_says_what_to_run() -> None:
     with pytest.raises(ValueError, match="experiment=reid_synthetic"):
         train(OmegaConf.create({"data": None, "model": None}))
+
+
+def test_metric_value_follows_dotted_paths_into_nested_results() -> None:
+    result = {"sequences": ["a"], "metrics": {"OVERALL": {"HOTA": 51.5}}}  # the MOT runner's return value
+    assert metric_value(result, "metrics.OVERALL.HOTA") == pytest.approx(51.5)
+    with pytest.raises(KeyError, match="metrics.OVERALL.IDF1"):
+        metric_value(result, "metrics.OVERALL.IDF1")

@@ -23,9 +23,8 @@ from citytrack.data.scenes import load_scene
 from citytrack.data.video import read_frames
 from citytrack.inference import run_task
 from citytrack.utils.io import atomic_path
+from citytrack.utils.paths import config_dir, project_root
 from citytrack.visualize import scene_snapshot
-
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 def snapshot(scene_dir: Path, rows: np.ndarray, out: Path, n_frames: int = 3) -> Path:
@@ -50,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of conf/infer.yaml, e.g. multicam=offline")
     args = parser.parse_args(argv)
     out = Path(args.out).resolve()
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3", job_name="demo"):
-        cfg = compose("infer", overrides=[f"out={out}", f"paths.root_dir={CONF_DIR.parent}", *args.overrides])
+    with initialize_config_dir(str(config_dir()), version_base="1.3", job_name="demo"):
+        cfg = compose("infer", overrides=[f"out={out}", f"paths.root_dir={project_root()}", *args.overrides])
     metrics = run_task(cfg)
     import json
 
@@ -68,4 +67,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from citytrack.utils.cli import run_cli
+
+    sys.exit(run_cli(main))  # user errors as one `error:` line; --debug for the traceback

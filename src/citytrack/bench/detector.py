@@ -15,15 +15,12 @@ import time
 import numpy as np
 import torch
 
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+from citytrack.utils.device import resolve_device, synchronize
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m citytrack.bench detector")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     parser.add_argument("--backbone", default="resnet18")
     parser.add_argument("--neck-channels", type=int, default=96)
     parser.add_argument("--batch", type=int, default=8)
@@ -34,11 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ckpt", default=None, help="benchmark a trained checkpoint instead of a fresh net")
     args = parser.parse_args(argv)
 
-    from citytrack.data.detection_datamodule import augment_batch
+    from citytrack.data.detection_augment import augment_batch
     from citytrack.models.detector.module import DetectorModule, load_detector
     from citytrack.models.detector.net import YoloxNet
 
-    device = torch.device(args.device)
+    device = resolve_device(args.device)
     torch.manual_seed(0)
     if args.ckpt:
         module = load_detector(args.ckpt, map_location=device)
@@ -74,11 +71,11 @@ def main(argv: list[str] | None = None) -> int:
 
     for _ in range(args.warmup):
         train_step()
-    _sync(device)
+    synchronize(device)
     t0 = time.perf_counter()
     for _ in range(args.steps):
         train_step()
-    _sync(device)
+    synchronize(device)
     train_ips = args.batch * args.steps / (time.perf_counter() - t0)
 
     fw, fh = (int(v) for v in args.frame_size.lower().split("x"))
@@ -86,11 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     module.eval()
     for _ in range(args.warmup):
         module.predict_frames(frames, batch_size=args.batch, img_size=s)
-    _sync(device)
+    synchronize(device)
     t0 = time.perf_counter()
     for _ in range(args.steps):
         module.predict_frames(frames, batch_size=args.batch, img_size=s)
-    _sync(device)
+    synchronize(device)
     infer_ips = args.batch * args.steps / (time.perf_counter() - t0)
     print(
         json.dumps(

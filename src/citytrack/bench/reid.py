@@ -25,13 +25,8 @@ from citytrack.models.reid.augment import ReIDAugment
 from citytrack.models.reid.backbones import ReIDNet
 from citytrack.models.reid.extractor import FeatureExtractor
 from citytrack.models.reid.module import ReIDModule
-from citytrack.utils.device import resolve_device
+from citytrack.utils.device import resolve_device, synchronize
 from citytrack.utils.io import atomic_open
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def bench_training(backbone: str, height: int, width: int, p: int, k: int, steps: int, warmup: int,
@@ -49,7 +44,7 @@ def bench_training(backbone: str, height: int, width: int, p: int, k: int, steps
     module.train()
     elapsed = 0.0
     for step in range(warmup + steps):
-        _sync(device)
+        synchronize(device)
         t0 = time.perf_counter()
         x = aug(images.float().div(255.0))
         if device.type == "cuda":
@@ -59,7 +54,7 @@ def bench_training(backbone: str, height: int, width: int, p: int, k: int, steps
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        _sync(device)
+        synchronize(device)
         if step >= warmup:
             elapsed += time.perf_counter() - t0
     return steps * p * k / elapsed
@@ -76,10 +71,10 @@ def bench_extraction(backbone: str, height: int, width: int, frames: int, boxes:
     bxs = [np.concatenate([xy[i], wh[i]], axis=1).astype(np.float32) for i in range(frames)]
     for _ in range(warmup):
         ext(imgs[:1], bxs[:1])
-    _sync(device)
+    synchronize(device)
     t0 = time.perf_counter()
     ext(imgs, bxs)
-    _sync(device)
+    synchronize(device)
     return frames * boxes / (time.perf_counter() - t0)
 
 

@@ -47,8 +47,9 @@ from typing import Any
 import numpy as np
 
 from citytrack.utils.io import atomic_open
+from citytrack.utils.paths import config_dir
 
-CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
+CONF_DIR = config_dir()
 SCENE = {"seed": 4040, "split": "bench", "scenes": 1, "cameras": 4, "people": 14, "frames": 100, "fps": 10,
          "width": 640, "height": 360}
 """The benchmark scene (`ensure_synthetic_dataset` arguments); `--cameras` ... `--people` change it."""
@@ -101,19 +102,14 @@ def _variant(pipeline: Any, **attrs: Any) -> Any:
     return out
 
 
-def _sync(device: Any) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def time_run(pipeline: Any, scene: Any) -> Round:
     """One `pipeline.run(scene)`, wall clock and process CPU time around it."""
-    _sync(pipeline.device)
+    from citytrack.utils.device import synchronize  # torch only once a pipeline runs
+
+    synchronize(pipeline.device)
     t0, c0 = time.perf_counter(), time.process_time()
     run = pipeline.run(scene)
-    _sync(pipeline.device)
+    synchronize(pipeline.device)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     return Round(wall, cpu, dict(run.seconds), run.camera_frames, run.frames, run.table)
 

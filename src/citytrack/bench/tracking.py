@@ -50,6 +50,7 @@ import numpy as np
 from citytrack.data.formats.mot import load_sequence
 from citytrack.eval.mot_metrics import evaluate_sequences, format_table
 from citytrack.utils.io import atomic_open
+from citytrack.utils.paths import config_dir
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "mot15-sort6": tuple(
@@ -377,7 +378,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--groups", nargs="+", default=list(GROUPS), help=f"any of {', '.join(GROUPS)}")
     p.add_argument("--repeat", type=int, default=1, help="track each sequence N times; FPS from the fastest")
     p.add_argument("--data", type=Path, default=Path("../shared/data"), help="folder holding mot15/ and mot17/")
-    p.add_argument("--conf-dir", type=Path, default=Path("conf"), help="Hydra config tree with tracker/<name>.yaml")
+    p.add_argument("--conf-dir", type=Path, default=config_dir(), help="Hydra config tree with tracker/<name>.yaml")
     p.add_argument("--out", type=Path, action="append", default=[], help="results .json or .md (repeatable)")
     p.add_argument("--per-sequence", action="store_true", help="also print each tracker's per-sequence table")
     args = p.parse_args(list(argv))

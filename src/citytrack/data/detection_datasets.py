@@ -41,8 +41,6 @@ log = logging.getLogger(__name__)
 PathLike = str | os.PathLike[str]
 IGNORE = -2
 PAD = -1
-MOT_PEDESTRIAN = 1
-MOT_IGNORE_CLASSES = (2, 7, 8, 12)  # person on vehicle, static person, distractor, reflection
 
 
 @dataclass
@@ -117,7 +115,16 @@ def mot_sequence_records(
     seq_dir: PathLike, stride: int = 1, max_frames: int | None = None, min_visibility: float = 0.25, class_index: int = 0
 ) -> list[FrameRecord]:
     """Frames of a MOTChallenge sequence folder (images in img1/) with their gt boxes."""
-    from citytrack.data.formats.mot import CLS, CONF, FRAME, VIS, has_class_info, load_sequence
+    from citytrack.data.formats.mot import (
+        CLS,
+        CONF,
+        DISTRACTOR_CLASSES,
+        FRAME,
+        PEDESTRIAN,
+        VIS,
+        has_class_info,
+        load_sequence,
+    )
 
     seq = load_sequence(seq_dir)
     if seq.gt is None:
@@ -126,9 +133,9 @@ def mot_sequence_records(
     if has_class_info(gt):
         # the distractor classes carry consider-flag 0 in MOT16/17/20: they must become ignore
         # regions before any conf filtering, or real people would be trained as background
-        pedestrian = gt[:, CLS] == MOT_PEDESTRIAN
+        pedestrian = gt[:, CLS] == PEDESTRIAN
         ignore = (
-            np.isin(gt[:, CLS], MOT_IGNORE_CLASSES)
+            np.isin(gt[:, CLS], DISTRACTOR_CLASSES)
             | (pedestrian & (gt[:, CONF] <= 0))
             | (pedestrian & (gt[:, VIS] < min_visibility))
         )

@@ -110,15 +110,3 @@ def letterbox_batch(images: torch.Tensor, size: int | tuple[int, int]) -> tuple[
     pad_value = PAD_VALUE if images.dtype == torch.uint8 else PAD_VALUE / 255.0
     x = F.pad(x, (px, out_w - new_w - px, py, out_h - new_h - py), value=pad_value)
     return x, lb
-
-
-def xywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
-    out = np.asarray(boxes, dtype=np.float64).copy()
-    out[..., 2:4] += out[..., 0:2]
-    return out
-
-
-def xyxy_to_xywh(boxes: np.ndarray) -> np.ndarray:
-    out = np.asarray(boxes, dtype=np.float64).copy()
-    out[..., 2:4] -= out[..., 0:2]
-    return out

@@ -17,6 +17,8 @@ import torch
 from torchmetrics.detection import MeanAveragePrecision
 from torchvision.ops import box_iou
 
+from citytrack.utils.boxes import xywh_to_xyxy
+
 TRACKER_THRESHOLDS: tuple[float, ...] = (0.1, 0.5, 0.6)
 
 
@@ -121,10 +123,8 @@ def mot_frames_to_coco(
             raise ValueError(f"frame {f}: detections must be (N, 5+) x, y, w, h, score; got {d.shape}")
         g = np.asarray(gt_by_frame.get(f, np.zeros((0, 4))), dtype=np.float64)
         g = g.reshape(-1, g.shape[-1] if g.size else 4)
-        db = d[:, :4].copy()
-        db[:, 2:] += db[:, :2]
-        gb = g[:, :4].copy()
-        gb[:, 2:] += gb[:, :2]
+        db = xywh_to_xyxy(d[:, :4])
+        gb = xywh_to_xyxy(g[:, :4])
         preds.append(
             {"boxes": torch.as_tensor(db), "scores": torch.as_tensor(d[:, 4]), "labels": torch.zeros(len(d), dtype=torch.long)}
         )

@@ -62,21 +62,28 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
+from citytrack.data.formats.mot import (  # re-exported: the MOTChallenge classes the metrics use
+    CLS,
+    CONF,
+    DISTRACTOR_CLASSES,
+    FRAME,
+    ID,
+    PEDESTRIAN,
+    VALID_CLASSES,
+    H,
+    W,
+    X,
+)
 from citytrack.eval.hota import HotaResult, combine_hota, hota_sequence
+from citytrack.utils.boxes import xywh_to_xyxy
 
 DistractorHandling = Literal["auto", "mot17", "mot15", "none"]
 _MODES = ("auto", "mot17", "mot15", "none")
 
-PEDESTRIAN = 1
-DISTRACTOR_CLASSES: tuple[int, ...] = (2, 7, 8, 12)
-"""person_on_vehicle, static_person, distractor, reflection (TrackEval, MOT17)."""
-VALID_CLASSES: tuple[int, ...] = tuple(range(1, 14))
-"""MOTChallenge class ids: 1 pedestrian ... 12 reflection, 13 crowd."""
 DISTRACTOR_IOU = 0.5
 """IoU at which a prediction is matched to a distractor box (fixed, as in TrackEval)."""
 
 _EPS = np.finfo("float").eps
-FRAME, ID, X, Y, W, H, CONF, CLS = range(8)
 
 METRIC_KEYS: tuple[str, ...] = (
     "HOTA", "DetA", "AssA", "LocA", "DetRe", "DetPr", "AssRe", "AssPr",
@@ -102,8 +109,7 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """
     a = np.asarray(a, dtype=float).reshape(-1, 4)
     b = np.asarray(b, dtype=float).reshape(-1, 4)
-    a1 = np.concatenate([a[:, :2], a[:, :2] + a[:, 2:4]], axis=1)
-    b1 = np.concatenate([b[:, :2], b[:, :2] + b[:, 2:4]], axis=1)
+    a1, b1 = xywh_to_xyxy(a), xywh_to_xyxy(b)
     lo = np.minimum(a1[:, None, :], b1[None, :, :])
     hi = np.maximum(a1[:, None, :], b1[None, :, :])
     inter = np.maximum(lo[..., 2] - hi[..., 0], 0) * np.maximum(lo[..., 3] - hi[..., 1], 0)

@@ -87,12 +87,33 @@ def _equilibrate(H: np.ndarray) -> np.ndarray:
     return H / np.where((n := np.linalg.norm(H, axis=-1, keepdims=True)) > 0, n, 1.0)
 
 
+# smallest singular value, relative to the largest, of the equilibrated H that still counts as invertible
+_SINGULAR_RTOL = 1e-12
+
+
+def _homography_singular_values(H: np.ndarray) -> np.ndarray:
+    return np.linalg.svd(_equilibrate(H), compute_uv=False)
+
+
+def is_singular_homography(H: np.ndarray) -> bool:
+    """The one singularity test of a ground homography: the AI City readers reject a file and
+    `CameraCalibration` raises on exactly the same matrices (also `invert_homographies`).
+
+    Scale-invariant: the smallest singular value of the equilibrated `H` (see `_equilibrate`)
+    at most `1e-12` times the largest; non-finite matrices count as singular.
+    """
+    H = np.asarray(H, dtype=np.float64)
+    if not np.isfinite(H).all():
+        return True
+    s = _homography_singular_values(H)
+    return bool(not s[0] > 0 or s[-1] <= _SINGULAR_RTOL * s[0])
+
+
 def _check_invertible(H: np.ndarray, what: str) -> np.ndarray:
-    s = np.linalg.svd(_equilibrate(H), compute_uv=False)
-    if not s[0] > 0 or s[-1] <= 1e-12 * s[0]:
+    if is_singular_homography(H):
         raise CalibrationError(
-            f"{what} is singular (singular values {s.tolist()}): the camera centre lies on the ground plane "
-            "or the matrix is broken"
+            f"{what} is singular (singular values {_homography_singular_values(H).tolist()}): the camera "
+            "centre lies on the ground plane or the matrix is broken"
         )
     return np.linalg.inv(H)
 
@@ -318,13 +339,9 @@ def invert_homographies(H: Tensor) -> Tensor:
     """`(C, 3, 3)` inverses; raises `CalibrationError` naming the first singular camera."""
     import torch
 
-    Hd = H.detach().double()  # equilibrated as in `_equilibrate`: units alone do not make H singular
-    Hd = Hd / Hd.norm(dim=-2, keepdim=True).clamp_min(torch.finfo(Hd.dtype).tiny)
-    Hd = Hd / Hd.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(Hd.dtype).tiny)
-    s = torch.linalg.svdvals(Hd)
-    bad = ~(s[:, 0] > 0) | (s[:, -1] <= 1e-12 * s[:, 0])
-    if bool(bad.any()):
-        raise CalibrationError(f"homography of camera index {int(bad.nonzero()[0])} is singular")
+    bad = [i for i, h in enumerate(H.detach().double().cpu().numpy()) if is_singular_homography(h)]
+    if bad:
+        raise CalibrationError(f"homography of camera index {bad[0]} is singular")
     return torch.linalg.inv(H)
 
 

@@ -42,7 +42,7 @@ from citytrack.multicam.tracks import (
     empty_table,
 )
 from citytrack.tracking.base import Tracker
-from citytrack.utils.device import resolve_device
+from citytrack.utils.device import resolve_device, synchronize
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +122,8 @@ class ScenePipeline:
         def stage(name: str):  # type: ignore[no-untyped-def]
             t0 = time.perf_counter()
             yield
-            if self.sync_timing and self.device.type == "cuda":
-                torch.cuda.synchronize(self.device)
+            if self.sync_timing:
+                synchronize(self.device)
             seconds[name] += time.perf_counter() - t0
 
         self.detector.reset(scene)

@@ -16,13 +16,13 @@ detections, so the motion model stays in step. `reset()` starts a new sequence.
 from __future__ import annotations
 
 import logging
-
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from citytrack.tracking.kalman import BatchedKalmanFilter
 from citytrack.tracking.track import TrackSet
 
 log = logging.getLogger(__name__)
@@ -59,18 +59,21 @@ class Tracker(Protocol):
 class BaseTracker(ABC):
     """Input checks, id counter, embedder callback and output packing shared by all trackers.
 
-    Subclasses implement `_step(boxes, scores, embeddings, image) -> rows` where `rows`
-    indexes `self.tracks` in output order.
+    Subclasses pass their Kalman filter (the motion model is a dependency, not a hook) and
+    implement `_step(boxes, scores, embeddings, image) -> rows` where `rows` indexes
+    `self.tracks` in output order.
     """
 
-    def __init__(self, frame_rate: float = 30.0, embedder: Embedder | None = None) -> None:
+    def __init__(self, kf: BatchedKalmanFilter, frame_rate: float = 30.0, embedder: Embedder | None = None) -> None:
+        self.kf = kf
         self.frame_rate = float(frame_rate)
         self.embedder = embedder
         self.tracks = self._make_tracks()
         self.reset()
 
-    @abstractmethod
-    def _make_tracks(self) -> TrackSet: ...
+    def _make_tracks(self) -> TrackSet:
+        """Track storage sized for the Kalman state (DeepSORT adds an appearance gallery)."""
+        return TrackSet(self.kf.ndim_x)
 
     def reset(self, frame_rate: float | None = None) -> None:
         """Forget every track and restart ids at 1 (new sequence); optionally set its frame rate."""
@@ -145,7 +148,7 @@ class BaseTracker(ABC):
     def _boxes(self, rows: np.ndarray | None = None) -> np.ndarray:
         """Current `(x, y, w, h)` boxes of the given rows (all rows when None)."""
         mean = self.tracks.mean if rows is None else self.tracks.mean[rows]
-        return self.kf.states_to_boxes(mean)  # type: ignore[attr-defined]
+        return self.kf.states_to_boxes(mean)
 
     def _pack(self, rows: np.ndarray) -> np.ndarray:
         t = self.tracks

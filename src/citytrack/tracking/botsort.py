@@ -23,8 +23,8 @@ import numpy as np
 from citytrack.tracking.base import Embedder
 from citytrack.tracking.bytetrack import ByteTrack
 from citytrack.tracking.cmc import CameraMotionCompensation
-from citytrack.tracking.kalman import BatchedKalmanFilter, XywhKalman
-from citytrack.tracking.matching import embedding_distance
+from citytrack.tracking.kalman import XywhKalman
+from citytrack.tracking.matching import embedding_distance, fuse_score, iou_distance_xyxy
 
 
 class BotSort(ByteTrack):
@@ -43,9 +43,12 @@ class BotSort(ByteTrack):
         ema_alpha: weight of the old embedding in the track's moving average.
         appearance_for_unconfirmed: use the fused cost for unconfirmed tracks too (AIC23 variant).
         cmc: camera-motion compensation (`CameraMotionCompensation` or None for off).
-    """
 
-    _lost_velocity_dims = (6, 7)
+    `update` runs ByteTrack's seven steps (the shared step methods of `ByteTrack`); what
+    BoT-SORT changes is written out in `_step`: the `(x, y, w, h)` Kalman filter, embeddings
+    of the high-score boxes, camera-motion compensation after the prediction, and the
+    IoU/appearance cost of the first association.
+    """
 
     def __init__(
         self,
@@ -93,20 +96,56 @@ class BotSort(ByteTrack):
             output_unconfirmed=output_unconfirmed,
             frame_rate=frame_rate,
             embedder=embedder,
+            kalman=XywhKalman(),
         )
-
-    def _make_kalman(self) -> BatchedKalmanFilter:
-        return XywhKalman()
 
     def _on_reset(self) -> None:
         super()._on_reset()
         if self.cmc is not None:
             self.cmc.reset()
 
-    def _features(
+    def _step(
+        self, boxes: np.ndarray, scores: np.ndarray, embeddings: np.ndarray | None, image: np.ndarray | None
+    ) -> np.ndarray:
+        det_xyxy = self._begin_frame(boxes)
+
+        # 1. split detections by score; appearance of the high-score boxes (None: motion only)
+        high, low = self._split_by_score(scores)
+        feats = self._high_score_features(image, boxes, high, embeddings)
+
+        # 2. predict confirmed + lost tracks, then warp every track by the camera motion (CMC)
+        pool, unconfirmed = self._predict_pool()
+        self._compensate_camera_motion(image, boxes)
+        trk_xyxy = self.kf.states_to_xyxy(self.tracks.mean)
+
+        # 3. first association: pool vs high-score detections, min(fused IoU, gated appearance)
+        cost = self._fused_cost(pool, high, trk_xyxy, det_xyxy, scores, feats)
+        first, u_pool, left = self._associate(pool, high, cost, self.match_thresh)
+
+        # 4. second association (as ByteTrack): low-score detections, plain IoU, no appearance
+        second = self._second_association(pool[u_pool], low, trk_xyxy, det_xyxy)
+
+        # 5. unconfirmed tracks vs the high-score detections left (appearance too: AIC23 variant)
+        if self.appearance_for_unconfirmed:
+            cost = self._fused_cost(unconfirmed, left, trk_xyxy, det_xyxy, scores, feats)
+        else:
+            cost = self._motion_cost(trk_xyxy[unconfirmed], det_xyxy[left], scores[left])
+        third, u_unconfirmed, left = self._associate(unconfirmed, left, cost, self.unconfirmed_match_thresh)
+        self._apply_matches((first, second, third), boxes, scores)
+        if feats is not None:  # embedding EMA of tracks matched to high-score boxes (low ones carry none)
+            rows = np.concatenate([first[0], third[0]])
+            self.tracks.set_features(rows, feats[np.concatenate([first[1], third[1]])], alpha=self.ema_alpha)
+
+        # 6. start tracks from confident unmatched detections, with their embeddings
+        self._start_tracks(left, boxes, scores, feats)
+
+        # 7. remove unmatched unconfirmed tracks, stale lost tracks and tracked/lost duplicates
+        return self._remove_tracks(u_unconfirmed)
+
+    def _high_score_features(
         self, image: np.ndarray | None, boxes: np.ndarray, high: np.ndarray, embeddings: np.ndarray | None
     ) -> np.ndarray | None:
-        """Embeddings for the high-score detections (given, or from the embedder callback)."""
+        """Embeddings indexed like `boxes`: the given ones, or the embedder's for the high-score boxes."""
         if embeddings is not None:
             return np.asarray(embeddings, dtype=np.float64)
         computed = self._embed(image, boxes[high], None)
@@ -115,9 +154,6 @@ class BotSort(ByteTrack):
         feats = np.zeros((len(boxes), computed.shape[1]))
         feats[high] = computed
         return feats
-
-    def _update_features(self, rows: np.ndarray, feats: np.ndarray) -> None:
-        self.tracks.set_features(rows, feats, alpha=self.ema_alpha)
 
     def _compensate_camera_motion(self, image: np.ndarray | None, boxes: np.ndarray) -> None:
         """Warp every track's predicted state by the frame-to-frame affine camera motion."""
@@ -143,28 +179,11 @@ class BotSort(ByteTrack):
         feats: np.ndarray | None,
     ) -> np.ndarray:
         """`min(d_iou, d_emb)` with appearance only for close pairs; fused IoU without embeddings."""
-        iou_d = 1.0 - self._iou(trk_xyxy[rows], det_xyxy[dets])
+        iou_d = iou_distance_xyxy(trk_xyxy[rows], det_xyxy[dets], self.iou_offset)
+        cost = fuse_score(iou_d, scores[dets]) if self.fuse_score else iou_d
         if feats is None or iou_d.size == 0:
-            return 1.0 - (1.0 - iou_d) * scores[dets] if self.fuse_score and iou_d.size else iou_d
-        far = iou_d > self.proximity_thresh
-        cost = 1.0 - (1.0 - iou_d) * scores[dets] if self.fuse_score else iou_d
-        t = self.tracks
-        known = np.any(t.feature[rows] != 0, axis=1)
-        emb_d = embedding_distance(t.feature[rows], feats[dets]) / 2.0
-        emb_d[(emb_d > self.appearance_thresh) | far | ~known[:, None]] = 1.0
+            return cost
+        known = np.any(self.tracks.feature[rows] != 0, axis=1)
+        emb_d = embedding_distance(self.tracks.feature[rows], feats[dets]) / 2.0
+        emb_d[(emb_d > self.appearance_thresh) | (iou_d > self.proximity_thresh) | ~known[:, None]] = 1.0
         return np.minimum(cost, emb_d)
-
-    _first_cost = _fused_cost  # the first association fuses IoU with appearance
-
-    def _unconfirmed_cost(
-        self,
-        rows: np.ndarray,
-        dets: np.ndarray,
-        trk_xyxy: np.ndarray,
-        det_xyxy: np.ndarray,
-        scores: np.ndarray,
-        feats: np.ndarray | None,
-    ) -> np.ndarray:
-        if self.appearance_for_unconfirmed:
-            return self._fused_cost(rows, dets, trk_xyxy, det_xyxy, scores, feats)
-        return self._motion_cost(trk_xyxy[rows], det_xyxy[dets], scores[dets])

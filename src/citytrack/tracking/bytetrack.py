@@ -45,11 +45,13 @@ import numpy as np
 
 from citytrack.tracking.base import BaseTracker, Embedder
 from citytrack.tracking.kalman import BatchedKalmanFilter, XyahKalman
-from citytrack.tracking.matching import iou_xyxy, linear_assignment
-from citytrack.tracking.track import TrackSet, TrackState
+from citytrack.tracking.matching import fuse_score, iou_distance_xyxy, linear_assignment
+from citytrack.tracking.track import TrackState
+from citytrack.utils.boxes import xywh_to_xyxy
 
 CONFIRMED, TENTATIVE, LOST = int(TrackState.CONFIRMED), int(TrackState.TENTATIVE), int(TrackState.LOST)
-_NO_ROWS = np.empty(0, dtype=np.int64)
+Matches = tuple[np.ndarray, np.ndarray]
+"""`(track rows, detection indices)` of one association stage."""
 
 
 class ByteTrack(BaseTracker):
@@ -73,6 +75,7 @@ class ByteTrack(BaseTracker):
             as the reference's list bookkeeping does (see the module docstring).
         output_unconfirmed: also report tracks born in this frame (BoT-SORT's reference
             reports every tracked track; ByteTrack's only activated ones).
+        kalman: the motion model (None: `XyahKalman`, the paper's `(x, y, a, h)` filter).
     """
 
     def __init__(
@@ -93,6 +96,7 @@ class ByteTrack(BaseTracker):
         output_unconfirmed: bool = False,
         frame_rate: float = 30.0,
         embedder: Embedder | None = None,
+        kalman: BatchedKalmanFilter | None = None,
     ) -> None:
         self.iou_offset = float(iou_offset)
         self.reference_removal = reference_removal
@@ -108,68 +112,112 @@ class ByteTrack(BaseTracker):
         self.duplicate_iou_dist = duplicate_iou_dist
         self.min_box_area = min_box_area
         self.aspect_ratio_thresh = aspect_ratio_thresh
-        self.kf = self._make_kalman()
-        super().__init__(frame_rate=frame_rate, embedder=embedder)
-
-    # -- construction hooks (BoT-SORT overrides) -------------------------------------
-    def _make_kalman(self) -> BatchedKalmanFilter:
-        return XyahKalman()
-
-    def _make_tracks(self) -> TrackSet:
-        return TrackSet(self.kf.ndim_x)
+        super().__init__(XyahKalman() if kalman is None else kalman, frame_rate=frame_rate, embedder=embedder)
 
     def _on_reset(self) -> None:
         self.max_time_lost = int(self.frame_rate / 30.0 * self.track_buffer)
 
-    #: Kalman velocity entries zeroed before predicting a lost track (ByteTrack: h velocity)
-    _lost_velocity_dims: tuple[int, ...] = (7,)
+    def _step(
+        self, boxes: np.ndarray, scores: np.ndarray, embeddings: np.ndarray | None, image: np.ndarray | None
+    ) -> np.ndarray:
+        det_xyxy = self._begin_frame(boxes)
 
-    # -- steps -----------------------------------------------------------------------
-    def _predict(self, rows: np.ndarray) -> None:
-        """Kalman-predict the given rows; tracks not currently tracked stop growing."""
+        # 1. split detections by score
+        high, low = self._split_by_score(scores)
+
+        # 2. predict confirmed + lost tracks (the pool); unconfirmed tracks keep their state
+        pool, unconfirmed = self._predict_pool()
+        trk_xyxy = self.kf.states_to_xyxy(self.tracks.mean)  # every track, as matched this frame
+
+        # 3. first association: pool vs high-score detections, IoU fused with the score
+        cost = self._motion_cost(trk_xyxy[pool], det_xyxy[high], scores[high])
+        first, u_pool, left = self._associate(pool, high, cost, self.match_thresh)
+
+        # 4. second association: pool tracks still tracked vs low-score detections, plain IoU
+        second = self._second_association(pool[u_pool], low, trk_xyxy, det_xyxy)
+
+        # 5. unconfirmed tracks vs the high-score detections left over
+        cost = self._motion_cost(trk_xyxy[unconfirmed], det_xyxy[left], scores[left])
+        third, u_unconfirmed, left = self._associate(unconfirmed, left, cost, self.unconfirmed_match_thresh)
+        self._apply_matches((first, second, third), boxes, scores)
+
+        # 6. start tracks from confident unmatched detections
+        self._start_tracks(left, boxes, scores)
+
+        # 7. remove unmatched unconfirmed tracks, stale lost tracks and tracked/lost duplicates
+        return self._remove_tracks(u_unconfirmed)
+
+    # -- the steps, shared with BoT-SORT ----------------------------------------------
+    def _begin_frame(self, boxes: np.ndarray) -> np.ndarray:
+        """A new frame: no track is matched yet and every track is one frame older; returns
+        the detections as corner boxes (converted once for every IoU of the frame)."""
         t = self.tracks
-        if len(rows) == 0:
-            return
-        whole = len(rows) == len(t)
-        mean = t.mean.copy() if whole else t.mean[rows]
-        cov = t.cov if whole else t.cov[rows]
-        not_tracked = t.state[rows] != CONFIRMED
+        if len(t):
+            t.det_index[:] = -1
+            t.age += 1
+            t.time_since_update += 1
+        return xywh_to_xyxy(boxes)
+
+    def _split_by_score(self, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Step 1: high `score > tau_high` and low `low_thresh < score < tau_high` detection indices."""
+        high = np.flatnonzero(scores > self.track_thresh)
+        low = np.flatnonzero((scores > self.low_thresh) & (scores < self.track_thresh))
+        return high, low
+
+    def _predict_pool(self) -> tuple[np.ndarray, np.ndarray]:
+        """Step 2: Kalman-predict the pool (confirmed + lost tracks); lost tracks stop growing.
+
+        Returns `(pool rows, unconfirmed rows)`; unconfirmed (one-frame) tracks are not predicted.
+        """
+        t = self.tracks
+        tentative = t.state == TENTATIVE
+        unconfirmed = np.flatnonzero(tentative)
+        pool = np.flatnonzero(~tentative)
+        if len(pool) == 0:
+            return pool, unconfirmed
+        whole = len(pool) == len(t)
+        mean = t.mean.copy() if whole else t.mean[pool]
+        cov = t.cov if whole else t.cov[pool]
+        not_tracked = t.state[pool] != CONFIRMED
         if not_tracked.any():
-            for dim in self._lost_velocity_dims:
+            for dim in self.kf.size_velocity_dims:
                 mean[not_tracked, dim] = 0.0
         mean, cov = self.kf.predict(mean, cov)
         if whole:
             t.mean, t.cov = mean, cov
         else:
-            t.mean[rows], t.cov[rows] = mean, cov
-
-    def _iou(self, a_xyxy: np.ndarray, b_xyxy: np.ndarray) -> np.ndarray:
-        return iou_xyxy(a_xyxy, b_xyxy, self.iou_offset)
+            t.mean[pool], t.cov[pool] = mean, cov
+        return pool, unconfirmed
 
     def _motion_cost(self, trk_xyxy: np.ndarray, det_xyxy: np.ndarray, det_scores: np.ndarray) -> np.ndarray:
-        """`1 - IoU`, or ByteTrack's score fusion `1 - IoU * score`."""
-        sim = self._iou(trk_xyxy, det_xyxy)
-        if self.fuse_score and sim.size:
-            sim *= det_scores
-        return 1.0 - sim
+        """`1 - IoU`, fused with the detection score when `fuse_score` (`1 - IoU * score`)."""
+        cost = iou_distance_xyxy(trk_xyxy, det_xyxy, self.iou_offset)
+        return fuse_score(cost, det_scores) if self.fuse_score else cost
 
-    def _first_cost(
-        self,
-        rows: np.ndarray,
-        dets: np.ndarray,
-        trk_xyxy: np.ndarray,
-        det_xyxy: np.ndarray,
-        scores: np.ndarray,
-        feats: np.ndarray | None,
-    ) -> np.ndarray:
-        """Cost of the first association (BoT-SORT adds appearance)."""
-        return self._motion_cost(trk_xyxy[rows], det_xyxy[dets], scores[dets])
+    @staticmethod
+    def _associate(
+        rows: np.ndarray, dets: np.ndarray, cost: np.ndarray, thresh: float
+    ) -> tuple[Matches, np.ndarray, np.ndarray]:
+        """Assign `rows` to `dets` under `thresh`: `((rows, dets) matched, rows left, dets left)`."""
+        m, u_rows, u_dets = linear_assignment(cost, thresh)
+        return (rows[m[:, 0]], dets[m[:, 1]]), rows[u_rows], dets[u_dets]
 
-    # one-frame (unconfirmed) tracks are matched with the same motion cost (BoT-SORT overrides both)
-    _unconfirmed_cost = _first_cost
+    def _second_association(
+        self, remaining: np.ndarray, low: np.ndarray, trk_xyxy: np.ndarray, det_xyxy: np.ndarray
+    ) -> Matches:
+        """Step 4: unmatched *tracked* tracks vs low-score boxes, plain IoU; the unmatched become lost."""
+        t = self.tracks
+        remaining = remaining[t.state[remaining] == CONFIRMED]
+        cost = iou_distance_xyxy(trk_xyxy[remaining], det_xyxy[low], self.iou_offset)
+        second, lost, _ = self._associate(remaining, low, cost, self.second_match_thresh)
+        t.state[lost] = LOST
+        return second
 
-    def _apply_matches(self, rows: np.ndarray, dets: np.ndarray, boxes: np.ndarray, scores: np.ndarray) -> None:
-        """Kalman-update matched tracks (all stages at once); lost ones are re-found (tracklet restarts)."""
+    def _apply_matches(self, stages: tuple[Matches, ...], boxes: np.ndarray, scores: np.ndarray) -> None:
+        """Kalman-update the tracks matched in every stage at once (stages touch disjoint tracks);
+        lost ones are re-found (their tracklet restarts)."""
+        rows = np.concatenate([r for r, _ in stages])
+        dets = np.concatenate([d for _, d in stages])
         if len(rows) == 0:
             return
         t = self.tracks
@@ -186,92 +234,33 @@ class ByteTrack(BaseTracker):
         t.hits[rows] += 1
         t.time_since_update[rows] = 0
 
-    def _update_features(self, rows: np.ndarray, feats: np.ndarray) -> None:
-        """ByteTrack keeps no appearance; BoT-SORT blends embeddings here."""
-
-    def _compensate_camera_motion(self, image: np.ndarray | None, boxes: np.ndarray) -> None:
-        """Hook for BoT-SORT's CMC of every track (no-op here)."""
-
-    def _step(
-        self, boxes: np.ndarray, scores: np.ndarray, embeddings: np.ndarray | None, image: np.ndarray | None
-    ) -> np.ndarray:
-        t = self.tracks
-        if len(t):
-            t.det_index[:] = -1
-            t.age += 1
-            t.time_since_update += 1
-        det_xyxy = boxes.copy()
-        det_xyxy[:, 2:] += boxes[:, :2]
-
-        # 1. split detections by score
-        high = np.flatnonzero(scores > self.track_thresh)
-        low = np.flatnonzero((scores > self.low_thresh) & (scores < self.track_thresh))
-        feats = self._features(image, boxes, high, embeddings)
-
-        # 2. predict confirmed + lost tracks (the pool); unconfirmed tracks keep their state
-        tentative = t.state == TENTATIVE
-        unconfirmed = np.flatnonzero(tentative)
-        pool = np.flatnonzero(~tentative)
-        self._predict(pool)
-        self._compensate_camera_motion(image, boxes)
-        trk_xyxy = self.kf.states_to_xyxy(t.mean)  # every track, as matched this frame
-
-        # 3. first association: pool vs high-score detections
-        cost = self._first_cost(pool, high, trk_xyxy, det_xyxy, scores, feats)
-        m1, u_pool, u_high = linear_assignment(cost, self.match_thresh)
-        rows1, dets1 = pool[m1[:, 0]], high[m1[:, 1]]
-
-        # 4. second association: remaining tracked (not lost) tracks vs low-score detections, plain IoU
-        remaining = pool[u_pool]
-        remaining = remaining[t.state[remaining] == CONFIRMED]
-        rows2, dets2 = _NO_ROWS, _NO_ROWS
-        if len(remaining) and len(low):
-            cost = 1.0 - self._iou(trk_xyxy[remaining], det_xyxy[low])
-            m2, u_remaining, _ = linear_assignment(cost, self.second_match_thresh)
-            rows2, dets2 = remaining[m2[:, 0]], low[m2[:, 1]]
-            remaining = remaining[u_remaining]
-        t.state[remaining] = LOST
-
-        # 5. unconfirmed tracks vs the high-score detections left over
-        left = high[u_high]
-        rows3, dets3 = _NO_ROWS, _NO_ROWS
-        removed = np.zeros(len(t), dtype=bool)
-        if len(unconfirmed):
-            cost = self._unconfirmed_cost(unconfirmed, left, trk_xyxy, det_xyxy, scores, feats)
-            m3, u_unconfirmed, u_left = linear_assignment(cost, self.unconfirmed_match_thresh)
-            rows3, dets3 = unconfirmed[m3[:, 0]], left[m3[:, 1]]
-            removed[unconfirmed[u_unconfirmed]] = True
-            left = left[u_left]
-
-        # update every matched track in one batch (stages touch disjoint tracks)
-        if len(rows2) or len(rows3):
-            self._apply_matches(
-                np.concatenate([rows1, rows2, rows3]), np.concatenate([dets1, dets2, dets3]), boxes, scores
-            )
-        else:
-            self._apply_matches(rows1, dets1, boxes, scores)
-        if feats is not None:  # low-score boxes carry no appearance (reference)
-            self._update_features(np.concatenate([rows1, rows3]), feats[np.concatenate([dets1, dets3])])
-
-        # 6. start tracks from confident unmatched detections
+    def _start_tracks(
+        self, left: np.ndarray, boxes: np.ndarray, scores: np.ndarray, feats: np.ndarray | None = None
+    ) -> None:
+        """Step 6: a track per leftover detection with `score >= epsilon`; unconfirmed until
+        its second match, except on the sequence's first frame."""
         new = left[scores[left] >= self.new_track_thresh]
-        if len(new):
-            first_frame = self.frame_count == 1
-            mean, cov = self.kf.initiate(self.kf.boxes_to_measurements(boxes[new]))
-            t.add(
-                mean,
-                cov,
-                self._new_ids(len(new)),
-                self.frame_count,
-                scores[new],
-                new,
-                state=TrackState.CONFIRMED if first_frame else TrackState.TENTATIVE,
-                activated=first_frame,
-                features=None if feats is None else feats[new],
-            )
-            removed = np.concatenate([removed, np.zeros(len(new), dtype=bool)])
+        if len(new) == 0:
+            return
+        first_frame = self.frame_count == 1
+        mean, cov = self.kf.initiate(self.kf.boxes_to_measurements(boxes[new]))
+        self.tracks.add(
+            mean,
+            cov,
+            self._new_ids(len(new)),
+            self.frame_count,
+            scores[new],
+            new,
+            state=TrackState.CONFIRMED if first_frame else TrackState.TENTATIVE,
+            activated=first_frame,
+            features=None if feats is None else feats[new],
+        )
 
-        # 7. drop stale lost tracks and tracked/lost duplicates
+    def _remove_tracks(self, unmatched_unconfirmed: np.ndarray) -> np.ndarray:
+        """Step 7: drop the given rows, stale lost tracks and tracked/lost duplicates; returns the rows to report."""
+        t = self.tracks
+        removed = np.zeros(len(t), dtype=bool)
+        removed[unmatched_unconfirmed] = True
         lost = t.state == LOST
         stale = lost & (self.frame_count - t.end_frame > self.max_time_lost)
         if self.reference_removal:
@@ -287,12 +276,6 @@ class ByteTrack(BaseTracker):
             xyxy = xyxy[keep]
         return self._output_rows(xyxy)
 
-    def _features(
-        self, image: np.ndarray | None, boxes: np.ndarray, high: np.ndarray, embeddings: np.ndarray | None
-    ) -> np.ndarray | None:
-        """Appearance features indexed like `boxes` (None: motion only, as ByteTrack)."""
-        return None
-
     def _duplicates(self, alive: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
         """Mask of rows that duplicate a track of the other kind (tracked vs lost): the
         younger one of each pair whose boxes overlap with IoU distance below the limit
@@ -306,7 +289,7 @@ class ByteTrack(BaseTracker):
         tracked = np.flatnonzero(alive & ~is_lost)
         if len(tracked) == 0:
             return dup
-        close = 1.0 - self._iou(xyxy[tracked], xyxy[lost]) < self.duplicate_iou_dist
+        close = iou_distance_xyxy(xyxy[tracked], xyxy[lost], self.iou_offset) < self.duplicate_iou_dist
         if not close.any():
             return dup
         p, q = np.nonzero(close)

@@ -75,10 +75,10 @@ class DeepSort(BaseTracker):
         self.min_confidence = min_confidence
         self.only_position = only_position
         self.max_report_misses = max_report_misses
-        self.kf = XyahKalman()
-        super().__init__(frame_rate=frame_rate, embedder=embedder)
+        super().__init__(XyahKalman(), frame_rate=frame_rate, embedder=embedder)
 
     def _make_tracks(self) -> TrackSet:
+        """Tracks with a gallery of their last `nn_budget` embeddings (the cascade's cost)."""
         return TrackSet(self.kf.ndim_x, gallery_budget=self.nn_budget)
 
     def _cascade(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from citytrack.tracking.matching import CHI2INV95  # noqa: F401  (re-exported for gating users)
+from citytrack.utils.boxes import xywh_to_xyxy
 
 
 class BatchedKalmanFilter:
@@ -28,6 +29,9 @@ class BatchedKalmanFilter:
 
     ndim_z: int = 4
     ndim_x: int = 8
+    #: velocity entries of the box size, zeroed before predicting a lost track so it stops
+    #: growing (ByteTrack: the height's; BoT-SORT: width's and height's)
+    size_velocity_dims: tuple[int, ...] = ()
 
     def __init__(self) -> None:
         self._motion = np.eye(self.ndim_x)
@@ -46,9 +50,7 @@ class BatchedKalmanFilter:
 
     def states_to_xyxy(self, mean: np.ndarray) -> np.ndarray:
         """`(T, ndim_x)` states to `(T, 4)` corner boxes (what the IoU costs use)."""
-        out = self.states_to_boxes(mean)
-        out[:, 2:] += out[:, :2]
-        return out
+        return xywh_to_xyxy(self.states_to_boxes(mean))
 
     # -- noise -----------------------------------------------------------------------
     def _init_std(self, z: np.ndarray) -> np.ndarray:
@@ -127,6 +129,8 @@ class BatchedKalmanFilter:
 class XyahKalman(BatchedKalmanFilter):
     """DeepSORT/ByteTrack filter: state `(u, v, a, h)` + velocities, noise scaled by height."""
 
+    size_velocity_dims = (7,)  # h velocity (ByteTrack leaves the aspect velocity alone)
+
     def __init__(self, std_weight_position: float = 1.0 / 20, std_weight_velocity: float = 1.0 / 160) -> None:
         super().__init__()
         self.std_weight_position = std_weight_position
@@ -171,6 +175,8 @@ class XyahKalman(BatchedKalmanFilter):
 
 class XywhKalman(BatchedKalmanFilter):
     """BoT-SORT filter: state `(u, v, w, h)` + velocities, noise scaled by w and h separately."""
+
+    size_velocity_dims = (6, 7)  # w and h velocities
 
     def __init__(self, std_weight_position: float = 1.0 / 20, std_weight_velocity: float = 1.0 / 160) -> None:
         super().__init__()

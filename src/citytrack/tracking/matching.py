@@ -10,6 +10,8 @@ from __future__ import annotations
 import lap
 import numpy as np
 
+from citytrack.utils.boxes import xywh_to_xyxy
+
 # chi-square 0.95 quantiles for 1..9 degrees of freedom (DeepSORT `chi2inv95`):
 # the Mahalanobis gate for a 4-D (x, y, a, h) or 2-D (x, y) measurement.
 CHI2INV95: dict[int, float] = {
@@ -27,22 +29,6 @@ CHI2INV95: dict[int, float] = {
 INFTY_COST = 1e5
 
 _EMPTY_MATCHES = np.empty((0, 2), dtype=np.int64)
-
-
-def xywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
-    """Top-left/size boxes to corner boxes."""
-    boxes = np.asarray(boxes, dtype=np.float64)
-    out = boxes[:, :4].copy()
-    out[:, 2:] += out[:, :2]
-    return out
-
-
-def xyxy_to_xywh(boxes: np.ndarray) -> np.ndarray:
-    """Corner boxes to top-left/size boxes."""
-    boxes = np.asarray(boxes, dtype=np.float64)
-    out = boxes[:, :4].copy()
-    out[:, 2:] -= out[:, :2]
-    return out
 
 
 def iou_xyxy(a: np.ndarray, b: np.ndarray, offset: float = 0.0) -> np.ndarray:
@@ -89,9 +75,19 @@ def iou_matrix(a_xywh: np.ndarray, b_xywh: np.ndarray, offset: float = 0.0) -> n
     return iou_xyxy(xywh_to_xyxy(a), xywh_to_xyxy(b), offset)
 
 
-def iou_distance(tracks_xywh: np.ndarray, dets_xywh: np.ndarray) -> np.ndarray:
-    """`1 - IoU`: the ByteTrack/BoT-SORT motion cost."""
-    return 1.0 - iou_matrix(tracks_xywh, dets_xywh)
+def iou_distance(tracks_xywh: np.ndarray, dets_xywh: np.ndarray, offset: float = 0.0) -> np.ndarray:
+    """`1 - IoU`: the SORT/DeepSORT/ByteTrack/BoT-SORT motion cost.
+
+    `offset=1` is the pixel-inclusive IoU of `cython_bbox.bbox_overlaps` that ByteTrack's and
+    BoT-SORT's reference `matching.iou_distance` use; 0 (the default) is the continuous IoU of
+    DeepSORT's reference and of BoxMOT.
+    """
+    return 1.0 - iou_matrix(tracks_xywh, dets_xywh, offset)
+
+
+def iou_distance_xyxy(tracks_xyxy: np.ndarray, dets_xyxy: np.ndarray, offset: float = 0.0) -> np.ndarray:
+    """`iou_distance` of corner boxes already converted (float64): trackers convert once per frame."""
+    return 1.0 - iou_xyxy(tracks_xyxy, dets_xyxy, offset)
 
 
 def giou(a_xywh: np.ndarray, b_xywh: np.ndarray) -> np.ndarray:
@@ -197,6 +193,16 @@ def gate_cost_matrix(
     return np.where(gating_distance > gate, gated_cost, cost)
 
 
+def solve_assignment(cost: np.ndarray) -> np.ndarray:
+    """`(K, 2)` [row, col] pairs of the full minimum-cost assignment of a rectangular matrix
+    (every row or every column assigned), with `lap.lapjv(extend_cost=True)`."""
+    if cost.size == 0:
+        return _EMPTY_MATCHES
+    _, x, _ = lap.lapjv(np.ascontiguousarray(cost, dtype=np.float64), extend_cost=True)
+    matched_rows = np.flatnonzero(x >= 0)
+    return np.stack([matched_rows, x[matched_rows]], axis=1).astype(np.int64)
+
+
 def linear_assignment(cost: np.ndarray, thresh: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Minimum-cost assignment where no pair costs more than `thresh`.
 
@@ -241,10 +247,7 @@ def min_cost_matching(cost: np.ndarray, max_distance: float) -> tuple[np.ndarray
         # clamped matrix contains all of them, and only they survive the rejection step
         matches = np.stack([r, c], axis=1).astype(np.int64)
     else:
-        clamped = np.minimum(cost, max_distance + 1e-5)
-        _, x, _ = lap.lapjv(np.ascontiguousarray(clamped, dtype=np.float64), extend_cost=True)
-        matched_rows = np.flatnonzero(x >= 0)
-        pairs = np.stack([matched_rows, x[matched_rows]], axis=1).astype(np.int64)
+        pairs = solve_assignment(np.minimum(cost, max_distance + 1e-5))
         matches = pairs[cost[pairs[:, 0], pairs[:, 1]] <= max_distance]
     row_used = np.zeros(rows, dtype=bool)
     row_used[matches[:, 0]] = True

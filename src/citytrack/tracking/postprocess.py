@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 
-FRAME, ID, X, Y, W, H, CONF = range(7)
+from citytrack.data.formats.mot import FRAME, ID, H, W, X, Y
 
 
 def _check(table: np.ndarray) -> np.ndarray:

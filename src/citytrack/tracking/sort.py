@@ -10,13 +10,12 @@ reported box is the Kalman state after the update.
 
 from __future__ import annotations
 
-import lap
 import numpy as np
 
 from citytrack.tracking.base import BaseTracker, Embedder
 from citytrack.tracking.kalman import SortKalman
-from citytrack.tracking.matching import iou_matrix
-from citytrack.tracking.track import TrackSet, TrackState
+from citytrack.tracking.matching import iou_matrix, solve_assignment
+from citytrack.tracking.track import TrackState
 
 
 class Sort(BaseTracker):
@@ -42,11 +41,7 @@ class Sort(BaseTracker):
         self.max_age = max_age
         self.min_hits = min_hits
         self.det_thresh = det_thresh
-        self.kf = SortKalman()
-        super().__init__(frame_rate=frame_rate, embedder=embedder)
-
-    def _make_tracks(self) -> TrackSet:
-        return TrackSet(self.kf.ndim_x)
+        super().__init__(SortKalman(), frame_rate=frame_rate, embedder=embedder)
 
     def _associate(self, det_boxes: np.ndarray, trk_boxes: np.ndarray) -> np.ndarray:
         """`(K, 2)` [det, track] pairs with IoU >= threshold, as `associate_detections_to_trackers`."""
@@ -57,9 +52,7 @@ class Sort(BaseTracker):
         if above.sum(axis=1).max() == 1 and above.sum(axis=0).max() == 1:
             pairs = np.stack(np.nonzero(above), axis=1)  # unambiguous: no assignment needed
         else:
-            _, x, _ = lap.lapjv(-iou, extend_cost=True)
-            rows = np.flatnonzero(x >= 0)
-            pairs = np.stack([rows, x[rows]], axis=1)
+            pairs = solve_assignment(-iou)  # maximise the total IoU, as the reference
         keep = iou[pairs[:, 0], pairs[:, 1]] >= self.iou_threshold
         return pairs[keep].astype(np.int64)
 

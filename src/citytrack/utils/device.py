@@ -10,3 +10,9 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the work queued on a CUDA device, so a wall-clock timer measures it; no-op on the CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

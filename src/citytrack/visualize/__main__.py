@@ -107,4 +107,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from citytrack.utils.cli import run_cli
+
+    sys.exit(run_cli(main))  # user errors as one `error:` line; --debug for the traceback

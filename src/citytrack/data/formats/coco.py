@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from pycocotools.coco import COCO
 
-from citytrack.data.formats.errors import FormatError, read_text_file
+from citytrack.data.formats.errors import FormatError, read_json_file
 from citytrack.utils.io import atomic_open
 
 PathLike = str | os.PathLike[str]
@@ -163,11 +163,7 @@ def coco_from_dict(data: dict[str, Any], path: PathLike = "<dataset>") -> COCO:
 
 def load_coco(path: PathLike) -> COCO:
     """Load a COCO detection json as `pycocotools.coco.COCO`; malformed files raise FormatError."""
-    try:
-        data = json.loads(read_text_file(path))
-    except json.JSONDecodeError as err:
-        raise FormatError(path, f"invalid JSON: {err.msg}", err.lineno) from None
-    return coco_from_dict(data, path)
+    return coco_from_dict(read_json_file(path), path)
 
 
 def coco_to_frame_boxes(coco: COCO, include_crowd: bool = False) -> dict[int, tuple[np.ndarray, np.ndarray]]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 
 class FormatError(ValueError):
@@ -29,3 +31,11 @@ def read_text_file(path: str | os.PathLike[str]) -> str:
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
         raise FormatError(path, f"not a UTF-8 text file (byte 0x{data[err.start]:02x} at offset {err.start})", line) from None
+
+
+def read_json_file(path: str | os.PathLike[str]) -> Any:
+    """The file's JSON value; invalid JSON raises `FormatError` naming the file and the line."""
+    try:
+        return json.loads(read_text_file(path))
+    except json.JSONDecodeError as err:
+        raise FormatError(path, f"invalid JSON: {err.msg}", err.lineno) from None

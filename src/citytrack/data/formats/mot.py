@@ -32,6 +32,14 @@ log = logging.getLogger(__name__)
 
 MOT_COLUMNS: tuple[str, ...] = ("frame", "id", "x", "y", "w", "h", "conf", "cls", "vis", "z")
 FRAME, ID, X, Y, W, H, CONF, CLS, VIS, Z = range(10)
+"""Column indices of `MOT_COLUMNS`: the one home for them (metrics, post-processing, datasets)."""
+
+PEDESTRIAN = 1
+DISTRACTOR_CLASSES: tuple[int, ...] = (2, 7, 8, 12)
+"""person_on_vehicle, static_person, distractor, reflection: matched predictions on them are
+not false positives, and they are not ground truth (TrackEval, MOT17)."""
+VALID_CLASSES: tuple[int, ...] = tuple(range(1, 14))
+"""MOTChallenge class ids: 1 pedestrian ... 12 reflection, 13 crowd."""
 MIN_COLUMNS = 6
 MotKind = Literal["det", "gt", "result"]
 _KINDS = ("det", "gt", "result")

@@ -133,3 +133,19 @@ def scan_veri(folder: PathLike) -> list[ReidItem]:
 
 
 scan_veri776 = scan_veri
+
+
+#: sub-folder names (train, gallery, query) of each supported folder layout
+LAYOUTS: dict[str, tuple[str, str, str]] = {
+    "market1501": ("bounding_box_train", "bounding_box_test", "query"),
+    "veri776": ("image_train", "image_test", "image_query"),
+}
+
+
+def scan_folder(folder: PathLike, fmt: str) -> list[ReidItem]:
+    """The crops of one split folder of a `LAYOUTS` format (`market1501` without junk, or `veri776`)."""
+    if fmt == "market1501":
+        return scan_market1501(folder)
+    if fmt == "veri776":
+        return scan_veri(folder)
+    raise ValueError(f"unknown ReID folder format {fmt!r}; known: {sorted(LAYOUTS)}")

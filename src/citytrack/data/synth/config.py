@@ -9,14 +9,14 @@ with OmegaConf directly, giving the identical config.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from citytrack.data.synth.world import SceneSpec, SynthConfigError
+from citytrack.utils.paths import config_dir
 
-CONFIG_DIR = Path(__file__).resolve().parents[4] / "conf" / "synth"
+CONFIG_DIR = config_dir() / "synth"
 LAYOUTS = ("aic24", "aic23", "mot", "kitti_mots")
 
 
@@ -67,7 +67,7 @@ def _compose_manually(overrides: Sequence[str]) -> DictConfig:
 def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
     """The synth config with Hydra-style `key=value` overrides (`layout=mot` picks the layout group)."""
     if not (CONFIG_DIR / "synth.yaml").is_file():
-        raise SynthConfigError(f"synth config folder {CONFIG_DIR} not found (run from a source checkout)")
+        raise SynthConfigError(f"synth config folder {CONFIG_DIR} not found (set CITYTRACK_CONFIG_DIR)")
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 

@@ -24,8 +24,9 @@ import json
 import os
 import shutil
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import cv2
 import numpy as np
@@ -135,29 +136,32 @@ class SceneSink:
         return {**camera_meta(self.world, c), "camera_id": self.cam_offset + c + 1, **extra}
 
 
-def aic24_scene_dir(root: Path, split: str, world: World) -> Path:
-    return root / split / aicity.aic24_scene_dirname(world.scene_index + 1)
+# scene and camera folder names of the AI City layouts the synthetic writers produce
+_AIC_DIRNAMES: dict[str, tuple[Callable[[int], str], Callable[[int], str]]] = {
+    "aic24": (aicity.aic24_scene_dirname, aicity.aic24_camera_dirname),
+    "aic23": (aicity.aic23_scene_dirname, aicity.aic23_camera_dirname),
+}
 
 
-def aic24_camera_dir(root: Path, split: str, world: World, camera_id: int) -> Path:
-    return aic24_scene_dir(root, split, world) / aicity.aic24_camera_dirname(camera_id)
+def aic_scene_dir(layout: str, root: Path, split: str, world: World) -> Path:
+    """`root/split/scene_XXX` (2024) or `root/split/S0XX` (2023) of this world's scene."""
+    return root / split / _AIC_DIRNAMES[layout][0](world.scene_index + 1)
 
 
-def aic23_scene_dir(root: Path, split: str, world: World) -> Path:
-    return root / split / aicity.aic23_scene_dirname(world.scene_index + 1)
-
-
-def aic23_camera_dir(root: Path, split: str, world: World, camera_id: int) -> Path:
-    return aic23_scene_dir(root, split, world) / aicity.aic23_camera_dirname(camera_id)
+def aic_camera_dir(layout: str, root: Path, split: str, world: World, camera_id: int) -> Path:
+    """A camera folder inside `aic_scene_dir` (`camera_XXXX` or `c0XX`)."""
+    return aic_scene_dir(layout, root, split, world) / _AIC_DIRNAMES[layout][1](camera_id)
 
 
 def mot_sequence_dir(root: Path, split: str, world: World, c: int) -> Path:
     return root / split / f"SYNTH-{world.scene_index + 1:02d}-{c + 1:02d}"
 
 
-class _VideoCamera(CameraSink):
+class _VideoCameraWriter(CameraSink):
     """AI City 2023/2024 camera: `video.mp4` plus ground-truth rows
     `camera, id, frame (0-based), x, y, w, h, xworld, yworld, visibility`."""
+
+    layout: ClassVar[str]
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
@@ -172,7 +176,7 @@ class _VideoCamera(CameraSink):
             raise
 
     def camera_dir(self) -> Path:
-        raise NotImplementedError
+        return aic_camera_dir(self.layout, self.root, self.split, self.world, self.cam_offset + self.c + 1)
 
     def add(self, fr: FrameRender, keep: np.ndarray) -> None:
         self.video.write(fr.image)
@@ -187,37 +191,37 @@ class _VideoCamera(CameraSink):
         return np.vstack(self.rows) if self.rows else np.zeros((0, 10))
 
 
-class Aic24Camera(_VideoCamera):
-    def camera_dir(self) -> Path:
-        return aic24_camera_dir(self.root, self.split, self.world, self.cam_offset + self.c + 1)
+class Aic24CameraWriter(_VideoCameraWriter):
+    layout = "aic24"
 
 
-class Aic23Camera(_VideoCamera):
-    def camera_dir(self) -> Path:
-        return aic23_camera_dir(self.root, self.split, self.world, self.cam_offset + self.c + 1)
+class Aic23CameraWriter(_VideoCameraWriter):
+    layout = "aic23"
 
 
-class _VideoScene(SceneSink):
+class _VideoSceneWriter(SceneSink):
     """AI City 2023/2024: one video per camera plus calibration and ground truth."""
+
+    layout: ClassVar[str]
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         for c in range(len(self.world.cameras)):
             aicity.write_aic24_calibration(self.camera_dir(c) / "calibration.json", calibration_record(self.world, c))
 
-    def camera_dir(self, c: int) -> Path:
-        raise NotImplementedError
-
-
-class Aic24Scene(_VideoScene):
-    camera_sink = Aic24Camera
-
     @property
     def scene_dir(self) -> Path:
-        return aic24_scene_dir(self.root, self.split, self.world)
+        return aic_scene_dir(self.layout, self.root, self.split, self.world)
 
     def camera_dir(self, c: int) -> Path:
-        return aic24_camera_dir(self.root, self.split, self.world, self.cam_offset + c + 1)
+        return aic_camera_dir(self.layout, self.root, self.split, self.world, self.cam_offset + c + 1)
+
+
+class Aic24SceneWriter(_VideoSceneWriter):
+    """`scene_XXX/camera_XXXX/{video.mp4, calibration.json}` and the scene's `ground_truth.txt`."""
+
+    layout = "aic24"
+    camera_sink = Aic24CameraWriter
 
     def close(self, results: list[np.ndarray]) -> dict[str, Any]:
         t = np.vstack(results) if results else np.zeros((0, 10))
@@ -231,15 +235,11 @@ class Aic24Scene(_VideoScene):
         }
 
 
-class Aic23Scene(_VideoScene):
-    camera_sink = Aic23Camera
+class Aic23SceneWriter(_VideoSceneWriter):
+    """`S0XX/c0XX/{video.mp4, calibration.json, label.txt}` (MOT-style labels, frames 1-based)."""
 
-    @property
-    def scene_dir(self) -> Path:
-        return aic23_scene_dir(self.root, self.split, self.world)
-
-    def camera_dir(self, c: int) -> Path:
-        return aic23_camera_dir(self.root, self.split, self.world, self.cam_offset + c + 1)
+    layout = "aic23"
+    camera_sink = Aic23CameraWriter
 
     def close(self, results: list[np.ndarray]) -> dict[str, Any]:
         cams = []
@@ -287,7 +287,7 @@ class DetectionSimulator:
         return out
 
 
-class MotCamera(CameraSink):
+class MotCameraWriter(CameraSink):
     """One MOTChallenge sequence: `img1/*.jpg` here; gt and simulated detections go back to the scene."""
 
     def __init__(self, *args: Any) -> None:
@@ -317,10 +317,10 @@ class MotCamera(CameraSink):
         return gt[np.lexsort((gt[:, 1], gt[:, 0]))], det
 
 
-class MotScene(SceneSink):
+class MotSceneWriter(SceneSink):
     """One MOTChallenge sequence folder per camera."""
 
-    camera_sink = MotCamera
+    camera_sink = MotCameraWriter
 
     def close(self, results: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
         cams = []
@@ -335,7 +335,7 @@ class MotScene(SceneSink):
         return {"scene_id": self.world.scene_index + 1, "cameras": cams}
 
 
-class KittiMotsCamera(CameraSink):
+class KittiMotsCameraWriter(CameraSink):
     """KITTI MOTS sequence: PNG frames and 16-bit instance maps here; the RLE records go back to the scene."""
 
     def __init__(self, *args: Any) -> None:
@@ -365,10 +365,10 @@ class KittiMotsCamera(CameraSink):
         return self.records
 
 
-class KittiMotsScene(SceneSink):
+class KittiMotsSceneWriter(SceneSink):
     """KITTI MOTS: PNG frames, 16-bit instance maps and the instances_txt RLE file per camera."""
 
-    camera_sink = KittiMotsCamera
+    camera_sink = KittiMotsCameraWriter
 
     def close(self, results: list[list[kitti_mots.MotsRecord]]) -> dict[str, Any]:
         cams = []
@@ -379,7 +379,9 @@ class KittiMotsScene(SceneSink):
         return {"scene_id": self.world.scene_index + 1, "cameras": cams}
 
 
-SINKS: dict[str, type[SceneSink]] = {"aic24": Aic24Scene, "aic23": Aic23Scene, "mot": MotScene, "kitti_mots": KittiMotsScene}
+SINKS: dict[str, type[SceneSink]] = {
+    "aic24": Aic24SceneWriter, "aic23": Aic23SceneWriter, "mot": MotSceneWriter, "kitti_mots": KittiMotsSceneWriter
+}
 
 
 class ReidWriter:

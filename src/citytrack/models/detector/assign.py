@@ -33,11 +33,6 @@ class Assignment:
         return int(self.fg_mask.sum())
 
 
-def cxcywh_to_xyxy(boxes: torch.Tensor) -> torch.Tensor:
-    cxcy, wh = boxes[..., :2], boxes[..., 2:4]
-    return torch.cat([cxcy - wh / 2, cxcy + wh / 2], -1)
-
-
 def centre_prior(
     gt_xyxy: torch.Tensor, centres: torch.Tensor, strides: torch.Tensor, center_radius: float
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from citytrack.models.detector.assign import cxcywh_to_xyxy
 from citytrack.models.detector.net import YoloxNet
+from citytrack.utils.boxes import cxcywh_to_xyxy
 from citytrack.utils.io import atomic_path
 
 

@@ -7,7 +7,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import generalized_box_iou_loss
 
-from citytrack.models.detector.assign import cxcywh_to_xyxy, simota_assign
+from citytrack.models.detector.assign import simota_assign
+from citytrack.utils.boxes import cxcywh_to_xyxy
 
 IGNORE_CLASS = -2
 

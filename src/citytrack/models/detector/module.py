@@ -31,6 +31,7 @@ from citytrack.eval.detection import TRACKER_THRESHOLDS, DetectionEvaluator, dra
 from citytrack.models.detector.losses import YoloxLoss
 from citytrack.models.detector.net import YoloxNet
 from citytrack.models.detector.postprocess import postprocess
+from citytrack.utils.boxes import xyxy_to_xywh
 from citytrack.utils.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -300,8 +301,7 @@ class DetectorModule(pl.LightningModule):
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 out = self.eval_net(x)
             for d in postprocess(out, thresh, self.hparams.nms_thresh, self.hparams.max_det):
-                boxes = lb.to_image(d[:, :4]).float().cpu().numpy().astype(np.float64)
-                boxes[:, 2:] -= boxes[:, :2]
+                boxes = xyxy_to_xywh(lb.to_image(d[:, :4]).float().cpu().numpy())
                 keep = (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
                 out_dets.append(np.concatenate([boxes, d[:, 4:5].float().cpu().numpy()], 1)[keep])
         self.train(was_training)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torchvision.ops import batched_nms
 
-from citytrack.models.detector.assign import cxcywh_to_xyxy
+from citytrack.utils.boxes import cxcywh_to_xyxy
 
 
 def postprocess(

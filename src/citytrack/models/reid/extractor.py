@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torchvision.ops import roi_align
 
 from citytrack.models.reid.backbones import ReIDNet
+from citytrack.utils.boxes import xywh_to_xyxy
 from citytrack.utils.device import resolve_device
 
 
@@ -92,7 +93,7 @@ class FeatureExtractor:
             if not np.isfinite(b).all() or (b[:, 2:] <= 0).any():
                 raise ValueError(f"frame {i}: boxes must be finite xywh with positive width and height")
             img = frame.unsqueeze(0).to(self.device).float() if isinstance(frame, torch.Tensor) else self._frame_tensor(frame)
-            xyxy = torch.from_numpy(np.concatenate([b[:, :2], b[:, :2] + b[:, 2:]], axis=1)).to(self.device)
+            xyxy = torch.from_numpy(xywh_to_xyxy(b).astype(np.float32)).to(self.device)
             # adaptive sampling ratio averages several samples per bin: anti-aliased downscaling
             out.append(roi_align(img, [xyxy], output_size=self.input_size, spatial_scale=1.0, sampling_ratio=-1, aligned=True))
         if not out:
@@ -106,7 +107,7 @@ class FeatureExtractor:
             b = np.asarray(b, dtype=np.float32).reshape(-1, 4)
             if len(b) and (not np.isfinite(b).all() or (b[:, 2:] <= 0).any()):
                 raise ValueError(f"frame {i}: boxes must be finite xywh with positive width and height")
-            rois.append(np.c_[np.full(len(b), i, np.float32), b[:, :2], b[:, :2] + b[:, 2:]])
+            rois.append(np.c_[np.full(len(b), i, np.float32), xywh_to_xyxy(b).astype(np.float32)])
         rois_t = torch.from_numpy(np.concatenate(rois) if rois else np.zeros((0, 5), np.float32)).to(self.device)
         if len(rois_t) == 0:
             return torch.zeros((0, 3, *self.input_size), device=self.device)

@@ -1,10 +1,11 @@
-"""PETS09-S2L1 transfer: our synthetic-trained detector vs OpenCV's HOG people detector, COCO mAP.
+"""`python -m citytrack.bench detector_pets`: PETS09-S2L1 transfer of our synthetic-trained detector vs
+OpenCV's HOG people detector, COCO mAP.
 
-    python benchmarks/detector_pets.py --ckpt logs/detector_synthetic/runs/<run>/checkpoints/last.ckpt \
+    python -m citytrack.bench detector_pets --ckpt logs/detector_synthetic/runs/<run>/checkpoints/last.ckpt \
         [--stride 5] [--max-frames N] [--hog-upscale 2.0] [--img-size 640] [--out results.json] \
         [--picture pets.png]
 
-The clip (`../shared/data/video/pets09_s2l1_view001.avi`, 480x360) is view 001 of PETS09-S2L1;
+The clip (`../shared/data/video/pets09_s2l1_view001.avi` from the repository root, 480x360) is view 001 of PETS09-S2L1;
 the MOT15 ground truth (768x576) lines up after scaling by 0.625. Every `--stride`-th frame
 is scored by both detectors through `citytrack.eval.detection.DetectionEvaluator`
 (torchmetrics/pycocotools mAP@.5, mAP@[.5:.95], recall at the trackers' thresholds).
@@ -20,8 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+DATA = Path("../shared/data")  # from the repository root, as `bench tracking --data`
 
 
 def load_gt(path: Path, scale: float) -> dict[int, np.ndarray]:
@@ -60,8 +60,8 @@ def save_picture(path: Path, images: list[np.ndarray], dets: list[np.ndarray], f
     """Four evenly spaced frames with the detector's boxes and the gt, for looking at failure modes."""
     import cv2
 
-    from citytrack.data.letterbox import xywh_to_xyxy
     from citytrack.eval.detection import draw_predictions
+    from citytrack.utils.boxes import xywh_to_xyxy
     from citytrack.utils.io import atomic_path
 
     pick = np.linspace(0, len(frames) - 1, min(4, len(frames))).round().astype(int)
@@ -73,7 +73,7 @@ def save_picture(path: Path, images: list[np.ndarray], dets: list[np.ndarray], f
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m citytrack.bench detector_pets", description=__doc__.splitlines()[0])
     p.add_argument("--ckpt", help="detector checkpoint (omit to run HOG only)")
     p.add_argument("--video", type=Path, default=DATA / "video" / "pets09_s2l1_view001.avi")
     p.add_argument("--gt", type=Path, default=DATA / "mot15" / "PETS09-S2L1" / "gt" / "gt.txt")

@@ -1,12 +1,12 @@
-"""Does appearance help tracking? DeepSORT / BoT-SORT with vs without our ReID embeddings, on a synthetic world.
+"""`python -m citytrack.bench reid_tracking`: does appearance help tracking? DeepSORT / BoT-SORT with vs without our ReID embeddings, on a synthetic world.
 
     # 1. pick the appearance thresholds on the TRAINING world (seed 1): same-id vs different-id
     #    cosine distances of the embeddings, and where their histograms cross
-    python benchmarks/reid_tracking.py --ckpt checkpoints/reid_synthetic_osnet.ckpt \
+    python -m citytrack.bench reid_tracking --ckpt checkpoints/reid_synthetic_osnet.ckpt \
         --data data/synth/reid_train --distances
     # 2. report on the held-out world (seed 2, unseen identities); --min-visibility 0.3 keeps
     #    only the boxes a detector could fire on, --miss 0.3 drops more of them
-    python benchmarks/reid_tracking.py --ckpt checkpoints/reid_synthetic_osnet.ckpt \
+    python -m citytrack.bench reid_tracking --ckpt checkpoints/reid_synthetic_osnet.ckpt \
         --data data/synth/reid_eval --min-visibility 0.3 --out logs/reid_tracking.json
 
 Detections are the ground-truth boxes of each camera (the FULL box of each person, as the
@@ -250,7 +250,7 @@ def run_tracking(args: argparse.Namespace, ext: FeatureExtractor) -> dict[str, A
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m citytrack.bench reid_tracking", description=__doc__.split("\n")[0])
     ap.add_argument("--ckpt", type=Path, default=Path("checkpoints/reid_synthetic_osnet.ckpt"),
                     help="ReIDModule checkpoint (.ckpt)")
     ap.add_argument("--data", type=Path, default=Path("data/synth/reid_eval"), help="synthetic AI City dataset")
