@@ -94,3 +94,7 @@ def test_unlabelled_sequence_and_errors(tmp_path: Path) -> None:
     (seq,) = find_mots_sequences(tmp_path)
     with pytest.raises(FormatError, match="000001.png.*cannot read image"):
         seq.image(1)
+    (tmp_path / "image_02" / "0005" / "000001.png").unlink()
+    cv2.imwrite(str(tmp_path / "image_02" / "0005" / "000002.png"), np.zeros((H, W, 3), np.uint8))
+    with pytest.raises(FormatError, match="000000.png is followed by 000002.png"):
+        find_mots_sequences(tmp_path)

@@ -35,6 +35,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from citytrack.data.formats.kitti_mots import IGNORE_ID, mask_areas, mask_boxes
 from citytrack.data.mots_sequences import MotsSequence, find_mots_sequences
+from citytrack.data.resumable import make_loader
 
 log = logging.getLogger(__name__)
 
@@ -278,13 +279,7 @@ class MotsSegmentationDataModule(pl.LightningDataModule):
             log.info("MOTS segmentation val: %d sequences, %d frames", len(sequences), len(self.val_set))
 
     def _loader(self, dataset: Dataset, **kwargs: Any) -> DataLoader:
-        return DataLoader(
-            dataset,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory and torch.cuda.is_available(),
-            persistent_workers=self.num_workers > 0,
-            **kwargs,
-        )
+        return make_loader(dataset, self.num_workers, self.pin_memory, **kwargs)
 
     def train_dataloader(self) -> DataLoader:
         assert self.train_set is not None, "call setup('fit') first"

@@ -103,6 +103,10 @@ def _frames_of(folder: Path) -> tuple[list[Path], list[int]]:
             frames.append(int(p.stem))
         except ValueError:
             raise FormatError(p, "image file names must be frame numbers (e.g. 000042.png)") from None
+    gaps = np.flatnonzero(np.diff(frames) != 1)
+    if len(gaps):  # trackers and metrics assume consecutive frames: a gap is a missing (or stray) file
+        i = int(gaps[0])
+        raise FormatError(folder, f"frames are not consecutive: {images[i].name} is followed by {images[i + 1].name}")
     return images, frames
 
 

@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from citytrack.data.formats.kitti_mots import IGNORE_CLASS, decode_masks
 from citytrack.data.mots_sequences import MotsSequence, find_mots_sequences
+from citytrack.data.resumable import make_loader
 from citytrack.models.pointtrack.points import InstanceCrop, PointSampler
 
 log = logging.getLogger(__name__)
@@ -271,19 +272,11 @@ class PointTrackDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         assert self.train_set is not None, "setup('fit') first"
-        return DataLoader(
-            self.train_set,
-            batch_size=None,
-            sampler=SeedSampler(self.iterations_per_epoch),
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
+        return make_loader(self.train_set, self.num_workers, batch_size=None, sampler=SeedSampler(self.iterations_per_epoch))
 
     def val_dataloader(self) -> DataLoader:
         assert self.val_set is not None, "setup('fit') first"
-        return DataLoader(
-            self.val_set, batch_size=self.val_batch_size, shuffle=False, num_workers=self.num_workers
-        )
+        return make_loader(self.val_set, self.num_workers, batch_size=self.val_batch_size, shuffle=False)
 
 
 class SyntheticPointTrackDataModule(PointTrackDataModule):

@@ -29,7 +29,7 @@ from citytrack.data.formats.errors import FormatError
 from citytrack.data.formats.reid import LAYOUTS, scan_folder
 from citytrack.data.formats.reid import ReidItem as ReIDSample
 from citytrack.data.reid_crops import crop_params_key, extract_aic24_reid_crops, scene_dirs_of
-from citytrack.data.resumable import ResumableDataLoader
+from citytrack.data.resumable import make_loader
 from citytrack.data.samplers import PKBatchSampler
 
 log = logging.getLogger(__name__)
@@ -180,13 +180,7 @@ class ReIDDataModule(pl.LightningDataModule):
         return self.train_set.num_classes
 
     def _loader(self, dataset: Dataset, **kwargs: Any) -> DataLoader:
-        return ResumableDataLoader(  # mid-epoch checkpoints resume exactly (citytrack.data.resumable)
-            dataset,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory and torch.cuda.is_available(),
-            persistent_workers=self.num_workers > 0,
-            **kwargs,
-        )
+        return make_loader(dataset, self.num_workers, self.pin_memory, **kwargs)
 
     def train_dataloader(self) -> DataLoader:
         assert self.train_set is not None, "call setup('fit') first"

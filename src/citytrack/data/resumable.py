@@ -153,3 +153,14 @@ class RestoreLoaderStates(pl.Callback):
             raise RuntimeError(f"the checkpoint holds {len(states)} training-loader states for {len(loaders)} loaders")
         for loader, state in zip(loaders, states, strict=True):
             loader.load_state_dict(state)
+
+
+def make_loader(dataset: Any, num_workers: int = 0, pin_memory: bool = False, **kwargs: Any) -> ResumableDataLoader:
+    """The datamodules' one loader recipe: resumable, pinned only where CUDA is, workers kept alive."""
+    return ResumableDataLoader(
+        dataset,
+        num_workers=num_workers,
+        pin_memory=pin_memory and torch.cuda.is_available(),
+        persistent_workers=num_workers > 0,
+        **kwargs,
+    )

@@ -51,7 +51,7 @@ from pycocotools import mask as mask_utils
 
 from citytrack.data.formats import kitti_mots
 from citytrack.data.formats.errors import FormatError
-from citytrack.data.formats.kitti_mots import CAR_CLASS, IGNORE_CLASS, PEDESTRIAN_CLASS, MotsRecord
+from citytrack.data.formats.kitti_mots import CAR_CLASS, IGNORE_CLASS, PEDESTRIAN_CLASS, MotsRecord, rle_iou
 from citytrack.data.mots_sequences import find_mots_sequences
 from citytrack.eval.hota import HotaResult, combine_hota, hota_sequence
 
@@ -117,10 +117,7 @@ class _ClassState:
 
 def mask_iou(a: Sequence[MotsRecord], b: Sequence[MotsRecord], crowd: bool = False) -> np.ndarray:
     """IoU matrix ``(len(a), len(b))`` by pycocotools; ``crowd`` gives intersection / area of ``a``."""
-    if not a or not b:
-        return np.zeros((len(a), len(b)))
-    ious = mask_utils.iou([r.coco_rle() for r in a], [r.coco_rle() for r in b], [int(crowd)] * len(b))
-    return np.asarray(ious, dtype=float).reshape(len(a), len(b))
+    return rle_iou([r.coco_rle() for r in a], [r.coco_rle() for r in b], crowd)
 
 
 def _ignore_region(records: Sequence[MotsRecord]) -> MotsRecord | None:

@@ -31,9 +31,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from pycocotools import mask as mask_utils
 
-from citytrack.data.formats.kitti_mots import MotsRecord, encode_mask
+from citytrack.data.formats.kitti_mots import MotsRecord, encode_mask, rle_iou
 from citytrack.tracking.matching import INFTY_COST, linear_assignment
 
 MAX_IDS_PER_CLASS = 999  # obj_id = class * 1000 + id must keep the class in its thousands
@@ -41,11 +40,7 @@ MAX_IDS_PER_CLASS = 999  # obj_id = class * 1000 + id must keep the class in its
 
 def mask_iou(det_rles: list[dict[str, Any]], track_rles: list[dict[str, Any]]) -> np.ndarray:
     """Pairwise mask IoU `(D, T)` of pycocotools RLEs (the reference's `maskUtils.iou`, no crowd)."""
-    if not det_rles or not track_rles:
-        return np.zeros((len(det_rles), len(track_rles)))
-    return np.asarray(mask_utils.iou(det_rles, track_rles, [0] * len(track_rles)), dtype=np.float64).reshape(
-        len(det_rles), len(track_rles)
-    )
+    return rle_iou(det_rles, track_rles)
 
 
 def euclidean_distance(det_embeddings: np.ndarray, track_embeddings: np.ndarray) -> np.ndarray:

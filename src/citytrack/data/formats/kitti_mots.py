@@ -328,6 +328,15 @@ def mask_record(frame: int, obj_id: int, mask: np.ndarray) -> MotsRecord:
 _AREA_CHUNK = 255
 
 
+def rle_iou(a: Sequence[dict[str, Any]], b: Sequence[dict[str, Any]], crowd: bool = False) -> np.ndarray:
+    """Pairwise mask IoU `(len(a), len(b))` of pycocotools RLE dicts, the one home of it for the trackers and
+    the metrics; `crowd` gives intersection over the area of `a` (the ignore-region rule)."""
+    if not len(a) or not len(b):
+        return np.zeros((len(a), len(b)))
+    ious = mask_utils.iou(list(a), list(b), [int(crowd)] * len(b))
+    return np.asarray(ious, dtype=np.float64).reshape(len(a), len(b))
+
+
 def mask_areas(records: Sequence[MotsRecord]) -> np.ndarray:
     """Foreground pixel counts, without decoding."""
     if not records:
