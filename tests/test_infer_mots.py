@@ -94,8 +94,10 @@ def test_pipeline_without_embedder_refuses_appearance_tracker(tiny_split: Path) 
 
 
 @pytest.mark.skipif(not SEGMENTER_CKPT.is_file(), reason="checkpoints/spatial_embedding_synthetic_cpu.pt not trained yet")
-def test_shipped_segmenter_pipeline_scores(tmp_path: Path, tiny_split: Path) -> None:
-    """The full pipeline with the committed checkpoints finds most people of an unseen tiny world."""
+def test_shipped_segmenter_pipeline_scores(tmp_path: Path) -> None:
+    """The full pipeline with the committed checkpoints finds most people of an unseen world at KITTI size."""
+    kitti_size = {**TINY, "seed": 32, "cameras": 1, "people": 8, "frames": 6, "width": 1242, "height": 375}
+    tiny_split = ensure_synthetic_dataset(tmp_path / "kitti_size", **kitti_size) / "train"
     cfg = _cfg(tmp_path, tiny_split, tmp_path / "full", segmenter="synthetic_cpu", mots_tracker="pointtrack",
                **{"task.sequences": "['0000']"})
     cfg.task.pipeline.embedder = {"_target_": "citytrack.tracking.mots_pipeline.CheckpointEmbedder",

@@ -26,6 +26,12 @@ by complete linkage (no chain of matches joins two people); tracks that shared a
 get a cost bonus (`sct_weight`); a lost cluster must be within walking range of where it was lost
 (`lost_speed`); a track keeps last frame's id while that cluster is free and near (`sticky`); the
 published frame counts (at 30 fps) scale with the scene's frame rate (`reference_fps`).
+
+With keypoints (`pose=...`, each switch off by default): only tracks with more than 6 seen limb
+joints seed groups (`seed_min_joints`, published), the appearance weight of a pair is scaled by the
+body parts both views see (`part_weighting`: `appearance_weight * |P_a & P_b| / 5`, published with
+weight 0.5), and of a track alone by its own seen parts when ids are written back; cluster banks take
+features of well-seen views only (`bank_min_joints`, published 10).
 """
 
 from __future__ import annotations
@@ -38,8 +44,10 @@ import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 
 from citytrack.multicam.tracks import (
+    BODY_PARTS,
     CAM,
     GLOBAL_ID,
+    LIMB_JOINTS,
     LOCAL_ID,
     XWORLD,
     YWORLD,
@@ -49,6 +57,8 @@ from citytrack.multicam.tracks import (
     W,
     X,
     Y,
+    confident_joints,
+    part_visibility,
 )
 from citytrack.tracking.matching import embedding_distance, linear_assignment
 
@@ -107,7 +117,10 @@ class OnlineAssociator:
     """AIC24 online cross-camera association; every threshold is named after the reference's.
 
     Distances: `euc` in world units (metres), `emb` half cosine distances of unit features.
+    Pose (`joint_conf` ... `bank_min_joints`) needs `keypoints=` in `update`; 0 / False is off.
     """
+
+    uses_keypoints = True  # the pipeline passes the rows' keypoints to `update`
 
     def __init__(
         self,
@@ -139,6 +152,11 @@ class OnlineAssociator:
         refine_merge_euc: float = 1.0,
         refine_reid: float = 0.3,
         reference_fps: float = 30.0,
+        joint_conf: float = 0.5,
+        part_conf: float = 0.3,
+        seed_min_joints: int = 0,
+        part_weighting: bool = False,
+        bank_min_joints: int = 0,
     ) -> None:
         if normalize not in ("minmax", "scale"):
             raise ValueError(f"normalize must be 'minmax' or 'scale', got {normalize!r}")
@@ -157,7 +175,14 @@ class OnlineAssociator:
         self.feature_ema, self.bank_size = feature_ema, bank_size
         self.refine_split, self.refine_merge_emb = refine_split, refine_merge_emb
         self.refine_merge_euc, self.refine_reid = refine_merge_euc, refine_reid
+        self.joint_conf, self.part_conf = float(joint_conf), float(part_conf)
+        self.seed_min_joints, self.bank_min_joints = int(seed_min_joints), int(bank_min_joints)
+        self.part_weighting = bool(part_weighting)
         self.reset({}, 30.0)
+
+    @property
+    def uses_pose(self) -> bool:
+        return self.seed_min_joints > 0 or self.part_weighting or self.bank_min_joints > 0
 
     # ------------------------------------------------------------------ protocol
     def reset(self, cameras: dict[int, CameraInfo], fps: float) -> None:
@@ -170,10 +195,14 @@ class OnlineAssociator:
         self._sct_feat: dict[tuple[int, int], np.ndarray] = {}
         self._sct_last_id: dict[tuple[int, int], int] = {}
         self._reliable_now = np.zeros(0, dtype=bool)
+        self._pose_now: dict[str, np.ndarray] = {}
 
-    def update(self, frame: int, rows: np.ndarray, features: np.ndarray | None) -> np.ndarray:
+    def update(
+        self, frame: int, rows: np.ndarray, features: np.ndarray | None, keypoints: np.ndarray | None = None
+    ) -> np.ndarray:
         self._frames_seen += 1
         frame = self._frames_seen  # time in steps of this run (any stride), in which the counts are set
+        self._pose_now = self._pose_summary(rows, keypoints)
         feats = self._track_features(rows, features)
         reliable = self._reliable(rows)
         self._reliable_now = reliable
@@ -210,6 +239,28 @@ class OnlineAssociator:
             self._sct_feat[key] = out[i] = f
         return out
 
+    def _pose_summary(self, rows: np.ndarray, keypoints: np.ndarray | None) -> dict[str, np.ndarray]:
+        """Per row: seen limb joints, seen joints, seen body parts (empty when pose is off)."""
+        if not self.uses_pose:
+            return {}
+        if keypoints is None:
+            raise ValueError("seed_min_joints / part_weighting / bank_min_joints need the rows' keypoints "
+                             "(pose=... with a keypoint extractor); set them to 0 / false without pose")
+        if len(keypoints) != len(rows):
+            raise ValueError(f"{len(keypoints)} keypoint sets for {len(rows)} rows")
+        return {"limbs": confident_joints(keypoints, self.joint_conf, LIMB_JOINTS),
+                "joints": confident_joints(keypoints, self.joint_conf),
+                "parts": part_visibility(keypoints, self.part_conf)}
+
+    def _appearance_weights(self, a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray | float:
+        """`appearance_weight`, scaled with `part_weighting` by the parts rows `a` and `b` both show
+        (pairs, a matrix) or, without `b`, by the parts each row of `a` shows (a column)."""
+        if not self.part_weighting:
+            return self.appearance_weight
+        parts = self._pose_now["parts"]
+        shared = parts[a][:, None] & parts[b][None] if b is not None else parts[a][:, None]
+        return self.appearance_weight * shared.sum(axis=-1) / len(BODY_PARTS)
+
     def _previous_ids(self, rows: np.ndarray) -> np.ndarray:
         """Each row's track's global id of its last frame with one (0: none)."""
         return np.array([self._sct_last_id.get((int(c), int(t)), 0) for c, t in rows[:, [CAM, LOCAL_ID]]], dtype=np.int64)
@@ -223,12 +274,16 @@ class OnlineAssociator:
             w, h = info.image_size
             inside = (rows[:, X] > m) & (rows[:, Y] > m) & (rows[:, X] + rows[:, W] < w - m) & (rows[:, Y] + rows[:, H] < h - m)
             ok &= ~sel | inside
+        if self.seed_min_joints > 0:  # AIC24: enough of the body seen to trust its features and position
+            ok &= self._pose_now["limbs"] >= self.seed_min_joints
         return ok
 
     def _cost(
-        self, euc: np.ndarray, emb: np.ndarray | None, euc_gate: float, emb_gate: float = np.inf, w: float = 0.5
+        self, euc: np.ndarray, emb: np.ndarray | None, euc_gate: float, emb_gate: float = np.inf,
+        w: float | np.ndarray = 0.5,
     ) -> np.ndarray:
-        """`(1 - w) euc_n + w emb_n`, set to 1 (no match) where a raw distance exceeds its gate.
+        """`(1 - w) euc_n + w emb_n`, set to 1 (no match) where a raw distance exceeds its gate; `w` a
+        number or a matrix of per-pair weights (`part_weighting`).
 
         `normalize="minmax"` scales each term within the matrix (published); `"scale"` divides world
         distances by their gate and appearance distances by `emb_thresh`, so a small matrix (one
@@ -264,7 +319,7 @@ class OnlineAssociator:
                 ib = idx[rows[idx, CAM] == cb]
                 euc = np.linalg.norm(world[ia, None] - world[None, ib], axis=-1)
                 emb = half_cosine(feats[ia], feats[ib]) if feats is not None else None
-                cost = self._cost(euc, emb, self.euc_thresh, self.emb_thresh, self.appearance_weight)
+                cost = self._cost(euc, emb, self.euc_thresh, self.emb_thresh, self._appearance_weights(ia, ib))
                 if self.sct_weight > 0:  # two tracks that shared a cluster last frame stay together
                     same = (prev[ia, None] == prev[None, ib]) & (prev[ia, None] > 0)
                     cost = np.where((cost < 1.0) & same, np.maximum(cost - self.sct_weight, 0.0), cost)
@@ -340,7 +395,8 @@ class OnlineAssociator:
         for i in g:
             if len(c.bank) >= self.bank_size:
                 break
-            if self._reliable_now[i] and np.any(feats[i]):
+            seen = self.bank_min_joints <= 0 or self._pose_now["joints"][i] >= self.bank_min_joints
+            if self._reliable_now[i] and seen and np.any(feats[i]):
                 c.bank.append((feats[i].copy(), float(rows[i, W] * rows[i, H]), self._frames_seen))
 
     def _apply(self, c: Cluster, frame: int, rows: np.ndarray, feats: np.ndarray | None, g: np.ndarray, centroid: np.ndarray) -> None:
@@ -431,7 +487,11 @@ class OnlineAssociator:
             if feats is not None:
                 emb = np.array([[mean_bank_distance(feats[i : i + 1], c.features()) for c in free] for i in todo])
                 emb = np.where(np.isnan(emb), np.nanmax(emb, initial=0.0), emb)
-                cost = np.where(euc > self.writeback_euc_thresh, 1.0, np.minimum(0.5 * minmax(euc) + 0.5 * minmax(emb), 0.998))
+                w = 0.5  # published; with part_weighting 0.5 x the parts this track shows
+                if self.part_weighting:
+                    w = 0.5 * self._pose_now["parts"][todo].sum(axis=1, keepdims=True) / len(BODY_PARTS)
+                cost = np.where(euc > self.writeback_euc_thresh, 1.0,
+                                np.minimum((1 - w) * minmax(euc) + w * minmax(emb), 0.998))
                 pairs = hungarian(cost, self.group_thresh)
             else:
                 pairs = hungarian(np.where(euc > self.writeback_euc_thresh, np.inf, euc), self.writeback_euc_thresh)

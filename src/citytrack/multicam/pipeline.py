@@ -9,8 +9,12 @@ Per step (`ScenePipeline.run`):
 3. detect: one detector batch over all cameras;
 4. ReID: one `roi_align` over every box of every camera, one embedding batch;
 5. per-camera tracking (BoT-SORT with `embeddings=`);
-6. foot points to the ground plane of every camera in one ragged batched call;
-7. cross-camera association (`update` per frame for online methods; `finish` at the end).
+6. pose (`pose=...`, off with `pose=none`): one keypoint-extractor call over every tracked box of
+   every camera (the rows' own boxes, so rows kept from motion alone get a pose too);
+7. foot points (from the keypoints when there are any) to the ground plane of every camera in one
+   ragged batched call;
+8. cross-camera association (`update` per frame for online methods, with the rows' keypoints for
+   associators that read them; `finish` at the end).
 
 Timing per stage is kept (with CUDA synchronisation at stage boundaries when `sync_timing`),
 so the benchmark can report camera-frames per second end to end and per stage.
@@ -34,11 +38,14 @@ from citytrack.data.scenes import SceneInput
 from citytrack.data.video import SyncedVideoReader
 from citytrack.multicam.calibration import image_to_ground_ragged, stack_calibrations
 from citytrack.multicam.tracks import (
+    CAM,
     GLOBAL_ID,
+    NUM_KEYPOINTS,
     SCT_COLUMNS,
     CameraInfo,
     CrossCameraAssociator,
     SceneTracks,
+    empty_keypoints,
     empty_table,
 )
 from citytrack.tracking.base import Tracker
@@ -46,13 +53,20 @@ from citytrack.utils.device import resolve_device, synchronize
 
 log = logging.getLogger(__name__)
 
-STAGES: tuple[str, ...] = ("decode", "upload", "detect", "reid", "track", "project", "associate")
+STAGES: tuple[str, ...] = ("decode", "upload", "detect", "reid", "track", "pose", "project", "associate")
 
 
 class FrameDetector(Protocol):
     def reset(self, scene: SceneInput) -> None: ...
 
     def __call__(self, images: torch.Tensor, camera_ids: list[int], frame: int) -> list[np.ndarray]: ...
+
+
+class KeypointExtractor(Protocol):
+    """`models.pose.extractor.KeypointExtractor`: uint8 `(B, 3, H, W)` BGR images on the device and
+    per image `(N_i, 4)` xywh boxes -> per image `(N_i, 17, 3)` x, y (image pixels), confidence."""
+
+    def __call__(self, images: torch.Tensor, boxes: list[np.ndarray]) -> list[np.ndarray]: ...
 
 
 @dataclass
@@ -78,11 +92,14 @@ class ScenePipeline:
         extractor: ReID `FeatureExtractor` (anything with `crops` and `embed_crops`), or None (ReID off).
         tracker: factory of one per-camera tracker (Hydra `_partial_`), called once per camera and scene.
         associator: cross-camera method (`multicam=online|offline|none`), a factory or an instance.
-        foot_point: `boxes (N, 4) -> (N, 2)` image foot points.
+        foot_point: `boxes (N, 4) -> (N, 2)` image foot points; with a keypoint extractor it is called
+            with `keypoints=(N, 17, 3)` and `image_sizes=(N, 2)` too (`multicam.foot`).
         reid_min_score: boxes below this score get no embedding (zeros): the trackers use
             appearance for their high-score detections only (BoT-SORT's first association).
         max_frames / stride: frames of each video to run on.
         batch_cameras: False runs the networks camera after camera (the benchmark's peer).
+        keypoint_extractor: body keypoints of every tracked box (`pose=...`), or None (pose off:
+            no pose stage, foot points from the boxes alone, exactly as without pose support).
     """
 
     def __init__(
@@ -99,12 +116,14 @@ class ScenePipeline:
         progress: bool = True,
         sync_timing: bool = True,
         batch_cameras: bool = True,
+        keypoint_extractor: KeypointExtractor | None = None,
     ) -> None:
         self.detector = detector
         self.extractor = extractor
         self.tracker_factory = tracker
         self._associator = associator
         self.foot_point = foot_point
+        self.keypoint_extractor = keypoint_extractor
         self.device = resolve_device(device)
         self.reid_min_score = float(reid_min_score)
         self.max_frames, self.stride = max_frames, int(stride)
@@ -131,6 +150,7 @@ class ScenePipeline:
         paths = {c.camera_id: c.video for c in scene.cameras}
         rows_all: list[np.ndarray] = []
         feats_all: list[np.ndarray] = []
+        kps_all: list[np.ndarray] = []
         camera_frames = frames = 0
         with stage("decode"):
             reader = SyncedVideoReader(paths, max_frames=self.max_frames, stride=self.stride)
@@ -162,12 +182,13 @@ class ScenePipeline:
                     groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
                     for c in cams:  # sequential mode: every camera its own batch of one
                         groups[images[c].shape if self.batch_cameras else (c,)].append(c)
-                    tensors = {}
+                    tensors, bgr = {}, {}
                     for shape, members in groups.items():
                         x = torch.from_numpy(np.stack([images[c] for c in members]))
                         if self.device.type == "cuda":
                             x = x.pin_memory().to(self.device, non_blocking=True)
-                        tensors[shape] = x.permute(0, 3, 1, 2).flip(1)
+                        bgr[shape] = x.permute(0, 3, 1, 2)  # a view: the keypoint extractor's input
+                        tensors[shape] = bgr[shape].flip(1)
                 # 3. detect
                 dets: dict[int, np.ndarray] = {}
                 with stage("detect"):
@@ -209,20 +230,35 @@ class ScenePipeline:
                                     last_feat[(c, tid)] = feats[c][di]
                                 f[j] = last_feat.get((c, tid), 0.0)
                             frame_feats.append(f)
-                # 6. foot points -> ground, all cameras in one call
                 if frame_rows:
                     rows = np.concatenate(frame_rows)
+                    # 6. pose: every tracked box of every camera in one extractor call per image size
+                    kps = None
+                    if self.keypoint_extractor is not None:
+                        with stage("pose"):
+                            kps = self._keypoints(rows, groups, bgr)
+                    # 7. foot points -> ground, all cameras in one call
                     with stage("project"):
-                        uv = torch.as_tensor(self.foot_point(rows[:, 3:7]), dtype=torch.float64, device=self.device)
+                        if kps is None:
+                            foot = self.foot_point(rows[:, 3:7])
+                        else:
+                            foot = self.foot_point(rows[:, 3:7], keypoints=kps,
+                                                   image_sizes=np.array([sizes[int(c)] for c in rows[:, 0]], np.float64))
+                        uv = torch.as_tensor(foot, dtype=torch.float64, device=self.device)
                         index = torch.as_tensor([cam_pos[int(c)] for c in rows[:, 0]], device=self.device)
                         rows[:, 7:9] = image_to_ground_ragged(H_inv, uv, index).cpu().numpy()
                     f_rows = np.concatenate(frame_feats) if frame_feats else None
-                    # 7. online association sees this frame only
+                    # 8. online association sees this frame only
                     with stage("associate"):
-                        rows[:, GLOBAL_ID] = associator.update(frame, rows, f_rows)
+                        if kps is not None and getattr(associator, "uses_keypoints", False):
+                            rows[:, GLOBAL_ID] = associator.update(frame, rows, f_rows, keypoints=kps)
+                        else:
+                            rows[:, GLOBAL_ID] = associator.update(frame, rows, f_rows)
                     rows_all.append(rows)
                     if f_rows is not None:
                         feats_all.append(f_rows)
+                    if kps is not None:
+                        kps_all.append(kps)
                 camera_frames += len(cams)
                 frames += 1
                 bar.update(1)
@@ -230,7 +266,30 @@ class ScenePipeline:
             dropped = {int(k): v for k, v in reader.dropped.items()}
         table = np.concatenate(rows_all) if rows_all else empty_table()
         features = np.concatenate(feats_all) if feats_all and self.extractor is not None else None
-        tracks = SceneTracks(table, features, cameras, fps)
+        keypoints = None
+        if self.keypoint_extractor is not None:
+            keypoints = np.concatenate(kps_all) if kps_all else empty_keypoints()
+        tracks = SceneTracks(table, features, cameras, fps, keypoints=keypoints)
         with stage("associate"):
             final = associator.finish(tracks)
         return SceneRun(scene, final, tracks, dict(seconds), camera_frames, frames, dropped, sizes, fps)
+
+    def _keypoints(
+        self, rows: np.ndarray, groups: dict[tuple[int, ...], list[int]], bgr: dict[tuple[int, ...], torch.Tensor]
+    ) -> np.ndarray:
+        """Row-aligned `(N, 17, 3)` keypoints of the rows' boxes: one extractor call per image-size
+        group (one per step when the cameras share a size; camera after camera when not batching)."""
+        assert self.keypoint_extractor is not None
+        out = empty_keypoints(len(rows))
+        cam = rows[:, CAM].astype(np.int64)
+        for shape, members in groups.items():
+            sel = [np.flatnonzero(cam == c) for c in members]
+            if not sum(len(s) for s in sel):
+                continue
+            boxes = [np.c_[rows[s, 3:5], np.maximum(rows[s, 5:7], 1.0)] for s in sel]  # positive sizes
+            for s, k in zip(sel, self.keypoint_extractor(bgr[shape], boxes), strict=True):
+                k = np.asarray(k, dtype=np.float32)
+                if k.shape != (len(s), NUM_KEYPOINTS, 3):
+                    raise ValueError(f"keypoint extractor returned {k.shape} for {len(s)} boxes")
+                out[s] = k
+        return out

@@ -119,3 +119,47 @@ def draw_masks(
             top = int(np.argmin(ys))
             draw_label(img, str(tid), (int(xs[top]), max(int(ys[top]), 14)), col, label_scale)
     return img
+
+
+# COCO-17 limb colours by body side: left limbs, right limbs, the centre line (BGR)
+_SIDE_COLOURS: dict[str, Colour] = {"left": (255, 160, 40), "right": (40, 120, 255), "centre": (80, 230, 80)}
+
+
+def draw_skeletons(
+    img: np.ndarray,
+    keypoints: np.ndarray,
+    *,
+    conf_thresh: float = 0.3,
+    ids: np.ndarray | None = None,
+    thickness: int = 2,
+    radius: int = 3,
+    scale: float = 1.0,
+    offset: tuple[float, float] = (0.0, 0.0),
+) -> np.ndarray:
+    """Draw COCO-17 skeletons `(N, 17, 3)` (x, y, confidence or COCO visibility) in place; returns `img`.
+
+    Joints and limbs whose confidence is below `conf_thresh` are left out. Limbs are coloured by
+    side (left blue, right orange, centre green) unless `ids` is given, then by `id_colour(id)`;
+    joints are dots, hollow where the confidence is under 0.75 (an occluded joint: the keypoint
+    network gives ~0.5 there; pass COCO's v / 2 to draw ground truth the same way). Points are
+    scaled by `scale`, then shifted by `offset` (to draw on a resized tile).
+    """
+    from citytrack.data.formats.coco import COCO_KEYPOINTS, COCO_SKELETON
+
+    kps = np.asarray(keypoints, dtype=np.float64).reshape(-1, len(COCO_KEYPOINTS), 3)
+    if ids is not None and len(np.asarray(ids).reshape(-1)) != len(kps):
+        raise ValueError(f"draw_skeletons: {len(kps)} skeletons but {len(np.asarray(ids).reshape(-1))} ids")
+    side = ["left" if n.startswith("left") else "right" if n.startswith("right") else "centre" for n in COCO_KEYPOINTS]
+    for k, kp in enumerate(kps):
+        xy = kp[:, :2] * scale + offset
+        ok = (kp[:, 2] >= conf_thresh) & np.isfinite(xy).all(1)
+        pts = np.rint(np.where(ok[:, None], xy, 0)).astype(int).tolist()
+        own = id_colour(int(np.asarray(ids).reshape(-1)[k])) if ids is not None else None
+        for a, b in COCO_SKELETON:
+            if ok[a] and ok[b]:
+                s = side[a] if side[a] == side[b] else "centre"
+                cv2.line(img, tuple(pts[a]), tuple(pts[b]), own or _SIDE_COLOURS[s], thickness, cv2.LINE_AA)
+        for j in np.flatnonzero(ok):
+            col = own or _SIDE_COLOURS[side[j]]
+            cv2.circle(img, tuple(pts[j]), radius, col, -1 if kp[j, 2] >= 0.75 else 1, cv2.LINE_AA)
+    return img

@@ -1,7 +1,9 @@
-"""COCO detection json: ground-truth writer, validated loader (pycocotools) and box helpers.
+"""COCO detection and person-keypoints json: ground-truth writers, validated loaders (pycocotools), helpers.
 
 Boxes are `x, y, w, h` pixels as everywhere in the package (also COCO's own convention).
 Detection results for `COCO.loadRes` / `COCOeval` are written by `write_coco_results`.
+Keypoints follow person_keypoints_*.json: 17 joints (`COCO_KEYPOINTS`) as flat `x, y, v` with
+v = 0 not labelled (written as 0, 0, 0), 1 labelled but occluded, 2 visible.
 """
 
 from __future__ import annotations
@@ -199,3 +201,127 @@ def write_coco_results(
         )
     with atomic_open(path) as handle:
         json.dump(results, handle)
+
+
+# ---------------------------------------------------------------------------- keypoints
+# The COCO-17 person keypoints: names in COCO's order, the limbs drawn between them (0-based
+# index pairs; the json's `skeleton` is COCO's 1-based form), and which joint each one becomes
+# under a horizontal flip. One home for every user: the synthetic ground truth, the keypoint
+# network, the scene runner, the drawing.
+COCO_KEYPOINTS: tuple[str, ...] = (
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+)  # fmt: skip
+COCO_SKELETON: tuple[tuple[int, int], ...] = (
+    (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8),
+    (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
+)  # fmt: skip
+COCO_FLIP_INDEX: tuple[int, ...] = (0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15)
+NUM_KEYPOINTS = len(COCO_KEYPOINTS)
+PERSON_CATEGORY_ID = 1
+
+
+def person_keypoints_category() -> dict[str, Any]:
+    """COCO's `person` category with its keypoint names and 1-based skeleton, as in person_keypoints_*.json."""
+    return {
+        "id": PERSON_CATEGORY_ID,
+        "name": "person",
+        "supercategory": "person",
+        "keypoints": list(COCO_KEYPOINTS),
+        "skeleton": [[a + 1, b + 1] for a, b in COCO_SKELETON],
+    }
+
+
+def keypoint_annotation(
+    image_id: int, bbox: Sequence[float], keypoints: np.ndarray, area: float, decimals: int = 3, **extra: Any
+) -> dict[str, Any]:
+    """One COCO keypoint annotation (without `id`) from `(17, 3)` x, y, v.
+
+    Unlabelled joints (v = 0) are written as `0, 0, 0`, COCO's convention; `num_keypoints`
+    counts the labelled ones (v > 0). `extra` keys (a track id, a visibility ratio) are kept.
+    """
+    kp = np.asarray(keypoints, dtype=np.float64).reshape(NUM_KEYPOINTS, 3)
+    v = kp[:, 2].astype(int)
+    flat: list[float | int] = []
+    for (x, y), vis in zip(np.round(kp[:, :2], decimals).tolist(), v.tolist(), strict=True):
+        flat += [x, y, vis] if vis > 0 else [0, 0, 0]
+    return {
+        "image_id": int(image_id),
+        "category_id": PERSON_CATEGORY_ID,
+        "bbox": [round(float(b), decimals) for b in bbox],
+        "area": round(float(area), decimals),
+        "iscrowd": 0,
+        "keypoints": flat,
+        "num_keypoints": int((v > 0).sum()),
+        **extra,
+    }
+
+
+def build_coco_keypoints_dataset(images: Sequence[Mapping[str, Any]], annotations: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """A person_keypoints dict: `images` as given (each with id, file_name, width, height and any
+    extra keys), `annotations` from `keypoint_annotation` numbered 1.. in the given order."""
+    return {
+        "images": [dict(img) for img in images],
+        "annotations": [{"id": k + 1, **ann} for k, ann in enumerate(annotations)],
+        "categories": [person_keypoints_category()],
+    }
+
+
+def validate_coco_keypoints(data: Any, path: PathLike = "<dataset>") -> None:
+    """`validate_coco_dataset` plus the keypoint fields: 17 x (x, y, v) with v in {0, 1, 2} and a
+    matching `num_keypoints` (COCOeval skips people whose `num_keypoints` is 0)."""
+    validate_coco_dataset(data, path)
+    for ann in data["annotations"]:
+        kp = ann.get("keypoints")
+        if not isinstance(kp, list) or len(kp) != 3 * NUM_KEYPOINTS or not all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x) for x in kp
+        ):
+            raise FormatError(path, f"annotation {ann['id']} keypoints must be {3 * NUM_KEYPOINTS} numbers (x, y, v per joint)")
+        vis = kp[2::3]
+        if any(v not in (0, 1, 2) for v in vis):
+            raise FormatError(path, f"annotation {ann['id']} keypoint visibilities must be 0, 1 or 2, got {vis}")
+        if ann.get("num_keypoints") != sum(v > 0 for v in vis):
+            raise FormatError(path, f"annotation {ann['id']} num_keypoints {ann.get('num_keypoints')!r} != labelled joints")
+
+
+def write_coco_keypoints(path: PathLike, dataset: Mapping[str, Any]) -> None:
+    """Validate and write a person_keypoints json atomically."""
+    data = dict(dataset)
+    validate_coco_keypoints(data, path)
+    with atomic_open(path) as handle:
+        json.dump(data, handle)
+
+
+def load_coco_keypoints(path: PathLike) -> COCO:
+    """Load a person_keypoints json as `pycocotools.coco.COCO` (ready for `COCOeval(iouType='keypoints')`)."""
+    data = read_json_file(path)
+    validate_coco_keypoints(data, path)
+    return coco_from_dict(data, path)
+
+
+@dataclass(frozen=True)
+class ImageKeypoints:
+    """The people of one image: boxes `(N, 4)` xywh, keypoints `(N, 17, 3)` x, y, v, areas `(N,)`,
+    track ids `(N,)` (-1 where the file has none) and annotation ids `(N,)`."""
+
+    boxes: np.ndarray
+    keypoints: np.ndarray
+    areas: np.ndarray
+    track_ids: np.ndarray
+    ann_ids: np.ndarray
+
+
+def coco_to_image_keypoints(coco: COCO) -> dict[int, ImageKeypoints]:
+    """`{image_id: ImageKeypoints}` for every image, in id order; people in annotation id order."""
+    out: dict[int, ImageKeypoints] = {}
+    for image_id in sorted(coco.getImgIds()):
+        anns = sorted(coco.imgToAnns.get(image_id, []), key=lambda a: a["id"])
+        out[int(image_id)] = ImageKeypoints(
+            boxes=np.asarray([a["bbox"] for a in anns], dtype=np.float64).reshape(-1, 4),
+            keypoints=np.asarray([a["keypoints"] for a in anns], dtype=np.float64).reshape(-1, NUM_KEYPOINTS, 3),
+            areas=np.asarray([a["area"] for a in anns], dtype=np.float64),
+            track_ids=np.asarray([a.get("track_id", -1) for a in anns], dtype=np.int64),
+            ann_ids=np.asarray([a["id"] for a in anns], dtype=np.int64),
+        )
+    return out

@@ -112,6 +112,10 @@ def validate(cfg: DictConfig) -> SceneSpec:
     r = cfg.reid
     if r.stride < 1 or not 0 <= r.test_fraction <= 1 or min(r.size) < 8:
         raise SynthConfigError(f"synth config: reid needs stride >= 1, test_fraction in [0, 1], size >= 8; got {OmegaConf.to_container(r)}")
+    p = cfg.pose
+    if p.stride < 0 or not 0 <= p.test_fraction <= 1 or min(p.size) < 8 or p.pad < 1 or not 0 <= p.min_keypoints <= 17:
+        raise SynthConfigError(f"synth config: pose needs stride >= 0, test_fraction in [0, 1], size >= 8, pad >= 1, "
+                               f"min_keypoints in [0, 17]; got {OmegaConf.to_container(p)}")
     if cfg.layout.name == "kitti_mots" and cfg.scenes * cfg.people > 999:
         raise SynthConfigError("synth config: kitti_mots ids are 2000 + person id, so scenes * people must be <= 999")
     if cfg.gt.min_visible_pixels < 1:

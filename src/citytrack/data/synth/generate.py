@@ -1,7 +1,7 @@
 """Generate a synthetic dataset: world -> renderers -> layout writers.
 
 Each camera of each scene is one task: render all its frames and write its files (video,
-images, instance maps, ReID crops) through the layout's `CameraSink`; the scene's own files
+images, instance maps, ReID crops, pose crops) through the layout's `CameraSink`; the scene's own files
 (ground truth, calibration) are written here from the tasks' results. With `workers > 1`
 the tasks run in worker processes, otherwise in this process; either way a camera's pixels
 depend only on (seed, scene, camera), so the dataset is byte-identical for any `workers`.
@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from citytrack.data.synth.config import compose_config, overrides_from_kwargs, validate
+from citytrack.data.synth.pose_crops import PoseCameraWriter, PoseCropWriter
 from citytrack.data.synth.render import CameraRenderer, PoseCache
 from citytrack.data.synth.world import SynthConfigError, World, build_world
 from citytrack.data.synth.writers import SINKS, ReidCameraWriter, ReidWriter, SceneSink, write_meta
@@ -101,6 +102,7 @@ class CameraTask:
     root: Path
     cam_offset: int
     reid_test_ids: frozenset[int]
+    pose_test_ids: frozenset[int]
 
 
 class _Stopped(Exception):
@@ -114,17 +116,18 @@ _stop_event: Any = None
 
 @dataclass
 class CameraResult:
-    """What a rendered camera hands back to the scene: the layout's and ReID's results, and its cost."""
+    """What a rendered camera hands back to the scene: the layout's, ReID's and pose's results, and its cost."""
 
     layout: Any
     reid: tuple[dict[str, int], dict[tuple[int, int], list[str]]]
+    pose: dict[str, list]
     frames: int
     cpu_s: float  # CPU time of this task (process time, all threads)
 
 
 def render_camera(task: CameraTask, progress: Callable[[int], None] | None = None,
                   stop: Callable[[], bool] | None = None) -> CameraResult:
-    """Render every frame of one camera into its layout files and ReID crops.
+    """Render every frame of one camera into its layout files, ReID crops and pose crops.
 
     On any error the camera's unfinished files are removed and the error propagates.
     """
@@ -134,6 +137,7 @@ def render_camera(task: CameraTask, progress: Callable[[int], None] | None = Non
     sink = SINKS[cfg.layout.name].camera_sink(world, task.root, str(cfg.split), cfg, task.cam_offset, c)
     try:
         reid = ReidCameraWriter(task.root / "reid", cfg.reid, task.reid_test_ids, world, c)
+        pose = PoseCameraWriter(task.root / "pose", cfg.pose, task.pose_test_ids, world, task.cam_offset + c + 1)
         renderer = CameraRenderer(world, world.cameras[c], poses=PoseCache(world))
         for f in range(world.frames):
             if stop is not None and stop():
@@ -142,13 +146,14 @@ def render_camera(task: CameraTask, progress: Callable[[int], None] | None = Non
             keep = fr.visible_pixels >= min_px
             sink.add(fr, keep)
             reid.add(fr, keep)
+            pose.add(fr, keep)
             if progress is not None:
                 progress(1)
         result = sink.close()
     except BaseException:
         sink.abort()
         raise
-    return CameraResult(result, reid.result(), world.frames, time.process_time() - cpu0)
+    return CameraResult(result, reid.result(), pose.result(), world.frames, time.process_time() - cpu0)
 
 
 def _init_worker(progress_queue: Any, stop_event: Any) -> None:
@@ -244,12 +249,13 @@ def generate(cfg: DictConfig | Mapping[str, Any] | None = None, out: str | Path 
     (root / "meta.json").unlink(missing_ok=True)
     _clear_layout_output(root, str(cfg.split), cfg.layout.name)
     reid = ReidWriter(root / "reid", cfg.reid, cfg.scenes * spec.people, cfg.seed)
+    pose = PoseCropWriter(root / "pose", cfg.pose, cfg.scenes * spec.people, cfg.seed)
     split = str(cfg.split)
 
     def scene(s: int) -> tuple[World, SceneSink, list[CameraTask]]:
         world = build_world(spec, cfg.seed, s, id_offset=s * spec.people)
         sink = SINKS[cfg.layout.name](world, root, split, cfg, s * spec.cameras)
-        tasks = [CameraTask(world, c, cfg, root, s * spec.cameras, reid.test_ids) for c in range(spec.cameras)]
+        tasks = [CameraTask(world, c, cfg, root, s * spec.cameras, reid.test_ids, pose.test_ids) for c in range(spec.cameras)]
         return world, sink, tasks
 
     task_cpu = [0.0]  # CPU time of camera tasks run in worker processes
@@ -257,6 +263,7 @@ def generate(cfg: DictConfig | Mapping[str, Any] | None = None, out: str | Path 
     def finish(sink: SceneSink, results: list[CameraResult], remote: bool) -> dict[str, Any]:
         for r in results:
             reid.merge(r.reid)
+            pose.merge(r.pose)
             if remote:
                 task_cpu[0] += r.cpu_s
         return sink.close([r.layout for r in results])
@@ -273,7 +280,7 @@ def generate(cfg: DictConfig | Mapping[str, Any] | None = None, out: str | Path 
     finally:
         bar.close()
     reid_info = reid.finish()
-    write_meta(root, cfg, scenes, reid_info)
+    write_meta(root, cfg, scenes, reid_info, pose.finish())
     n = cfg.scenes * spec.cameras * spec.frames
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0 + task_cpu[0]
     log.info("synthetic %s dataset written to %s: %d camera-frames in %.1f s (%.1f/s) with %d worker(s), %.1f s CPU",

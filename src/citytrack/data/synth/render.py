@@ -27,17 +27,20 @@ Ground truth per person and frame (`FrameRender`):
   a long stride may reach a few pixels below it). It can extend beyond the image.
 - `visible_boxes`: the tight box of the person's visible pixels in the id map.
 - `visibility`: visible pixels / pixels of the unoccluded, unclipped silhouette.
+- `keypoints`: `(N, 17, 3)` COCO-17 joints, x, y in image pixels and COCO visibility
+  (0 outside the image, 1 occluded, 2 visible) decided on the final id map; the mapping from
+  the body and the rules are in `keypoints.py`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from statistics import NormalDist
 
 import cv2
 import numpy as np
 
-from citytrack.data.synth import body
+from citytrack.data.synth import body, keypoints
 from citytrack.data.synth.world import Occluder, SynthCamera, World
 
 SHIFT = 4  # sub-pixel bits for OpenCV drawing
@@ -64,6 +67,7 @@ class FrameRender:
     visible_pixels: np.ndarray  # (N,)
     foot_world: np.ndarray  # (N, 2)
     foot_image: np.ndarray  # (N, 2)
+    keypoints: np.ndarray = field(default_factory=lambda: np.zeros((0, 17, 3)))  # (N, 17, 3) x, y, COCO v
 
     @property
     def visibility(self) -> np.ndarray:
@@ -90,7 +94,8 @@ class _Sprite:
 
 
 class PoseCache:
-    """Body points of everyone present, computed for `chunk` frames at once and shared by all cameras.
+    """Body points (and COCO-17 world joints) of everyone present, computed for `chunk` frames at once
+    and shared by all cameras.
 
     Chunks start at multiples of `chunk`, so a frame's points are the same whichever order
     frames and cameras are rendered in (and in whichever process).
@@ -102,9 +107,20 @@ class PoseCache:
         self.shape = body.BodyShape.from_appearances([a.appearance for a in world.agents])
         self._start = 0
         self._frames: list[tuple[np.ndarray, np.ndarray]] = []
+        self._keypoints: list[tuple[np.ndarray, np.ndarray]] = []
 
     def __call__(self, frame: int) -> tuple[np.ndarray, np.ndarray]:
         """(agent indices present (A,), world points (A, J, 3))."""
+        self._load(frame)
+        return self._frames[frame - self._start]
+
+    def keypoints(self, frame: int) -> tuple[np.ndarray, np.ndarray]:
+        """COCO-17 world joints (A, 17, 3) and face outward directions (A, 5, 2) of the people of
+        `frame`, in the order of `__call__` (see `keypoints.world_keypoints`)."""
+        self._load(frame)
+        return self._keypoints[frame - self._start]
+
+    def _load(self, frame: int) -> None:
         if not self._start <= frame < self._start + len(self._frames):
             tr = self.world.traj
             f0 = frame // self.chunk * self.chunk
@@ -115,11 +131,12 @@ class PoseCache:
             fi = fi + f0
             shape = body.BodyShape(self.shape.height[ai], self.shape.build[ai])
             pts = body.body_points(tr.position[fi, ai], tr.heading[fi, ai], tr.phase[fi, ai], tr.swing[fi, ai], shape)
+            joints, outward = keypoints.world_keypoints(pts)
             ends = np.cumsum(present.sum(axis=1)).tolist()
             starts = [0, *ends[:-1]]
             self._start = f0
             self._frames = [(ai[i:j], pts[i:j]) for i, j in zip(starts, ends, strict=True)]
-        return self._frames[frame - self._start]
+            self._keypoints = [(joints[i:j], outward[i:j]) for i, j in zip(starts, ends, strict=True)]
 
 
 def _shade(colour: tuple[int, int, int], factor: float, haze: float = 0.0) -> np.ndarray:
@@ -429,9 +446,11 @@ class CameraRenderer:
                 bx, by, bw, bh = cv2.boundingRect(m)
                 vis_boxes[r] = (cx0 + bx, cy0 + by, bw, bh)
         sel = np.asarray(keys, dtype=np.int64)
+        joints, outward = self.poses.keypoints(frame)
+        kps = keypoints.project_keypoints(joints[sel], outward[sel], self.P, self.center, ids, idx[sel] + 1)
         return FrameRender(
             frame, img, ids, idx[sel], full_boxes, vis_boxes, full_px, vis_px,
-            pts[sel, body.FOOT, :2].copy(), uv[sel, body.FOOT].copy(),
+            pts[sel, body.FOOT, :2].copy(), uv[sel, body.FOOT].copy(), kps,
         )
 
     def _draw_person(

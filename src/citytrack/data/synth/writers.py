@@ -4,7 +4,12 @@ Which box the ground truth holds (see `render.py` for the exact definitions):
 
 - `aic24` (`ground_truth.txt`) and `aic23` (`label.txt`): the FULL box of the person (as if
   unoccluded and not cut by the image border), whose bottom centre is the projection of the
-  world foot point `(xworld, yworld)` through the written `calibration.json`.
+  world foot point `(xworld, yworld)` through the written `calibration.json`. Beside them, per
+  camera, `keypoints.json`: COCO person keypoints (17 joints, `keypoints.py`) of the same people
+  in full-frame pixels: one `images` entry per frame (`id` = `frame` = the frame number in the
+  layout's base, `file_name` = `video.mp4`), one annotation per ground-truth row (`bbox` = the
+  full box, `area` = the unoccluded silhouette's pixel count, `track_id` = the person id,
+  `visibility` = the visible share; per joint v = 0 outside the frame, 1 occluded, 2 visible).
 - `mot` (`gt/gt.txt`): the same full box plus the visibility ratio (visible pixels / pixels
   of the unoccluded person), class 1, consider-flag 1; `det/det.txt` is made from it with
   misses, box noise and false positives.
@@ -32,7 +37,7 @@ import cv2
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from citytrack.data.formats import aicity, kitti_mots, mot, reid
+from citytrack.data.formats import aicity, coco, kitti_mots, mot, reid
 from citytrack.data.synth.render import FrameRender
 from citytrack.data.synth.world import World
 from citytrack.data.video import AtomicVideoWriter
@@ -158,15 +163,17 @@ def mot_sequence_dir(root: Path, split: str, world: World, c: int) -> Path:
 
 
 class _VideoCameraWriter(CameraSink):
-    """AI City 2023/2024 camera: `video.mp4` plus ground-truth rows
+    """AI City 2023/2024 camera: `video.mp4` and `keypoints.json` plus ground-truth rows
     `camera, id, frame (0-based), x, y, w, h, xworld, yworld, visibility`."""
 
     layout: ClassVar[str]
+    frame_base: ClassVar[int]  # of the layout's labels, and so of keypoints.json
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         cam = self.world.cameras[self.c]
         self.rows: list[np.ndarray] = []
+        self.keypoint_anns: list[dict[str, Any]] = []
         try:
             self.video = self.stack.enter_context(AtomicVideoWriter(  # renamed into place on close
                 self.camera_dir() / "video.mp4", self.world.spec.fps, (cam.width, cam.height), self.cfg.video.fourcc
@@ -182,10 +189,26 @@ class _VideoCameraWriter(CameraSink):
         self.video.write(fr.image)
         n = int(keep.sum())
         if n:
+            ids = self.global_ids(fr, keep)
             self.rows.append(np.column_stack([
-                np.full(n, self.cam_offset + self.c + 1.0), self.global_ids(fr, keep), np.full(n, float(fr.frame)),
+                np.full(n, self.cam_offset + self.c + 1.0), ids, np.full(n, float(fr.frame)),
                 fr.full_boxes[keep], fr.foot_world[keep], fr.visibility[keep],
             ]))
+            image_id = fr.frame + self.frame_base
+            self.keypoint_anns += [
+                coco.keypoint_annotation(image_id, box, kp, px, track_id=int(pid), visibility=round(float(v), 4))
+                for box, kp, px, pid, v in zip(fr.full_boxes[keep], fr.keypoints[keep], fr.full_pixels[keep].tolist(),
+                                               ids.tolist(), fr.visibility[keep].tolist(), strict=True)
+            ]
+
+    def close(self) -> np.ndarray:
+        """The video is renamed into place, then `keypoints.json` is written; returns the ground-truth rows."""
+        rows = super().close()
+        cam = self.world.cameras[self.c]
+        images = [{"id": f + self.frame_base, "file_name": "video.mp4", "width": cam.width, "height": cam.height,
+                   "frame": f + self.frame_base} for f in range(self.world.frames)]
+        coco.write_coco_keypoints(self.camera_dir() / "keypoints.json", coco.build_coco_keypoints_dataset(images, self.keypoint_anns))
+        return rows
 
     def result(self) -> np.ndarray:
         return np.vstack(self.rows) if self.rows else np.zeros((0, 10))
@@ -193,10 +216,12 @@ class _VideoCameraWriter(CameraSink):
 
 class Aic24CameraWriter(_VideoCameraWriter):
     layout = "aic24"
+    frame_base = 0
 
 
 class Aic23CameraWriter(_VideoCameraWriter):
     layout = "aic23"
+    frame_base = 1
 
 
 class _VideoSceneWriter(SceneSink):
@@ -218,7 +243,7 @@ class _VideoSceneWriter(SceneSink):
 
 
 class Aic24SceneWriter(_VideoSceneWriter):
-    """`scene_XXX/camera_XXXX/{video.mp4, calibration.json}` and the scene's `ground_truth.txt`."""
+    """`scene_XXX/camera_XXXX/{video.mp4, calibration.json, keypoints.json}` and the scene's `ground_truth.txt`."""
 
     layout = "aic24"
     camera_sink = Aic24CameraWriter
@@ -236,7 +261,7 @@ class Aic24SceneWriter(_VideoSceneWriter):
 
 
 class Aic23SceneWriter(_VideoSceneWriter):
-    """`S0XX/c0XX/{video.mp4, calibration.json, label.txt}` (MOT-style labels, frames 1-based)."""
+    """`S0XX/c0XX/{video.mp4, calibration.json, label.txt, keypoints.json}` (MOT-style labels, frames 1-based)."""
 
     layout = "aic23"
     camera_sink = Aic23CameraWriter
@@ -460,7 +485,8 @@ class ReidCameraWriter:
         return dict(self.counts), dict(self.test_crops)
 
 
-def write_meta(out: Path, cfg: DictConfig, scenes: list[dict[str, Any]], reid_info: dict[str, Any]) -> None:
+def write_meta(out: Path, cfg: DictConfig, scenes: list[dict[str, Any]], reid_info: dict[str, Any],
+               pose_info: dict[str, Any] | None = None) -> None:
     """`DIR/meta.json`, written last: its presence marks a complete dataset."""
     meta = {
         "generator": "citytrack.data.synth",
@@ -477,6 +503,7 @@ def write_meta(out: Path, cfg: DictConfig, scenes: list[dict[str, Any]], reid_in
         "config": {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k != "workers"},  # type: ignore[union-attr]
         "scenes": scenes,
         "reid": reid_info,
+        "pose": pose_info,
     }
     with atomic_open(out / "meta.json") as fh:
         json.dump(meta, fh, indent=2)

@@ -1,0 +1,107 @@
+"""`KeypointExtractor`: person boxes in full frames -> COCO-17 keypoints, for the scene runner.
+
+All boxes of all frames are cut and resized on the device in one batched `roi_align` (as the
+ReID `FeatureExtractor` does) and go through the network in chunks, bf16 + channels_last on
+CUDA; heatmaps are decoded on the device and mapped back to each frame's pixels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torchvision.ops import roi_align
+
+from citytrack.data.formats.coco import COCO_FLIP_INDEX, NUM_KEYPOINTS
+from citytrack.models.pose.heatmaps import box_regions, decode_heatmaps, region_to_image
+from citytrack.models.pose.net import HEATMAP_STRIDE, PoseNet
+from citytrack.utils.device import resolve_device
+
+
+class KeypointExtractor:
+    """Keypoints of boxes in BGR frames with a `PoseNet`.
+
+    `extractor(images, boxes)`: `images` a uint8 `(B, 3, H, W)` BGR batch on any device, `boxes[i]`
+    an `(N_i, 4)` xywh array in image i's pixels; returns per image an `(N_i, 17, 3)` float32 array
+    of x, y (image pixels) and a confidence in [0, 1] per joint, COCO-17 order. The confidence is
+    the heatmap peak: ~1 for a visible joint, ~0.5 for an occluded one, ~0 outside the frame
+    (as trained, `KeypointModule`).
+    """
+
+    def __init__(self, net: PoseNet, input_size: tuple[int, int] = (256, 128), padding: float = 1.25,
+                 device: str | torch.device = "auto", batch_size: int = 256, flip: bool = False) -> None:
+        self.device = resolve_device(device)
+        self.net = net.to(self.device).eval()
+        if self.device.type == "cuda":
+            self.net.to(memory_format=torch.channels_last)
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.padding, self.batch_size, self.flip = float(padding), int(batch_size), flip
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu", **kwargs: Any) -> KeypointExtractor:
+        """Rebuild the net from a `KeypointModule` checkpoint (Lightning .ckpt) without the training config."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: keypoint checkpoint not found")
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        if not isinstance(ckpt, dict) or "pose_net" not in ckpt or "state_dict" not in ckpt:
+            raise ValueError(f"{path}: not a KeypointModule checkpoint (no 'pose_net' entry)")
+        meta = ckpt["pose_net"]
+        net = PoseNet(**meta["config"])
+        state = {k[len("net.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+        missing, unexpected = net.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise ValueError(f"{path}: checkpoint does not match its net config: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        net.float()  # fp16 inference checkpoints come back as fp32
+        kwargs.setdefault("input_size", tuple(meta["input_size"]))
+        kwargs.setdefault("padding", meta["padding"])
+        return cls(net, device=device, **kwargs)
+
+    def regions(self, boxes: Sequence[np.ndarray]) -> torch.Tensor:
+        """`(sum N_i, 5)` roi rows `image index, x0, y0, x1, y1` of the crops of all boxes."""
+        rows = []
+        for i, b in enumerate(boxes):
+            b = np.asarray(b, dtype=np.float32).reshape(-1, 4)
+            if len(b) and (not np.isfinite(b).all() or (b[:, 2:] <= 0).any()):
+                raise ValueError(f"image {i}: boxes must be finite xywh with positive width and height")
+            reg = box_regions(torch.from_numpy(b), self.input_size, self.padding)
+            rows.append(torch.cat([torch.full((len(b), 1), float(i)), reg], dim=1))
+        return torch.cat(rows) if rows else torch.zeros((0, 5))
+
+    @torch.inference_mode()
+    def keypoints(self, images: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
+        """`(M, 17, 3)` keypoints in image pixels of the crops `rois` (`regions`) of `images`, on the device."""
+        if len(rois) == 0:
+            return torch.zeros((0, NUM_KEYPOINTS, 3), device=self.device)
+        rois = rois.to(self.device)
+        frames = images.to(self.device).float()  # roi_align is linear: divide the crops, not the frames
+        use_bf16 = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
+        out = []
+        for start in range(0, len(rois), self.batch_size):
+            r = rois[start : start + self.batch_size]
+            crops = roi_align(frames, r, output_size=self.input_size, spatial_scale=1.0, sampling_ratio=-1, aligned=True)
+            x = crops.flip(1).div_(255.0)  # BGR -> RGB, [0, 1]
+            if self.device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                hm = self.net(x).float()
+                if self.flip:
+                    hf = self.net(torch.flip(x, dims=[3])).float()
+                    hm = 0.5 * (hm + torch.flip(hf, dims=[3])[:, list(COCO_FLIP_INDEX)])
+            dec = decode_heatmaps(hm, HEATMAP_STRIDE)
+            dec[..., :2] = region_to_image(dec[..., :2], r[:, 1:], self.input_size)
+            dec[..., 2] = dec[..., 2].clamp(0, 1)
+            out.append(dec)
+        return torch.cat(out)
+
+    def __call__(self, images: torch.Tensor, boxes: Sequence[np.ndarray]) -> list[np.ndarray]:
+        if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"images must be a (B, 3, H, W) uint8 BGR tensor, got {getattr(images, 'shape', type(images))}")
+        if len(images) != len(boxes):
+            raise ValueError(f"got {len(images)} images but {len(boxes)} box arrays")
+        counts = [len(np.asarray(b).reshape(-1, 4)) for b in boxes]
+        kps = self.keypoints(images, self.regions(boxes)).cpu().numpy().astype(np.float32)
+        return list(np.split(kps, np.cumsum(counts)[:-1]))

@@ -1,0 +1,78 @@
+"""Keypoint evaluation: OKS keypoint AP with pycocotools (COCO's own evaluator) and PCK@0.2.
+
+AP / AP50 / AP75 are `COCOeval(iouType="keypoints")` over the images that were predicted (so a
+`limit_val_batches` subset evaluates that subset), with COCO's per-joint sigmas and each person's
+`area` as the OKS scale. PCK@0.2: share of labelled joints (v > 0) predicted within 0.2 torso
+diameters (left shoulder to right hip, Andriluka et al.'s PCK) of the truth; people without both
+joints labelled use 0.3 x their box height, about a torso.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+import numpy as np
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from citytrack.data.formats.coco import COCO_KEYPOINTS, PERSON_CATEGORY_ID
+
+_LSHO, _RHIP = COCO_KEYPOINTS.index("left_shoulder"), COCO_KEYPOINTS.index("right_hip")
+
+
+def instance_score(conf: np.ndarray, thresh: float = 0.2) -> np.ndarray:
+    """Per-person score `(N,)` from joint confidences `(N, J)`: the mean over joints above `thresh`
+    (SimpleBaseline's rescoring), 0 when none is."""
+    above = conf > thresh
+    return np.where(above.any(1), (conf * above).sum(1) / np.maximum(above.sum(1), 1), 0.0)
+
+
+def pck(pred: np.ndarray, gt: np.ndarray, boxes: np.ndarray, alpha: float = 0.2) -> tuple[int, int]:
+    """(correct, labelled) joint counts of PCK@alpha: `pred`, `gt` `(N, J, >=2)`, gt v in `gt[..., 2]`."""
+    labelled = gt[..., 2] > 0
+    torso = np.linalg.norm(gt[:, _LSHO, :2] - gt[:, _RHIP, :2], axis=1)
+    has = labelled[:, _LSHO] & labelled[:, _RHIP] & (torso > 0)
+    ref = np.where(has, torso, 0.3 * boxes[:, 3])
+    err = np.linalg.norm(pred[..., :2] - gt[..., :2], axis=-1)
+    ok = (err <= alpha * ref[:, None]) & labelled
+    return int(ok.sum()), int(labelled.sum())
+
+
+class KeypointEvaluator:
+    """Collects predictions per image (one person per crop, or many per frame) and computes AP and PCK."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.results: list[dict] = []
+        self.pck_hits = 0
+        self.pck_total = 0
+
+    def update(self, image_ids: np.ndarray, pred: np.ndarray, gt: np.ndarray | None = None, boxes: np.ndarray | None = None) -> None:
+        """`pred` `(N, J, 3)` x, y, confidence in the ground truth's pixels; `gt`/`boxes` for PCK."""
+        scores = instance_score(pred[..., 2])
+        for img, kp, s in zip(np.asarray(image_ids).tolist(), pred, scores.tolist(), strict=True):
+            flat = np.c_[kp[:, :2], kp[:, 2]].ravel().tolist()
+            self.results.append({"image_id": int(img), "category_id": PERSON_CATEGORY_ID, "keypoints": flat, "score": float(s)})
+        if gt is not None and boxes is not None:
+            hit, tot = pck(pred, gt, boxes)
+            self.pck_hits += hit
+            self.pck_total += tot
+
+    def compute(self, coco: COCO | None) -> dict[str, float]:
+        out: dict[str, float] = {}
+        if self.pck_total:
+            out["PCK@0.2"] = self.pck_hits / self.pck_total
+        if coco is None or not self.results:
+            return out
+        with contextlib.redirect_stdout(io.StringIO()):
+            dets = coco.loadRes(self.results)
+            ev = COCOeval(coco, dets, iouType="keypoints")
+            ev.params.imgIds = sorted({r["image_id"] for r in self.results})
+            ev.evaluate()
+            ev.accumulate()
+            ev.summarize()
+        out.update(AP=float(ev.stats[0]), AP50=float(ev.stats[1]), AP75=float(ev.stats[2]))
+        return out

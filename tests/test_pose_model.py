@@ -1,0 +1,191 @@
+"""Keypoint network pieces: heatmap round trip, crop geometry, loss, evaluation, extractor mapping, drawing."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from citytrack.data.formats.coco import (
+    COCO_FLIP_INDEX,
+    build_coco_keypoints_dataset,
+    coco_from_dict,
+    keypoint_annotation,
+)
+from citytrack.models.pose.augment import PoseAugment, apply_matrices, input_from_crop_matrices, warp_crops
+from citytrack.models.pose.extractor import KeypointExtractor
+from citytrack.models.pose.heatmaps import box_regions, decode_heatmaps, gaussian_targets, region_to_image
+from citytrack.models.pose.metrics import KeypointEvaluator
+from citytrack.models.pose.module import KeypointModule
+from citytrack.models.pose.net import PoseNet
+
+TINY_NET = {"backbone": "resnet18", "feature_index": -3, "width": 16}  # stride 8: one deconvolution
+
+
+def test_heatmap_round_trip_is_sub_pixel() -> None:
+    pts = torch.tensor([[[13.37, 40.81], [50.02, 7.5], [3.3, 90.6]]])
+    hm = gaussian_targets(pts, (32, 16), 4, 2.0, torch.ones(1, 3))
+    assert hm.shape == (1, 3, 32, 16)
+    dec = decode_heatmaps(hm, 4)
+    np.testing.assert_allclose(dec[0, :, :2].numpy(), pts[0].numpy(), atol=0.02)
+    np.testing.assert_allclose(dec[0, :, 2].numpy(), hm.amax(dim=(2, 3))[0].numpy())
+    # a plain arg-max would be off by up to 2 px at stride 4
+    assert (hm[0, 0].argmax() % 16).item() * 4 + 2 != pytest.approx(13.37, abs=0.5)
+
+
+def test_crop_matrices_move_pixels_and_keypoints_together() -> None:
+    """A bright dot in the crop lands on its keypoint's input position, flipped and rotated too."""
+    crop = torch.zeros(2, 3, 64, 32)
+    crop[:, :, 20, 10] = 1.0  # pixel (10, 20): centre at (10.5, 20.5)
+    regions = torch.tensor([[2.0, 4.0, 30.0, 60.0], [0.0, 0.0, 32.0, 64.0]])
+    m = input_from_crop_matrices(regions, (128, 64), torch.tensor([0.0, 0.3]), torch.tensor([False, True]))
+    x = warp_crops(crop, m, (128, 64))
+    kp = apply_matrices(torch.linalg.inv(m), torch.tensor([[[10.5, 20.5]]] * 2))
+    for i in range(2):
+        peak = divmod(int(x[i, 0].argmax()), 64)
+        assert abs(peak[1] + 0.5 - kp[i, 0, 0]) <= 1.5 and abs(peak[0] + 0.5 - kp[i, 0, 1]) <= 1.5
+
+
+def test_augment_swaps_left_and_right_when_flipping() -> None:
+    crop = torch.rand(1, 3, 64, 32)
+    kp = torch.zeros(1, 17, 3)
+    kp[0, :, 0] = torch.arange(17.0) + 5
+    kp[0, :, 1] = 30.0
+    kp[0, :, 2] = 2
+    aug = PoseAugment(flip_p=1.0, scale=0.0, shift=0.0, rotate=0.0, colour=0.0)
+    regions = torch.tensor([[0.0, 0.0, 32.0, 64.0]])
+    _, out = aug(crop, kp, regions, (64, 32))
+    # left shoulder (5) now holds the mirrored right shoulder (6): x -> 32 - x
+    np.testing.assert_allclose(out[0, 5, 0].item(), 32 - kp[0, 6, 0].item(), atol=1e-4)
+    np.testing.assert_allclose(out[0, :, 0].numpy(), (32 - kp[0, list(COCO_FLIP_INDEX), 0]).numpy(), atol=1e-4)
+
+
+def _batch(n: int = 4) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    kp = torch.zeros(n, 17, 3)
+    kp[..., 0] = 20 + torch.rand(n, 17, generator=g) * 24
+    kp[..., 1] = 20 + torch.rand(n, 17, generator=g) * 80
+    kp[..., 2] = 2
+    kp[:, 3, 2] = 1
+    kp[:, 16] = 0
+    img = torch.zeros(n, 3, 128, 64, dtype=torch.uint8)
+    for i in range(n):  # draw the joints so the net has something to find
+        for x, y, _ in kp[i].tolist():
+            img[i, :, int(y) - 1 : int(y) + 2, int(x) - 1 : int(x) + 2] = 255
+    return {"image": img, "keypoints": kp, "bbox": torch.tensor([[12.0, 12.0, 40.0, 100.0]] * n),
+            "image_id": torch.arange(1, n + 1)}
+
+
+def test_loss_decreases_on_a_tiny_batch() -> None:
+    torch.manual_seed(0)
+    module = KeypointModule(PoseNet(**TINY_NET), partial(torch.optim.Adam, lr=3e-3), input_size=(64, 32), padding=1.1)
+    opt = module.configure_optimizers()
+    batch = module.prepare_batch(_batch(), train=False)
+    losses = []
+    for _ in range(25):
+        loss = module.compute_loss(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_targets_encode_visibility() -> None:
+    module = KeypointModule(PoseNet(**TINY_NET), input_size=(64, 32), occluded_target=0.5)
+    kp = torch.tensor([[[10.0, 20.0, 2], [10.0, 20.0, 1], [10.0, 20.0, 0]] + [[0.0, 0.0, 0]] * 14])
+    target, weight = module.targets(kp, (16, 8))
+    peaks = target.amax(dim=(2, 3))[0]
+    assert peaks[0].item() == pytest.approx(1.0, abs=0.05) and peaks[1].item() == pytest.approx(0.5, abs=0.03)
+    assert peaks[2].item() == 0 and weight[0, 2].item() == 1.0
+
+
+def test_evaluator_gives_ap_one_for_the_truth() -> None:
+    kp = np.zeros((17, 3))
+    kp[:, 0], kp[:, 1], kp[:, 2] = np.linspace(10, 50, 17), np.linspace(10, 110, 17), 2
+    images = [{"id": i, "file_name": f"{i}.jpg", "width": 64, "height": 128} for i in (1, 2)]
+    anns = [keypoint_annotation(i, [5, 5, 50, 110], kp + i, 3000.0) for i in (1, 2)]
+    gt = coco_from_dict(build_coco_keypoints_dataset(images, anns))
+    ev = KeypointEvaluator()
+    pred = np.stack([kp + 1, kp + 2])
+    pred[..., 2] = 0.9
+    ev.update(np.array([1, 2]), pred, np.stack([kp + 1, kp + 2]), np.array([[5, 5, 50, 110.0]] * 2))
+    out = ev.compute(gt)
+    assert out["AP"] == pytest.approx(1.0) and out["PCK@0.2"] == 1.0
+    ev.reset()
+    far = pred.copy()
+    far[..., :2] += 25
+    ev.update(np.array([1, 2]), far, np.stack([kp + 1, kp + 2]), np.array([[5, 5, 50, 110.0]] * 2))
+    out = ev.compute(gt)
+    assert out["AP"] < 0.1 and out["PCK@0.2"] < 0.2
+
+
+class _PeakNet(PoseNet):
+    """A net whose heatmaps peak at one fixed input pixel, to test the extractor's geometry alone."""
+
+    def __init__(self, at: tuple[float, float]) -> None:
+        super().__init__(**TINY_NET)
+        self.at = at
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        h, w = images.shape[-2] // 4, images.shape[-1] // 4
+        pts = torch.tensor(self.at, dtype=torch.float32).expand(len(images), 17, 2)
+        return gaussian_targets(pts, (h, w), 4, 2.0, torch.full((len(images), 17), 0.8))
+
+
+def test_extractor_maps_a_crop_peak_to_the_image_pixel() -> None:
+    ext = KeypointExtractor(_PeakNet((20.0, 50.0)), input_size=(128, 64), padding=1.25, device="cpu")
+    images = torch.zeros(2, 3, 90, 160, dtype=torch.uint8)
+    boxes = [np.array([[10.0, 5.0, 30.0, 60.0], [100.0, 20.0, 40.0, 40.0]]), np.zeros((0, 4))]
+    out = ext(images, boxes)
+    assert [o.shape for o in out] == [(2, 17, 3), (0, 17, 3)] and out[0].dtype == np.float32
+    # box 0: 30x60 -> region 37.5 x 75 about (25, 35), input 64x128: scale 75/128
+    s = 75 / 128
+    np.testing.assert_allclose(out[0][0, 0, :2], [25 - 37.5 / 2 + 20 * s, 35 - 75 / 2 + 50 * s], atol=0.02)
+    # box 1: 40x40 is wider than 1:2 -> region 50 x 100 about (120, 40)
+    s = 50 / 64
+    np.testing.assert_allclose(out[0][1, 0, :2], [120 - 25 + 20 * s, 40 - 50 + 50 * s], atol=0.02)
+    assert ((out[0][..., 2] > 0.7) & (out[0][..., 2] <= 0.8)).all()  # the best cell of a 0.8 peak
+    regions = box_regions(torch.tensor([[10.0, 5.0, 30.0, 60.0]]), (128, 64), 1.25)
+    back = region_to_image(torch.tensor([[[20.0, 50.0]]]), regions, (128, 64))
+    np.testing.assert_allclose(back[0, 0].numpy(), out[0][0, 0, :2], atol=0.02)
+
+
+def test_extractor_reads_pixels_where_the_box_is() -> None:
+    """A real (random) net: the crop that roi_align cuts is the box region of the BGR frame, as RGB."""
+    ext = KeypointExtractor(PoseNet(**TINY_NET), input_size=(64, 32), padding=1.0, device="cpu")
+    images = torch.zeros(1, 3, 100, 100, dtype=torch.uint8)
+    images[0, 2, 20:84, 30:62] = 255  # red in BGR
+    rois = ext.regions([np.array([[30.0, 20.0, 32.0, 64.0]])])
+    np.testing.assert_allclose(rois.numpy(), [[0, 30, 20, 62, 84]])
+    seen = []
+    ext.net.forward = lambda x: seen.append(x) or torch.zeros(len(x), 17, 16, 8)  # type: ignore[method-assign]
+    ext(images, [np.array([[30.0, 20.0, 32.0, 64.0]])])
+    np.testing.assert_allclose(seen[0][0, 0].numpy(), 1.0, atol=1e-6)  # R channel first
+    np.testing.assert_allclose(seen[0][0, 1:].numpy(), 0.0, atol=1e-6)
+
+
+def test_draw_skeletons_draws_only_confident_joints() -> None:
+    from citytrack.visualize.draw import draw_skeletons
+
+    kp = np.zeros((1, 17, 3))
+    kp[0, :, 0], kp[0, :, 1] = 30, np.linspace(10, 110, 17)
+    kp[0, 5:, 2] = 1.0
+    img = draw_skeletons(np.zeros((128, 64, 3), np.uint8), kp)
+    assert img[10:30, 28:33].sum() == 0  # face joints under the threshold
+    assert img[60, 28:33].sum() > 0
+
+
+def test_checkpoint_round_trip(tmp_path: Path) -> None:
+    module = KeypointModule(PoseNet(**TINY_NET), input_size=(64, 32), padding=1.2)
+    ckpt = {"state_dict": module.state_dict()}
+    module.on_save_checkpoint(ckpt)
+    torch.save(ckpt, tmp_path / "pose.ckpt")
+    ext = KeypointExtractor.from_checkpoint(tmp_path / "pose.ckpt", device="cpu")
+    assert ext.input_size == (64, 32) and ext.padding == 1.2
+    x = torch.rand(2, 3, 64, 32)
+    module.eval()
+    torch.testing.assert_close(ext.net(x), module.net(x))

@@ -1,0 +1,82 @@
+"""One tiny training run through the real Hydra config (experiment=pose_synthetic_cpu), then extract keypoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+TINY_SYNTH = ("{scenes:1,cameras:2,people:6,frames:12,width:320,height:192,progress:false,"
+              "pose:{stride:2,min_height:20,min_keypoints:3,test_fraction:0.5}}")
+
+
+def compose_pose(config_dir: Path, tmp: Path, experiment: str) -> DictConfig:
+    GlobalHydra.instance().clear()
+    overrides = [
+        f"experiment={experiment}",
+        "trainer=cpu",
+        "logger=csv",
+        f"paths.data_dir={tmp}/data",
+        f"paths.log_dir={tmp}/logs",
+        f"++data.synth={TINY_SYNTH}",
+        "data.batch_size=4",
+        "data.eval_batch_size=8",
+        "data.num_workers=0",
+        "model.net.backbone=resnet18",
+        "model.net.feature_index=-3",
+        "model.net.width=16",
+        "model.input_size=[64,32]",
+        "model.log_images=4",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=2",
+        "trainer.limit_val_batches=2",
+        "trainer.limit_test_batches=1",
+        "trainer.check_val_every_n_epoch=1",
+        "trainer.log_every_n_steps=1",
+        "~callbacks.model_summary",
+    ]
+    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
+    HydraConfig().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp / "run")
+        del cfg["hydra"]
+    return cfg
+
+
+@pytest.mark.parametrize("experiment", ["pose_synthetic", "pose_synthetic_cpu"])
+def test_experiments_compose(config_dir: Path, tmp_path: Path, experiment: str) -> None:
+    import hydra
+
+    cfg = compose_pose(config_dir, tmp_path, experiment)
+    GlobalHydra.instance().clear()
+    assert cfg.optimized_metric == "val/AP"
+    model = hydra.utils.instantiate(cfg.model)
+    assert model.input_size == (64, 32)
+
+
+def test_tiny_training_run_logs_ap_and_a_picture_and_extracts(config_dir: Path, tmp_path: Path) -> None:
+    from citytrack.models.pose.extractor import KeypointExtractor
+    from citytrack.train import train
+
+    cfg = compose_pose(config_dir, tmp_path, "pose_synthetic_cpu")
+    metrics, objects = train(cfg)
+    GlobalHydra.instance().clear()
+    for key in ("val/AP", "val/AP50", "val/PCK@0.2", "test/AP"):
+        assert key in metrics, key
+        assert -1.0 <= float(metrics[key]) <= 1.0
+    assert objects["trainer"].global_step == 2
+    assert (tmp_path / "data" / "synth" / "pose_train" / "pose" / "person_keypoints_train.json").is_file()
+    assert list((tmp_path / "run").rglob("val_skeletons_epoch*.png"))
+    ext = KeypointExtractor.from_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt", device="cpu")
+    assert ext.input_size == (64, 32)
+    frames = torch.randint(0, 255, (2, 3, 90, 120), dtype=torch.uint8)
+    out = ext(frames, [np.array([[10, 5, 20, 40], [50, 20, 30, 60]], dtype=np.float32), np.zeros((0, 4))])
+    assert out[0].shape == (2, 17, 3) and out[1].shape == (0, 17, 3)
+    assert ((out[0][..., 2] >= 0) & (out[0][..., 2] <= 1)).all()
