@@ -25,7 +25,7 @@ from citytrack.inference import run_task
 from citytrack.tracking.mots_pipeline import MotsPipeline
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-TINY = {"layout": "kitti_mots", "seed": 31, "scenes": 1, "cameras": 2, "people": 5, "frames": 12, "width": 320,
+TINY = {"layout": "kitti_mots", "seed": 33, "scenes": 1, "cameras": 2, "people": 5, "frames": 12, "width": 320,
         "height": 160, "fps": 10, "progress": False}
 FAST = {"segmenter": "gt", "mots_tracker": "mask_iou", "task.pipeline.embedder": "null", "task.video": "false",
         "task.pipeline.progress": "false"}

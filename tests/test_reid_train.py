@@ -11,7 +11,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-TINY_SYNTH = "{scenes:1,cameras:2,people:6,frames:20,width:320,height:180,progress:false}"
+TINY_SYNTH = "{scenes:1,cameras:2,people:8,frames:40,width:320,height:180,progress:false}"  # 2 PK batches, queries in both cameras
 
 
 def compose_reid(config_dir: Path, tmp: Path, data_dir: Path, extra: list[str] | None = None) -> DictConfig:
@@ -32,6 +32,7 @@ def compose_reid(config_dir: Path, tmp: Path, data_dir: Path, extra: list[str] |
         "model.scheduler.warmup_steps=1",
         "trainer.max_epochs=1",
         "++trainer.max_steps=2",
+        "++trainer.limit_train_batches=2",  # an epoch is the 2 steps, however many PK batches the world gives
         "trainer.check_val_every_n_epoch=1",
         "trainer.log_every_n_steps=1",
         "~callbacks.model_summary",

@@ -70,12 +70,17 @@ def test_render_invariants() -> None:
             # The id map agrees with the visible pixel counts, and the visible box lies in the full box.
             for k, a in enumerate(fr.agents):
                 assert int((fr.id_map == a + 1).sum()) == fr.visible_pixels[k]
+            # The visible box lies in the full (amodal) box; the same box when nothing hides the person.
             fb = fr.full_boxes[on]
-            assert np.all(vb[:, 0] >= np.floor(fb[:, 0]) - 1) and np.all(vb[:, 1] >= np.floor(fb[:, 1]) - 1)
-            # Full box bottom centre is the projection of the world foot point.
+            assert np.all(vb[:, :2] >= fb[:, :2]) and np.all(vb[:, :2] + vb[:, 2:] <= fb[:, :2] + fb[:, 2:])
+            whole = fr.visible_pixels == fr.full_pixels
+            np.testing.assert_array_equal(fr.visible_boxes[whole], fr.full_boxes[whole])
+            # The foot point is the world foot point projected, inside the box near its bottom centre.
             uv = cam.calibration.ground_to_image(fr.foot_world)
-            np.testing.assert_allclose(fr.full_boxes[:, 0] + fr.full_boxes[:, 2] / 2, uv[:, 0], atol=1e-6)
-            np.testing.assert_allclose(fr.full_boxes[:, 1] + fr.full_boxes[:, 3], uv[:, 1], atol=1e-6)
+            np.testing.assert_allclose(fr.foot_image, uv, atol=1e-6)
+            x, y, w, h = fr.full_boxes.T
+            assert np.all((uv[:, 0] > x) & (uv[:, 0] < x + w))
+            assert np.all((uv[:, 1] > y + 0.5 * h) & (uv[:, 1] < y + 1.05 * h + 1))  # a long stride lifts the feet
             seen += len(fr.agents)
     assert seen > 0
 
@@ -87,15 +92,26 @@ def test_aic24_exact_through_readers(aic24_dir: Path) -> None:
     assert [c.camera_id for c in scene.cameras] == [1, 2]
     gt = aicity.read_aic24_ground_truth(scene.ground_truth)
     assert len(gt) > 0 and gt[:, 2].min() == 0
+    world = build_world(SceneSpec(cameras=2, people=5, frames=10, width=256, height=160), 3)
+    poses = PoseCache(world)
     for cam in scene.cameras:
         cal = aicity.read_aic24_calibration(cam.calibration)
         model = CameraCalibration.from_projection(cal.projection)
         np.testing.assert_allclose(model.homography, cal.homography, rtol=1e-9)
         rows = gt[gt[:, 0] == cam.camera_id]
         assert len(rows)
+        # The files hold the renderer's full boxes, and world points that project through the written
+        # calibration onto the renderer's foot points.
+        renderer = CameraRenderer(world, world.cameras[cam.camera_id - 1], poses=poses)
+        truth = {}
+        for f in range(10):
+            fr = renderer.render(f)
+            for a, box, foot in zip(fr.agents, fr.full_boxes, fr.foot_image, strict=True):
+                truth[(world.agents[a].global_id, f)] = np.r_[box, foot]
+        want = np.array([truth[(int(i), int(f))] for i, f in rows[:, 1:3]])
+        np.testing.assert_array_equal(rows[:, 3:7], want[:, :4])
         uv = model.project(np.c_[rows[:, 7:9], np.zeros(len(rows))])
-        bottom = np.c_[rows[:, 3] + rows[:, 5] / 2, rows[:, 4] + rows[:, 6]]
-        assert np.abs(uv - bottom).max() < 1.0
+        np.testing.assert_allclose(uv, want[:, 4:], atol=1e-3)
         assert cam.video.stat().st_size > 0
     meta = json.loads((aic24_dir / "meta.json").read_text())
     assert meta["layout"] == "aic24" and meta["seed"] == 3 and len(meta["scenes"][0]["cameras"]) == 2
@@ -199,6 +215,25 @@ def test_ensure_regenerates_only_when_incomplete(tmp_path: Path) -> None:
     gt.write_text("garbage\n")
     ensure_synthetic_dataset(root, seed=1, **TINY)
     assert meta.is_file() and len(aicity.read_aic24_ground_truth(gt)) > 0
+
+
+def test_ensure_regenerates_a_dataset_of_another_world_version(tmp_path: Path) -> None:
+    """A folder rendered by an older generator (same config, different world) is not reused."""
+    from citytrack.data.synth.writers import WORLD_VERSION
+
+    root = tmp_path / "ds"
+    ensure_synthetic_dataset(root, seed=1, **TINY)
+    meta = root / "meta.json"
+    stored = json.loads(meta.read_text())
+    assert stored["world_version"] == WORLD_VERSION
+    gt = root / "train" / "scene_001" / "ground_truth.txt"
+    expected = gt.read_bytes()
+    stored["world_version"] = WORLD_VERSION - 1
+    meta.write_text(json.dumps(stored))
+    gt.write_text("stale\n")
+    ensure_synthetic_dataset(root, seed=1, **TINY)
+    assert json.loads(meta.read_text())["world_version"] == WORLD_VERSION
+    assert gt.read_bytes() == expected
 
 
 @pytest.mark.parametrize("layout", ["aic24", "mot", "kitti_mots"])

@@ -58,6 +58,7 @@ def _tiny_reid(config_dir: Path, tmp_path: Path, extra: list[str]) -> DictConfig
             "experiment=reid_synthetic", "trainer=cpu", "logger=wandb", f"paths.data_dir={tmp_path / 'data'}",
             f"+data.synth={TINY_SYNTH}", "data.height=64", "data.width=32", "data.p=2", "data.k=2",
             "data.num_workers=0", "model.scheduler.warmup_steps=1", "trainer.max_epochs=1", "trainer.max_steps=2",
+            "++trainer.limit_train_batches=2",  # the epoch (and its validation) ends with the 2 steps
             "trainer.check_val_every_n_epoch=1", "trainer.num_sanity_val_steps=0",
             "trainer.log_every_n_steps=1", "trainer.enable_progress_bar=false", "~callbacks.model_summary",
             "~callbacks.progress_bar", "test=false", *extra,

@@ -11,9 +11,10 @@ Two measurements, both on synthetic AI City 2024 scenes rendered on first use un
    foot positions, per box, for all people and for people whose feet are hidden. Boxes:
    - `detector`: the config's detector (`detector=synthetic_cpu`), each detection matched one to
      one to a ground-truth box (Hungarian, IoU >= `--match-iou` with the box clipped to the image);
-   - `gt`: the ground-truth boxes clipped to the image. (Unclipped, the synthetic ground-truth
-     box's bottom centre *is* the projected foot point, so the box baseline would be exact by
-     construction; clipped, it is what an ideal detector of the visible frame sees.)
+   - `gt`: the ground-truth boxes clipped to the image, what an ideal detector of the visible
+     frame sees. (Unclipped, the synthetic ground-truth box is the body's amodal extent, whose
+     bottom centre lies a few percent of the box height below the projected foot point, as on
+     real annotations: the box baseline errs by that much even when nothing is cut.)
    "Feet hidden": where a camera has `camera_XXXX/keypoints.json` (COCO keypoints, full-frame,
    `track_id` = the ground truth's object id) neither ankle is marked visible (v = 2). Otherwise,
    from the ground truth alone: the foot point lies outside the image (cut by the frame edge) or
@@ -23,8 +24,8 @@ Two measurements, both on synthetic AI City 2024 scenes rendered on first use un
    scene runner's own pieces (`ScenePipeline` built from `conf/infer.yaml`, `submission_rows`,
    `evaluate_scene`): `none` (`pose=none`), `foot` (pose foot points, association without pose),
    `full` (foot points, pose reliability, part-weighted appearance). With `detector=gt` the
-   runner's boxes are the unclipped ground truth (see above), so there the foot-point change can
-   only lose; the detector rows are the ones that say what pose brings.
+   runner's boxes are the unclipped ground truth (see above): no person is cut, so the box
+   baseline is at its best there; the detector rows are the ones that say what pose brings.
 """
 
 from __future__ import annotations
@@ -83,8 +84,8 @@ def clip_boxes(boxes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def feet_hidden_from_boxes(full: np.ndarray, size: tuple[int, int], margin: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
-    """Ground-truth-only definition for the people of one camera frame (`full` amodal xywh boxes whose
-    bottom centre is the foot point): `(cut, occluded)` bool arrays."""
+    """Ground-truth-only definition for the people of one camera frame (`full` amodal xywh boxes; their
+    bottom centre stands for the feet, as the boxes are all that is known): `(cut, occluded)` bool arrays."""
     foot = np.c_[full[:, 0] + full[:, 2] / 2, full[:, 1] + full[:, 3]]
     cut = (foot[:, 1] > size[1] - margin) | (foot[:, 0] < margin) | (foot[:, 0] > size[0] - margin)
     bottom = full[:, 1] + full[:, 3]

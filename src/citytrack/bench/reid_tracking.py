@@ -46,6 +46,9 @@ from citytrack.tracking.botsort import BotSort
 from citytrack.tracking.deepsort import DeepSort
 from citytrack.utils.io import atomic_open
 
+SYNTH_MAX_COSINE_DISTANCE = 0.6
+"""DeepSORT's appearance gate for checkpoints/reid_synthetic_osnet.ckpt: the seed-1 same/other-id crossing."""
+
 
 def camera_sequences(data: Path, max_scenes: int | None):
     """Yield (name, camera id, video path, (N, 9) ground truth of one camera)."""
@@ -263,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-visibility", type=float, default=0.0,
                     help="drop the boxes of people less visible than this (re-renders the world)")
     ap.add_argument("--trackers", nargs="+", choices=["deepsort", "botsort"], default=["deepsort", "botsort"])
-    ap.add_argument("--max-cosine-distance", type=float, default=0.6,
+    ap.add_argument("--max-cosine-distance", type=float, default=SYNTH_MAX_COSINE_DISTANCE,
                     help="DeepSORT appearance gate (seed-1 same/other-id crossing of the default checkpoint)")
     ap.add_argument("--appearance-thresh", type=float, default=0.3,
                     help="BoT-SORT theta_emb, half cosine distance (half the seed-1 crossing)")

@@ -112,9 +112,17 @@ def matched_gt_count(
 
 
 def mot_frames_to_coco(
-    dets_by_frame: dict[int, np.ndarray], gt_by_frame: dict[int, np.ndarray], frames: Sequence[int]
+    dets_by_frame: dict[int, np.ndarray],
+    gt_by_frame: dict[int, np.ndarray],
+    frames: Sequence[int],
+    ignore_by_frame: dict[int, np.ndarray] | None = None,
 ) -> tuple[list[dict[str, torch.Tensor]], list[dict[str, torch.Tensor]]]:
-    """Per-frame `(N, 5+) xywh score` detections and `(M, 4+) xywh` gts -> evaluator inputs (class 0)."""
+    """Per-frame `(N, 5+) xywh score` detections and `(M, 4+) xywh` gts -> evaluator inputs (class 0).
+
+    `ignore_by_frame` `(K, 4+) xywh` boxes become COCO crowd regions (`iscrowd=1`): a detection
+    covered by one (intersection over the detection's area >= the IoU threshold) that matches no
+    real gt is neither a true nor a false positive, which is how MOT17's distractors are scored.
+    """
     preds, targets = [], []
     for f in frames:
         d = np.asarray(dets_by_frame.get(f, np.zeros((0, 5))), dtype=np.float64)
@@ -128,7 +136,13 @@ def mot_frames_to_coco(
         preds.append(
             {"boxes": torch.as_tensor(db), "scores": torch.as_tensor(d[:, 4]), "labels": torch.zeros(len(d), dtype=torch.long)}
         )
-        targets.append({"boxes": torch.as_tensor(gb), "labels": torch.zeros(len(g), dtype=torch.long)})
+        ig = np.asarray((ignore_by_frame or {}).get(f, np.zeros((0, 4))), dtype=np.float64)
+        ib = xywh_to_xyxy(ig.reshape(-1, ig.shape[-1] if ig.size else 4)[:, :4])
+        targets.append({
+            "boxes": torch.as_tensor(np.concatenate([gb, ib])),
+            "labels": torch.zeros(len(gb) + len(ib), dtype=torch.long),
+            "iscrowd": torch.as_tensor(np.r_[np.zeros(len(gb)), np.ones(len(ib))], dtype=torch.long),
+        })
     return preds, targets
 
 

@@ -1,13 +1,18 @@
 """Articulated person model: 3D key points for all people at once, and the parts drawn from them.
 
-A person is a set of `J` world points (joints, torso rings, head, bag corners) computed in
-one numpy pass for every person of a frame, and a list of parts (capsules between two
-points, spheres, convex hulls of several points) that the renderer projects and fills.
+A person is a set of `J` world points (joints, torso rings, head, the corners of what they
+carry) computed in one numpy pass for every person of a frame, and a list of parts (capsules
+between two points, spheres, convex hulls of several points) that the renderer projects and
+fills. Carried objects (backpack, shoulder bag, handbag in the left hand, suitcase rolled on
+the right) are parts of the person like any other, so they are in the silhouette, the id map
+and the box, as real annotations include bags; the points of objects a person does not carry
+collapse onto the pelvis, so they cost nothing and do not widen the renderer's crop.
 Legs and arms swing with the gait phase; the swing amplitude follows walking speed and
-drops to zero while standing. Parts come in per-view draw orders (front/back x left/right
-visible) so that the renderer paints far limbs before the torso and near limbs after it
-without sorting, and in two levels of detail: people a few dozen pixels tall are drawn
-with fewer, merged parts.
+drops to zero while standing; the arm pulling a suitcase does not swing. Parts come in
+per-view draw orders (front/back x left/right visible) so that the renderer paints far limbs
+before the torso and near limbs after it without sorting, and in two levels of detail:
+people a few dozen pixels tall are drawn with fewer, merged parts. Proportions are one
+skeleton scaled by stature (children included) and widened by build.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from citytrack.data.synth.world import Appearance
+from citytrack.data.synth.world import CARRY_KINDS, Appearance
 
 # ---------------------------------------------------------------- point indices
 FOOT, PELVIS, HIP_L, HIP_R, KNEE_L, KNEE_R, ANKLE_L, ANKLE_R, TOE_L, TOE_R = range(10)
@@ -25,10 +30,17 @@ RING0 = 21  # 5 torso rings x 4 corners (front-left, front-right, back-right, ba
 MID0 = RING0 + 20  # 5 rings x (front middle, back middle)
 PACK0 = MID0 + 10  # backpack box, 8 corners
 SBAG0 = PACK0 + 8  # shoulder bag box, 8 corners
-PELV0 = SBAG0 + 8  # 4 corners below the hip ring (pelvis hull)
+HBAG0 = SBAG0 + 8  # handbag box hanging from the left hand, 8 corners
+CASE0 = HBAG0 + 8  # suitcase box on the right, 8 corners
+CASE_TOP = CASE0 + 8  # where the suitcase's handle leaves its top
+PELV0 = CASE_TOP + 1  # 4 corners below the hip ring (pelvis hull)
 HAIR_BACK = PELV0 + 4
 NUM_POINTS = HAIR_BACK + 1
 LEVELS = 5
+BACKPACK, SHOULDER_BAG, HANDBAG, SUITCASE = (CARRY_KINDS.index(k) for k in ("backpack", "shoulder", "handbag", "suitcase"))
+CARRIED_POINTS = {BACKPACK: range(PACK0, PACK0 + 8), SHOULDER_BAG: range(SBAG0, SBAG0 + 8), HANDBAG: range(HBAG0, HBAG0 + 8),
+                  SUITCASE: range(CASE0, CASE_TOP + 1)}
+"""Carried-object code (index in `world.CARRY_KINDS`) -> its body points."""
 
 # draw-op kinds
 CAPSULE, SPHERE, HULL = 0, 1, 2
@@ -42,10 +54,16 @@ class BodyShape:
 
     height: np.ndarray  # (A,)
     build: np.ndarray  # (A,)
+    carry: np.ndarray  # (A,) int: index in `world.CARRY_KINDS`
 
     @classmethod
     def from_appearances(cls, apps: list[Appearance]) -> BodyShape:
-        return cls(np.array([a.height for a in apps]), np.array([a.build for a in apps]))
+        return cls(np.array([a.height for a in apps]), np.array([a.build for a in apps]),
+                   np.array([CARRY_KINDS.index(a.carry) for a in apps], dtype=np.int64))
+
+    def take(self, index: np.ndarray) -> BodyShape:
+        """The shapes of the people `index` (e.g. one entry per person and frame of a chunk)."""
+        return BodyShape(self.height[index], self.build[index], self.carry[index])
 
 
 def body_points(
@@ -61,10 +79,12 @@ def body_points(
     s = np.sin(phase)[:, None]
     c = np.cos(phase)[:, None]
     amp = swing[:, None]
+    pull = (shape.carry == SUITCASE)[:, None]  # the right hand pulls a suitcase
 
     hip_z = 0.52 * H
     sho_z = 0.815 * H
-    hw_h, hw_s, d = 0.085 * H * B, 0.115 * H * B, 0.06 * H * B
+    # Half widths at hip and shoulder and half depth: with the arms the body is ~0.28 H broad (bideltoid breadth).
+    hw_h, hw_s, d = 0.085 * H * B, 0.095 * H * B, 0.06 * H * B
     z[:, [PELVIS]] = hip_z
     for hip, knee, ankle, toe, sign in ((HIP_L, KNEE_L, ANKLE_L, TOE_L, 1.0), (HIP_R, KNEE_R, ANKLE_R, TOE_R, -1.0)):
         alpha = sign * amp * 0.42 * s  # thigh swing
@@ -85,7 +105,11 @@ def body_points(
     for sho, elb, hand, sign in ((SHO_L, ELB_L, HAND_L, 1.0), (SHO_R, ELB_R, HAND_R, -1.0)):
         gamma = -sign * amp * 0.38 * s  # arms swing against the legs
         bend = 0.15 + 0.25 * amp
-        b[:, [sho, elb, hand]] = sign * (hw_s + 0.03 * H * B)
+        b[:, [sho, elb, hand]] = sign * (hw_s + 0.017 * H * B)
+        if sign < 0:  # pulling a suitcase: the arm hangs still, the hand a little out to the side
+            gamma = np.where(pull, 0.0, gamma)
+            bend = np.where(pull, 0.1, bend)
+            b[:, [hand]] = np.where(pull, b[:, [hand]] - 0.06, b[:, [hand]])
         z[:, [sho]] = sho_z - 0.02 * H
         upper, fore = 0.18 * H, 0.16 * H
         a[:, [elb]] = upper * np.sin(gamma)
@@ -120,6 +144,20 @@ def body_points(
         z[:, [PELV0 + corner]] = hip_z - 0.07 * H
     _box(a, b, z, PACK0, (-d - 0.13, -d), (-0.15 * B, 0.15 * B), (sho_z - 0.33, sho_z - 0.02 * H))
     _box(a, b, z, SBAG0, (-0.11, 0.11), (hw_h + 0.02, hw_h + 0.11), (hip_z - 0.08, hip_z + 0.16))
+    # Handbag: held by its straps, hanging below the left hand and swinging with it.
+    ha, hb, hz = a[:, [HAND_L]], b[:, [HAND_L]], z[:, [HAND_L]]
+    _box(a, b, z, HBAG0, (ha - 0.13, ha + 0.13), (hb - 0.05, hb + 0.05), (hz - 0.27, hz - 0.05))
+    # Cabin suitcase (55 x 38 x 22 cm) on its wheels under the right hand, a little behind it.
+    ca, cb = a[:, [HAND_R]] - 0.08, b[:, [HAND_R]]
+    _box(a, b, z, CASE0, (ca - 0.19, ca + 0.19), (cb - 0.11, cb + 0.11), (0.02, 0.57))
+    a[:, [CASE_TOP]], b[:, [CASE_TOP]], z[:, [CASE_TOP]] = ca, cb, 0.57
+    # Points of objects a person does not carry collapse onto the pelvis (drawn by nobody).
+    for code, points in CARRIED_POINTS.items():
+        rows = shape.carry != code
+        cols = list(points)
+        a[np.ix_(rows, cols)] = 0.0
+        b[np.ix_(rows, cols)] = 0.0
+        z[np.ix_(rows, cols)] = hip_z[rows]
     # Rotate (a, b) into the world and move to the foot position.
     ch, sh = np.cos(heading)[:, None], np.sin(heading)[:, None]
     out = np.empty((A, NUM_POINTS, 3))
@@ -179,11 +217,21 @@ def _leg_ops(app: Appearance, left: bool, lite: bool) -> list[Op]:
 
 def _arm_ops(app: Appearance, left: bool, lite: bool) -> list[Op]:
     sho, elb, hand = (SHO_L, ELB_L, HAND_L) if left else (SHO_R, ELB_R, HAND_R)
-    r = 0.032 * app.height * app.build
+    r = 0.027 * app.height * app.build
     if lite:
         return [(CAPSULE, (sho, hand), r, UPPER)]
     fore = UPPER if app.long_sleeves else SKIN
     return [(CAPSULE, (sho, elb), r, UPPER), (CAPSULE, (elb, hand), r * 0.85, fore), (SPHERE, (hand,), r * 0.9, SKIN)]
+
+
+def _held_ops(app: Appearance, left: bool, lite: bool) -> list[Op]:
+    """What the hand of this side holds (drawn right after its arm): a handbag left, a suitcase right."""
+    if left and app.carry == "handbag":
+        return [(HULL, tuple(CARRIED_POINTS[HANDBAG]), 0.0, BAG)]
+    if not left and app.carry == "suitcase":
+        case: list[Op] = [(HULL, tuple(range(CASE0, CASE0 + 8)), 0.0, BAG)]
+        return case if lite else [(CAPSULE, (HAND_R, CASE_TOP), 0.012, BAG), *case]
+    return []
 
 
 def _head_ops(app: Appearance, front: bool, lite: bool) -> list[Op]:
@@ -201,10 +249,10 @@ def draw_orders(app: Appearance, lite: bool) -> list[list[Op]]:
         for left_visible in (False, True):
             far_left = not left_visible
             long_hair = [(CAPSULE, (HAIR, HAIR_BACK), 0.05 * app.height, HAIR_C)] if app.long_hair else []
-            back_bag: list[Op] = [(HULL, tuple(range(PACK0, PACK0 + 8)), 0.0, BAG)] if app.bag == "backpack" else []
-            side_bag: list[Op] = [(HULL, tuple(range(SBAG0, SBAG0 + 8)), 0.0, BAG)] if app.bag == "shoulder" else []
+            back_bag: list[Op] = [(HULL, tuple(CARRIED_POINTS[BACKPACK]), 0.0, BAG)] if app.carry == "backpack" else []
+            side_bag: list[Op] = [(HULL, tuple(CARRIED_POINTS[SHOULDER_BAG]), 0.0, BAG)] if app.carry == "shoulder" else []
             ops: list[Op] = []
-            ops += _arm_ops(app, far_left, lite)
+            ops += _arm_ops(app, far_left, lite) + _held_ops(app, far_left, lite)
             if front:
                 ops += back_bag + long_hair
             if left_visible is False:
@@ -218,11 +266,11 @@ def draw_orders(app: Appearance, lite: bool) -> list[list[Op]]:
                 ops += long_hair + back_bag
             if left_visible:
                 ops += side_bag
-            ops += _arm_ops(app, not far_left, lite)
+            ops += _arm_ops(app, not far_left, lite) + _held_ops(app, not far_left, lite)
             orders.append(ops)
     return orders
 
 
 def person_colours(app: Appearance) -> list[tuple[int, int, int]]:
     """Surface colours in `COLOUR_KEYS` order."""
-    return [app.skin, app.hair, app.upper, app.upper2, app.lower, app.shoes, app.bag_colour]
+    return [app.skin, app.hair, app.upper, app.upper2, app.lower, app.shoes, app.carry_colour]

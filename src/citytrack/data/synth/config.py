@@ -13,6 +13,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from citytrack.data.synth.clutter import ClutterSpec
 from citytrack.data.synth.world import SceneSpec, SynthConfigError
 from citytrack.utils.paths import config_dir
 
@@ -93,6 +94,11 @@ def scene_spec(cfg: DictConfig) -> SceneSpec:
             camera_distance=tuple(w.camera_distance), walk_margin=float(w.walk_margin),
             group_prob=float(w.group_prob), stop_prob=float(w.stop_prob), texture_ppm=float(w.texture_ppm),
             noise_sigma=tuple(w.noise_sigma), gain=tuple(w.gain), colour_cast=float(w.colour_cast),
+            speed=tuple(w.speed), slow_prob=float(w.slow_prob), child_prob=float(w.child_prob),
+            carry_prob=float(w.carry_prob), dark_clothes_prob=float(w.dark_clothes_prob),
+            motion_blur=tuple(w.motion_blur), jpeg_quality=tuple(w.jpeg_quality), flicker=float(w.flicker),
+            white_balance=float(w.white_balance), dusk_prob=float(w.dusk_prob),
+            clutter=ClutterSpec.from_mapping(OmegaConf.to_container(w.clutter)),  # type: ignore[arg-type]
         )
     except (TypeError, ValueError) as err:
         raise SynthConfigError(f"synth config: {err}") from None

@@ -32,7 +32,7 @@ from citytrack.data.synth.config import compose_config, overrides_from_kwargs, v
 from citytrack.data.synth.pose_crops import PoseCameraWriter, PoseCropWriter
 from citytrack.data.synth.render import CameraRenderer, PoseCache
 from citytrack.data.synth.world import SynthConfigError, World, build_world
-from citytrack.data.synth.writers import SINKS, ReidCameraWriter, ReidWriter, SceneSink, write_meta
+from citytrack.data.synth.writers import SINKS, WORLD_VERSION, ReidCameraWriter, ReidWriter, SceneSink, write_meta
 
 log = logging.getLogger(__name__)
 
@@ -348,16 +348,22 @@ def _generate_parallel(
 def ensure_synthetic_dataset(root: str | Path, **overrides: Any) -> Path:
     """Generate the dataset into `root` unless `root/meta.json` says it is complete; returns `root`.
 
-    A folder without meta.json (an interrupted run) is regenerated. An existing dataset is
-    reused as is, even when `overrides` differ from its config (a warning says so): delete
-    the folder to regenerate.
+    A folder without meta.json (an interrupted run) or written by another `WORLD_VERSION` of the
+    generator (the same config would render a different world now) is regenerated. An existing
+    dataset of this version is reused as is, even when `overrides` differ from its config (a
+    warning says so): delete the folder to regenerate.
     """
     root = Path(root)
     meta = root / "meta.json"
     if meta.is_file():
         import json
 
-        stored = json.loads(meta.read_text()).get("config", {})
+        stored_meta = json.loads(meta.read_text())
+        if stored_meta.get("world_version", 1) != WORLD_VERSION:
+            log.warning("%s was rendered by world version %s, this is %d: regenerating it",
+                        root, stored_meta.get("world_version", 1), WORLD_VERSION)
+            return generate(None, out=root, **overrides)
+        stored = stored_meta.get("config", {})
         wanted = OmegaConf.to_container(resolve_config(None, out=str(root), **overrides), resolve=True)
         assert isinstance(wanted, dict)
         diff = [k for k in wanted if k not in ("out", "progress", "workers") and stored.get(k) != wanted[k]]

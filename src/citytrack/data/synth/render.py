@@ -3,10 +3,11 @@
 Speed comes from doing the expensive things once per camera and nothing per pixel in
 Python per frame:
 
-- the static background (ground texture warped through the camera's homography, sky,
-  haze, skyline, occluders with their shadows, lighting) is rendered once per camera, and
-  so is its noisy version for each image of a small per-camera bank of sensor noise: a
-  frame starts as one copy of a noisy background;
+- the static background (ground texture with its markings warped through the camera's
+  homography, sky, haze, buildings with windows and doors, occluders and street clutter
+  with their shadows, lighting, the camera's tone, blur and compression) is rendered once
+  per camera, and so is its noisy version for each image of a small per-camera bank of
+  sensor noise: a frame starts as one copy of a noisy background;
 - body points of all people are computed for a chunk of frames at once (`PoseCache`) and
   projected per camera and frame in one matrix product;
 - each visible person is drawn with a dozen or two `cv2.line/circle/fillConvexPoly` calls
@@ -15,16 +16,26 @@ Python per frame:
   background, and copied into the frame and the id map through itself as the mask, back to
   front (painter's algorithm over people and occluders by depth), only inside the
   silhouette's box;
-- an occluder sprite is pasted again (from the noisy background) only when someone drawn
-  behind it overlaps it.
+- an occluder or clutter sprite is pasted again (from the noisy background) only when
+  someone drawn behind it overlaps it;
+- per frame, the camera's blur and compression are redone only around people, then the
+  frame's exposure gain is applied (`imaging.py`); ground truth is of the ideal image.
 
 Ground truth per person and frame (`FrameRender`):
 
-- `full_boxes`: the FULL box, as if nobody and no image border occluded the person: from
-  the top of the rendered silhouette to the projected world foot point, horizontally
-  symmetric about that point and wide enough for the whole silhouette. Its bottom centre
-  is exactly the projection of `foot_world` through the camera's calibration (the feet of
-  a long stride may reach a few pixels below it). It can extend beyond the image.
+- `full_boxes`: the FULL (amodal) box, as MOTChallenge and AI City annotate: the tight box
+  of the person's whole rasterised silhouette (limbs with their thickness, head, hair and
+  carried objects) as if nobody and no image border occluded it, so it can extend beyond
+  the image. Same pixel convention as `visible_boxes`: x, y are the first column and row of
+  the silhouette, w, h its extent in pixels (pixel i's centre is image coordinate i, as in
+  the calibration), so a fully visible person's two boxes are equal.
+- `foot_world` / `foot_image`: the person's ground point (between the feet) and its exact
+  projection through the camera's calibration. It is not a box corner: horizontally it lies
+  near the full box's centre (within 0.2 w for 80% of boxes: the stride, an arm or a bag on
+  one side move the box), vertically above the bottom edge by a few percent of the box
+  height (median ~6% on the default scenes: the drawn soles reach ~5 cm below the ground,
+  and in a stride the nearer foot is lower in the image); it is below the edge (by up to
+  ~3% of the height) only while a long stride lifts both feet (the hip height is fixed).
 - `visible_boxes`: the tight box of the person's visible pixels in the id map.
 - `visibility`: visible pixels / pixels of the unoccluded, unclipped silhouette.
 - `keypoints`: `(N, 17, 3)` COCO-17 joints, x, y in image pixels and COCO visibility
@@ -41,7 +52,10 @@ import cv2
 import numpy as np
 
 from citytrack.data.synth import body, keypoints
-from citytrack.data.synth.world import Occluder, SynthCamera, World
+from citytrack.data.synth.facades import Facade, facade_quads
+from citytrack.data.synth.imaging import Imager
+from citytrack.data.synth.solids import Solid, block, shadow_outline
+from citytrack.data.synth.world import SynthCamera, World
 
 SHIFT = 4  # sub-pixel bits for OpenCV drawing
 ONE = 1 << SHIFT
@@ -129,8 +143,7 @@ class PoseCache:
                 raise IndexError(f"frame {frame} outside the world's {len(tr.present)} frames")
             fi, ai = np.nonzero(present)
             fi = fi + f0
-            shape = body.BodyShape(self.shape.height[ai], self.shape.build[ai])
-            pts = body.body_points(tr.position[fi, ai], tr.heading[fi, ai], tr.phase[fi, ai], tr.swing[fi, ai], shape)
+            pts = body.body_points(tr.position[fi, ai], tr.heading[fi, ai], tr.phase[fi, ai], tr.swing[fi, ai], self.shape.take(ai))
             joints, outward = keypoints.world_keypoints(pts)
             ends = np.cumsum(present.sum(axis=1)).tolist()
             starts = [0, *ends[:-1]]
@@ -142,19 +155,6 @@ class PoseCache:
 def _shade(colour: tuple[int, int, int], factor: float, haze: float = 0.0) -> np.ndarray:
     c = np.asarray(colour, dtype=np.float32) * factor
     return c * (1 - haze) + SKY_HORIZON * haze
-
-
-def _box_faces(occ: Occluder) -> list[tuple[list[int], np.ndarray]]:
-    """Corner indices and outward normal of the 5 faces that can be seen (no bottom)."""
-    corners = occ.corners()
-    faces = [([4, 5, 6, 7], np.array([0.0, 0.0, 1.0]))]
-    center = corners[:4].mean(axis=0)
-    for i in range(4):
-        j = (i + 1) % 4
-        mid = (corners[i] + corners[j]) / 2 - center
-        n = np.array([mid[0], mid[1], 0.0])
-        faces.append(([i, j, j + 4, i + 4], n / np.linalg.norm(n)))
-    return faces
 
 
 class CameraRenderer:
@@ -169,6 +169,7 @@ class CameraRenderer:
         self.center = camera.center
         self.poses = poses or PoseCache(world)
         self.ground_depth: np.ndarray | None = None
+        self.imager = Imager(camera.imaging, world.dusk, world.frames, self.W, self.H)
         self.background = self._render_ground()
         self._draw_skyline(self.background)
         self.sprites = self._make_sprites()
@@ -176,6 +177,7 @@ class CameraRenderer:
         self.background_full = self.background.copy()
         for sp in sorted(self.sprites, key=lambda s: -s.depth):
             self._paste(self.background_full, None, sp)
+        self.imager.apply_tone(self.background_full)  # white balance and dusk, once; palettes below get the same
         self.sprite_items = [(sp.depth, 1, j) for j, sp in enumerate(self.sprites)]
         self.heights = np.array([a.appearance.height for a in world.agents])
         self.image = np.empty((self.H, self.W, 3), dtype=np.uint8)
@@ -193,7 +195,7 @@ class CameraRenderer:
             lut = np.zeros((256, 1, 3), dtype=np.uint8)
             for k, c in enumerate(body.person_colours(a.appearance)):
                 lut[k + 1, 0] = camera.light(c)
-            self.palettes.append(lut)
+            self.palettes.append(self.imager.apply_tone(lut))
             per_lod = []
             for lite in (False, True):
                 per_lod.append([
@@ -222,6 +224,8 @@ class CameraRenderer:
                 pos, neg = cv2.LUT(u, pos_lut), cv2.LUT(u, neg_lut)
                 self.noise.append((pos, neg))
                 self.backgrounds.append(cv2.subtract(cv2.add(self.background_full, pos), neg))
+        # The camera's blur and compression of the static scene, once per background of the bank.
+        self.backgrounds = [self.imager.finish_static(bg) for bg in self.backgrounds]
 
     # ------------------------------------------------------------------ static background
     def _render_ground(self) -> np.ndarray:
@@ -272,68 +276,82 @@ class CameraRenderer:
             uv = hom[..., :2] / depth[..., None]
         return uv, depth
 
-    def _draw_box(self, canvas: np.ndarray, mask: np.ndarray | None, occ: Occluder, origin: tuple[int, int], haze: float, floors: bool) -> None:
-        """Fill the faces of a box that face the camera (convex: back faces culled, no sorting needed)."""
-        corners = occ.corners()
-        uv, _ = self._project(corners)
+    def _draw_solid(self, canvas: np.ndarray, mask: np.ndarray | None, solid: Solid, origin: tuple[int, int], haze: float) -> None:
+        """Fill the faces of a convex solid that face the camera (back faces culled, no sorting needed)."""
+        uv, _ = self._project(solid.vertices)
         pts = np.round((uv - origin) * ONE).astype(np.int32)
-        for idx, n in _box_faces(occ):
-            if np.dot(n, self.center - corners[idx].mean(axis=0)) <= 0:
-                continue
-            light = 0.55 + 0.45 * max(0.0, float(np.dot(n, self.world.sun)))
-            if n[2] > 0.5:
-                light = min(1.0, light + 0.1)
-            col = _shade(occ.colour, light, haze)
+        firsts = solid.vertices[[f[0] for f in solid.faces]]
+        facing = np.einsum("ij,ij->i", solid.normals, self.center - firsts) > 0
+        sun_light = 0.55 + 0.45 * np.maximum(solid.normals @ self.world.sun, 0.0)
+        for k in np.flatnonzero(facing).tolist():
+            light = min(1.0, sun_light[k] + 0.1) if solid.normals[k, 2] > 0.5 else sun_light[k]
+            col = _shade(solid.colour, light * solid.shade[k], haze)
             col = np.clip(col * self.cam.gain * self.cam.cast, 0, 255)
-            poly = pts[idx]
+            poly = pts[solid.faces[k]]
             # Sprites are drawn without anti-aliasing so that colour and mask agree exactly.
             cv2.fillConvexPoly(canvas, poly, tuple(float(x) for x in col), cv2.LINE_8 if mask is not None else cv2.LINE_AA, SHIFT)
             if mask is not None:
                 cv2.fillConvexPoly(mask, poly, 255, cv2.LINE_8, SHIFT)
-            if floors and n[2] < 0.5:  # window bands on the walls of the skyline
-                a, b = corners[idx[0]], corners[idx[1]]
-                wcol = tuple(float(x) for x in np.clip(col * (1 - 0.3 * (1 - haze)) + np.array([20, 10, 0]) * (1 - haze), 0, 255))
-                for zf in np.arange(1.4, occ.size[2] - 1.0, 3.2):
-                    quad = np.array([[*a[:2], zf], [*b[:2], zf], [*b[:2], zf + 1.1], [*a[:2], zf + 1.1]])
-                    q_uv, q_d = self._project(quad)
-                    if (q_d <= 0.1).any():
-                        continue
-                    cv2.fillConvexPoly(canvas, np.round((q_uv - origin) * ONE).astype(np.int32), wcol, cv2.LINE_AA, SHIFT)
+
+    def _draw_facade(self, img: np.ndarray, facade: Facade, haze: float) -> None:
+        """Windows and doors on the walls of a building that face the camera (`clutter.facade_quads`)."""
+        quads, colours, walls = facade_quads(facade, self.world.dusk)
+        if not len(quads):
+            return
+        normals = facade.solid.normals[walls]
+        keep = np.einsum("ij,ij->i", normals, self.center - quads[:, 0]) > 0
+        uv, depth = self._project(quads[keep].reshape(-1, 3))
+        uv, depth = uv.reshape(-1, 4, 2), depth.reshape(-1, 4)
+        seen = (depth > 0.5).all(axis=1) & (np.ptp(uv, axis=1).max(axis=1) > 0.7)  # in front, not sub-pixel
+        light = 0.55 + 0.45 * np.maximum(normals[keep] @ self.world.sun, 0.0)
+        col = colours[keep] * light[:, None] * (1 - haze) + SKY_HORIZON * haze
+        col = np.clip(col * self.cam.gain * self.cam.cast, 0, 255)
+        pts = np.round(uv * ONE).astype(np.int32)
+        for k in np.flatnonzero(seen).tolist():
+            cv2.fillConvexPoly(img, pts[k], tuple(float(x) for x in col[k]), cv2.LINE_AA, SHIFT)
 
     def _draw_skyline(self, img: np.ndarray) -> None:
+        """Buildings far to near, each with its windows and doors: the skyline and the near fronts."""
         blds = []
-        for b in self.world.buildings:
-            corners = b.corners()
-            _, d = self._project(corners)
+        for f in self.world.buildings:
+            _, d = self._project(f.solid.vertices)
             if (d > 0.5).all():
-                blds.append((float(np.linalg.norm(b.center - self.center[:2])), b))
-        for dist, b in sorted(blds, key=lambda x: -x[0]):
+                blds.append((float(np.linalg.norm(f.solid.centroid[:2] - self.center[:2])), f))
+        for dist, f in sorted(blds, key=lambda x: -x[0]):
             haze = float(1.0 - np.exp(-max(dist - 15.0, 0.0) / 60.0))
-            self._draw_box(img, None, b, (0, 0), haze, floors=True)
+            self._draw_solid(img, None, f.solid, (0, 0), haze)
+            self._draw_facade(img, f, haze)
 
     def _draw_occluder_shadows(self, img: np.ndarray) -> None:
+        """Shadows of occluders and clutter on the ground (weaker at dusk)."""
         sun = self.world.sun
         if sun[2] <= 0.05:
             return
         mask = np.zeros((self.H, self.W), dtype=np.uint8)
+        outlines = []
         for occ in self.world.occluders:
             c = occ.corners()
             top = c[4:, :2] - sun[:2] / sun[2] * occ.size[2]
-            ground = np.vstack([c[:4, :2], top])
-            uv = self.cam.calibration.ground_to_image(ground)
-            if not np.isfinite(uv).all():
+            outlines.append(np.vstack([c[:4, :2], top]))
+        outlines += [shadow_outline(part, sun) for prop in self.world.clutter for part in prop.parts]
+        for ground in outlines:
+            uv, depth = self._project(np.c_[ground, np.zeros(len(ground))])
+            if not np.isfinite(uv).all() or (depth <= 0.1).any():  # not (all) in front of the camera
                 continue
             hull = cv2.convexHull(np.round(uv * ONE).astype(np.int32))
             cv2.fillConvexPoly(mask, hull, 255, cv2.LINE_AA, SHIFT)
         if mask.any():
-            f = 1.0 - 0.35 * (mask.astype(np.float32) / 255.0)
+            f = 1.0 - 0.35 * (1.0 - 0.6 * self.world.dusk) * (mask.astype(np.float32) / 255.0)
             img[:] = np.clip(img * f[..., None], 0, 255).astype(np.uint8)
 
     def _make_sprites(self) -> list[_Sprite]:
+        """Occluders and clutter as sprites: drawn into the background, pasted again over people behind them."""
+        things = [([block(occ.center, 0.0, occ.size, occ.yaw, occ.colour)], occ.center) for occ in self.world.occluders]
+        things += [(prop.parts, prop.center) for prop in self.world.clutter]
         sprites = []
-        for occ in self.world.occluders:
-            corners = occ.corners()
-            uv, d = self._project(corners)
+        for solids, ground_point in things:
+            verts = np.vstack([s.vertices for s in solids])
+            uv, d = self._project(verts)
             if (d <= 0.2).any():
                 continue
             x0, y0 = np.floor(uv.min(axis=0)).astype(int) - 1
@@ -343,11 +361,12 @@ class CameraRenderer:
                 continue
             patch = np.zeros((y1 - y0, x1 - x0, 3), dtype=np.uint8)
             mask = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
-            self._draw_box(patch, mask, occ, (x0, y0), 0.0, floors=False)
+            for solid in sorted(solids, key=lambda s: -float(np.linalg.norm(s.centroid - self.center))):  # far parts first
+                self._draw_solid(patch, mask, solid, (x0, y0), 0.0)
             m = mask > 0
             if not m.any():
                 continue
-            depth = float(self._project(np.array([[*occ.center, 0.0]]))[1][0])
+            depth = float(self._project(np.array([[*ground_point, 0.0]]))[1][0])
             sprites.append(_Sprite(int(x0), int(y0), patch, m, depth))
         return sprites
 
@@ -373,7 +392,14 @@ class CameraRenderer:
 
     # ------------------------------------------------------------------ per frame
     def render(self, frame: int) -> FrameRender:
-        """Draw `frame`; the returned image and id map are overwritten by the next call."""
+        """`frame` as this camera records it (`imaging.py`: blur, compression, exposure on the ideal
+        render; ground truth untouched); the returned image and id map are overwritten by the next call."""
+        fr = self._draw_frame(frame)
+        self.imager.finish_frame(frame, fr.image, fr.id_map, fr.visible_boxes[fr.visible_pixels > 0])
+        return fr
+
+    def _draw_frame(self, frame: int) -> FrameRender:
+        """Draw `frame` (the ideal render)."""
         idx, pts = self.poses(frame)
         img, ids = self.image, self.id_map
         k = frame % len(self.backgrounds)
@@ -410,7 +436,7 @@ class CameraRenderer:
         items += self.sprite_items
         items.sort(key=lambda t: -t[0])
         dirty: list[tuple[int, int, int, int]] = []
-        drawn: dict[int, tuple[int, int, int, int, int, float, float]] = {}
+        drawn: dict[int, tuple[int, int, int, int, int, int, int, int, int]] = {}
         for _d, kind, i in items:
             if kind == 1:
                 sp = self.sprites[i]
@@ -431,12 +457,10 @@ class CameraRenderer:
         vis_boxes = np.zeros((N, 4))
         full_px = np.zeros(N, dtype=np.int64)
         vis_px = np.zeros(N, dtype=np.int64)
-        u_foot = uv[:, body.FOOT]
         for r, i in enumerate(keys):
-            cx0, cy0, cx1, cy1, count, top, half_w = drawn[i]
+            cx0, cy0, cx1, cy1, count, *extent = drawn[i]
             full_px[r] = count
-            u_f, v_f = u_foot[i]
-            full_boxes[r] = (u_f - half_w, top, 2 * half_w, v_f - top)
+            full_boxes[r] = extent
             if cx1 <= cx0:
                 continue
             m = cv2.compare(ids[cy0:cy1, cx0:cx1], int(idx[i]) + 1, cv2.CMP_EQ)
@@ -456,11 +480,11 @@ class CameraRenderer:
     def _draw_person(
         self, agent: int, uv: np.ndarray, lo: list[int], hi: list[int], view: int, lite: bool, scale: float,
         noise: tuple[np.ndarray, np.ndarray] | None,
-    ) -> tuple[int, int, int, int, int, float, float] | None:
+    ) -> tuple[int, int, int, int, int, int, int, int, int] | None:
         """Rasterise one person into the label crop and composite it into the frame and the id map.
 
         Returns the silhouette's box clipped to the image (x0, y0, x1, y1; empty when it lies
-        outside), its pixel count, its top row and its half width about the foot point.
+        outside), its pixel count, and its whole (unclipped) box x, y, w, h: the full box.
         """
         x0, y0 = lo
         x1, y1 = hi
@@ -483,14 +507,12 @@ class CameraRenderer:
         if count == 0:
             return None
         bx, by, bw, bh = cv2.boundingRect(work)
-        top = float(y0 + by)
-        u_f = float(uv[body.FOOT, 0])
-        half_w = max(u_f - (x0 + bx), (x0 + bx + bw) - u_f)
+        bx, by = x0 + bx, y0 + by
         # Composite the in-image part of the silhouette: colour by look-up, noise, copy through the mask.
-        sx0, sy0 = max(x0 + bx, 0), max(y0 + by, 0)
-        sx1, sy1 = min(x0 + bx + bw, self.W), min(y0 + by + bh, self.H)
+        sx0, sy0 = max(bx, 0), max(by, 0)
+        sx1, sy1 = min(bx + bw, self.W), min(by + bh, self.H)
         if sx1 <= sx0 or sy1 <= sy0:
-            return 0, 0, 0, 0, count, top, float(half_w)
+            return 0, 0, 0, 0, count, bx, by, bw, bh
         labels = work[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0]
         colour = cv2.LUT(cv2.cvtColor(labels, cv2.COLOR_GRAY2BGR), self.palettes[agent])
         if noise is not None:
@@ -500,4 +522,4 @@ class CameraRenderer:
         idv = self._buffer16(sy1 - sy0, sx1 - sx0)
         idv.fill(agent + 1)
         cv2.copyTo(idv, labels, self.id_map[sy0:sy1, sx0:sx1])
-        return sx0, sy0, sx1, sy1, count, top, float(half_w)
+        return sx0, sy0, sx1, sy1, count, bx, by, bw, bh

@@ -19,6 +19,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from citytrack.data.synth.clutter import ClutterSpec, Prop, make_clutter
+from citytrack.data.synth.facades import Facade, make_facades, near_facades
+from citytrack.data.synth.imaging import CameraImaging, sample_camera_imaging
+from citytrack.data.synth.markings import paint_markings
 from citytrack.multicam.calibration import CameraCalibration, intrinsics_from_fov, look_at_rotation
 
 BGR = tuple[int, int, int]
@@ -47,10 +51,21 @@ class SceneSpec:
     walk_margin: float = 1.5  # people enter/leave on a rectangle this far outside the plaza
     group_prob: float = 0.25
     stop_prob: float = 0.35
+    speed: tuple[float, float] = (0.8, 1.8)  # walking speeds (m/s): normal about the middle, sd a quarter of the range
+    slow_prob: float = 0.1  # slow walkers (strolling, elderly, on the phone): half the lowest speed to the lowest
+    child_prob: float = 0.06  # children, 1.0-1.4 m, walking with an adult's group where there is one
+    carry_prob: float = 0.5  # carrying a backpack, shoulder bag, handbag or suitcase
+    dark_clothes_prob: float = 0.75  # a garment in dull, dark real-world colours (else a bright one)
     texture_ppm: float = 0.0  # ground texture pixels per metre; 0 = from the image width
     noise_sigma: tuple[float, float] = (2.0, 6.0)
     gain: tuple[float, float] = (0.8, 1.15)
     colour_cast: float = 0.07
+    motion_blur: tuple[float, float] = (0.0, 2.0)  # per-camera linear blur, pixels (imaging.py)
+    jpeg_quality: tuple[int, int] = (70, 95)  # per-camera JPEG quality; 100 = none
+    flicker: float = 0.01  # per-frame exposure gain, standard deviation
+    white_balance: float = 0.04  # per-camera colour temperature error, +- this share red vs blue
+    dusk_prob: float = 0.1  # a scene at dusk: darker, warmer, flatter, lit windows
+    clutter: ClutterSpec = field(default_factory=ClutterSpec)
 
     def validate(self) -> None:
         """Raise `SynthConfigError` naming the first bad key."""
@@ -75,12 +90,30 @@ class SceneSpec:
             raise SynthConfigError(f"synth config: camera_hfov must be within [10, 170) degrees, got {self.camera_hfov!r}")
         if self.camera_distance[0] < 0.5 or self.camera_distance[1] < self.camera_distance[0]:
             raise SynthConfigError(f"synth config: camera_distance must be [lo, hi] with lo >= 0.5, got {self.camera_distance!r}")
+        for key in ("group_prob", "stop_prob", "slow_prob", "child_prob", "carry_prob", "dark_clothes_prob"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise SynthConfigError(f"synth config: {key} must be a probability in [0, 1], got {getattr(self, key)!r}")
+        if not 0.2 <= self.speed[0] <= self.speed[1] <= 3.0:
+            raise SynthConfigError(f"synth config: speed must be [lo, hi] m/s with 0.2 <= lo <= hi <= 3, got {self.speed!r}")
+        if not 0.0 <= self.motion_blur[0] <= self.motion_blur[1] <= 15.0:
+            raise SynthConfigError(
+                f"synth config: world.motion_blur must be [lo, hi] pixels with 0 <= lo <= hi <= 15, got {self.motion_blur!r}")
+        if not 10 <= self.jpeg_quality[0] <= self.jpeg_quality[1] <= 100:
+            raise SynthConfigError(
+                f"synth config: world.jpeg_quality must be [lo, hi] with 10 <= lo <= hi <= 100, got {self.jpeg_quality!r}")
+        for key, top in (("flicker", 0.2), ("white_balance", 0.3), ("dusk_prob", 1.0)):
+            if not 0.0 <= getattr(self, key) <= top:
+                raise SynthConfigError(f"synth config: world.{key} must be within [0, {top}], got {getattr(self, key)!r}")
+        try:
+            self.clutter.validate()
+        except ValueError as err:
+            raise SynthConfigError(str(err)) from None
 
 
 # ----------------------------------------------------------------------------- cameras
 @dataclass
 class SynthCamera:
-    """A calibrated camera plus its per-camera look (lighting and sensor noise)."""
+    """A calibrated camera plus its per-camera look (lighting, sensor noise, imaging chain)."""
 
     index: int  # 0-based within the scene
     K: np.ndarray
@@ -92,6 +125,7 @@ class SynthCamera:
     gain: float
     cast: np.ndarray  # (3,) BGR multipliers
     noise_sigma: float
+    imaging: CameraImaging = field(default_factory=CameraImaging)
     calibration: CameraCalibration = field(init=False)
 
     def __post_init__(self) -> None:
@@ -117,8 +151,11 @@ class SynthCamera:
         return (int(c[0]), int(c[1]), int(c[2]))
 
 
-def make_cameras(spec: SceneSpec, rng: np.random.Generator) -> list[SynthCamera]:
-    """Cameras around the plaza, 3-8 m high, all looking at its middle so the views overlap."""
+def make_cameras(spec: SceneSpec, rng: np.random.Generator, look: np.random.Generator | None = None) -> list[SynthCamera]:
+    """Cameras around the plaza, `camera_height` high, all looking at its middle so the views overlap
+    (a higher camera looks more steeply down). `look` draws each camera's imaging chain (blur,
+    compression, flicker, white balance) apart from `rng`, so the geometry of a seed does not
+    depend on those settings; without it the chain is neutral."""
     ax, ay = spec.area[0] / 2 + spec.walk_margin, spec.area[1] / 2 + spec.walk_margin
     offset = rng.uniform(0, 2 * np.pi)
     cams = []
@@ -134,9 +171,11 @@ def make_cameras(spec: SceneSpec, rng: np.random.Generator) -> list[SynthCamera]
         R = look_at_rotation(center, target)
         t = -R @ center
         cast = 1.0 + rng.uniform(-spec.colour_cast, spec.colour_cast, size=3)
+        imaging = CameraImaging() if look is None else sample_camera_imaging(
+            look, spec.motion_blur, spec.jpeg_quality, spec.flicker, spec.white_balance)
         cams.append(
             SynthCamera(i, K, R, t, spec.width, spec.height, hfov, float(rng.uniform(*spec.gain)), cast,
-                        float(rng.uniform(*spec.noise_sigma)))
+                        float(rng.uniform(*spec.noise_sigma)), imaging)
         )
     return cams
 
@@ -198,24 +237,48 @@ def make_occluders(spec: SceneSpec, rng: np.random.Generator) -> list[Occluder]:
 # ----------------------------------------------------------------------------- people
 SKIN_TONES: tuple[BGR, ...] = ((196, 224, 255), (125, 194, 241), (105, 172, 224), (66, 134, 198), (36, 85, 141), (30, 54, 94))
 HAIR_COLOURS: tuple[BGR, ...] = ((25, 25, 28), (30, 45, 70), (40, 75, 120), (90, 170, 215), (160, 160, 165), (30, 60, 150))
-LOWER_COLOURS: tuple[BGR, ...] = ((120, 70, 40), (40, 40, 45), (110, 110, 115), (120, 160, 185), (50, 80, 60), (150, 110, 70), (200, 200, 205))
 SHOE_COLOURS: tuple[BGR, ...] = ((30, 30, 30), (230, 230, 235), (50, 70, 100))
+DULL_CLOTHES: dict[str, tuple[BGR, float, float]] = {
+    # name: (BGR, share as a top or a bag, share as trousers / skirt); most pedestrians wear these
+    "black": ((24, 24, 26), 0.20, 0.22),
+    "charcoal": ((52, 50, 50), 0.10, 0.08),
+    "dark grey": ((88, 88, 90), 0.08, 0.06),
+    "grey": ((140, 140, 142), 0.08, 0.05),
+    "light grey": ((190, 190, 192), 0.05, 0.02),
+    "white": ((228, 230, 232), 0.09, 0.02),
+    "navy": ((80, 42, 30), 0.10, 0.08),
+    "denim blue": ((135, 96, 70), 0.05, 0.22),
+    "light denim": ((185, 152, 122), 0.02, 0.08),
+    "brown": ((45, 65, 95), 0.06, 0.04),
+    "dark green": ((50, 70, 45), 0.05, 0.03),
+    "olive": ((60, 95, 95), 0.03, 0.03),
+    "beige": ((160, 190, 205), 0.06, 0.05),
+    "khaki": ((110, 150, 170), 0.02, 0.05),
+    "burgundy": ((42, 32, 100), 0.03, 0.01),
+}
+_DULL = np.array([c for c, _, _ in DULL_CLOTHES.values()], dtype=np.float64)
+_DULL_SHARES = {part: shares / shares.sum() for part, shares in (
+    ("upper", np.array([u for _, u, _ in DULL_CLOTHES.values()])), ("lower", np.array([lo for _, _, lo in DULL_CLOTHES.values()])))}
 PATTERNS = ("solid", "stripes", "check")
-BAGS = ("none", "backpack", "shoulder")
+CARRY_KINDS = ("none", "backpack", "shoulder", "handbag", "suitcase")
+CARRY_SHARES = (0.45, 0.25, 0.18, 0.12)  # of the carriers: backpack, shoulder bag, handbag, suitcase
 
 
-def _random_colour(rng: np.random.Generator) -> BGR:
-    if rng.random() < 0.35:  # neutrals: white, greys, black, navy
-        v = rng.choice([235, 200, 140, 80, 35])
-        return (int(v), int(v), int(v)) if rng.random() < 0.8 else (90, 40, 30)
+def _garment_colour(rng: np.random.Generator, dull_prob: float, part: str = "upper") -> BGR:
+    """A clothing (or bag) colour: with `dull_prob` a real-world dull or dark one (`DULL_CLOTHES`,
+    shares for `part` "upper" or "lower", brightness varied +-15%), else a bright saturated one."""
+    if rng.random() < dull_prob:
+        c = _DULL[int(rng.choice(len(_DULL), p=_DULL_SHARES[part]))] * rng.uniform(0.85, 1.15) + rng.uniform(-6, 6, size=3)
+        b, g, r = np.clip(c, 0, 255).astype(int).tolist()
+        return (b, g, r)
     h, s, v = rng.random(), rng.uniform(0.45, 0.95), rng.uniform(0.45, 0.95)
     r, g, b = colorsys.hsv_to_rgb(h, s, v)
     return (int(b * 255), int(g * 255), int(r * 255))
 
 
-def _contrasting(colour: BGR, rng: np.random.Generator) -> BGR:
+def _contrasting(colour: BGR, rng: np.random.Generator, dull_prob: float) -> BGR:
     for _ in range(20):
-        c = _random_colour(rng)
+        c = _garment_colour(rng, dull_prob)
         if sum(abs(a - b) for a, b in zip(c, colour, strict=True)) > 180:
             return c
     return tuple(255 - v for v in colour)  # type: ignore[return-value]
@@ -236,26 +299,33 @@ class Appearance:
     pattern: str
     lower: BGR
     shoes: BGR
-    bag: str
-    bag_colour: BGR
+    carry: str  # one of CARRY_KINDS
+    carry_colour: BGR
 
 
-def make_appearance(rng: np.random.Generator) -> Appearance:
-    upper = _random_colour(rng)
+def make_appearance(rng: np.random.Generator, spec: SceneSpec, child: bool = False) -> Appearance:
+    """A random look with `spec`'s clothing and carrying shares; a `child` is 1.0-1.4 m tall, slighter,
+    and carries at most a backpack."""
+    dull = spec.dark_clothes_prob
+    upper = _garment_colour(rng, dull)
+    height = rng.uniform(1.0, 1.4) if child else np.clip(rng.normal(1.71, 0.085), 1.5, 1.95)
+    carry = "none"
+    if rng.random() < spec.carry_prob:
+        carry = "backpack" if child else CARRY_KINDS[1 + int(rng.choice(len(CARRY_SHARES), p=CARRY_SHARES))]
     return Appearance(
-        height=float(np.clip(rng.normal(1.71, 0.085), 1.5, 1.95)),
-        build=float(rng.uniform(0.85, 1.25)),
+        height=float(height),
+        build=float(rng.uniform(0.85, 1.05) if child else rng.uniform(0.85, 1.15)),
         skin=SKIN_TONES[int(rng.integers(len(SKIN_TONES)))],
         hair=HAIR_COLOURS[int(rng.integers(len(HAIR_COLOURS)))],
         long_hair=bool(rng.random() < 0.35),
         upper=upper,
-        upper2=_contrasting(upper, rng),
+        upper2=_contrasting(upper, rng, dull),
         long_sleeves=bool(rng.random() < 0.5),
-        pattern=PATTERNS[int(rng.choice(3, p=[0.5, 0.3, 0.2]))],
-        lower=LOWER_COLOURS[int(rng.integers(len(LOWER_COLOURS)))],
+        pattern=PATTERNS[int(rng.choice(3, p=[0.65, 0.25, 0.1]))],
+        lower=_garment_colour(rng, 1.0 - (1.0 - dull) / 2, "lower"),  # bright trousers: half as often as tops
         shoes=SHOE_COLOURS[int(rng.integers(len(SHOE_COLOURS)))],
-        bag=BAGS[int(rng.choice(3, p=[0.5, 0.3, 0.2]))],
-        bag_colour=_random_colour(rng),
+        carry=carry,
+        carry_colour=_garment_colour(rng, dull),
     )
 
 
@@ -283,17 +353,17 @@ class Trajectories:
     present: np.ndarray
 
 
+_SEGMENT_STEPS = np.linspace(0.0, 1.0, 24)[:, None]
+
+
 def _segment_hits_box(p0: np.ndarray, p1: np.ndarray, occ: Occluder, pad: float) -> bool:
     """Does the walk segment p0-p1 pass within `pad` of the occluder's (rotated) footprint?"""
     c, s = math.cos(occ.yaw), math.sin(occ.yaw)
     rot = np.array([[c, -s], [s, c]])  # world -> occluder frame (inverse yaw)
     a, b = (p0 - occ.center) @ rot.T, (p1 - occ.center) @ rot.T
     half = occ.size[:2] / 2 + pad
-    for u in np.linspace(0.0, 1.0, 24):
-        q = a + (b - a) * u
-        if abs(q[0]) <= half[0] and abs(q[1]) <= half[1]:
-            return True
-    return False
+    q = a + (b - a) * _SEGMENT_STEPS  # 24 points along the segment, all at once
+    return bool((np.abs(q) <= half).all(axis=1).any())
 
 
 def _boundary_point(spec: SceneSpec, rng: np.random.Generator) -> np.ndarray:
@@ -335,7 +405,11 @@ def _timeline(points: list[np.ndarray], speed: float, stops: dict[int, float], t
 def make_people(
     spec: SceneSpec, occluders: list[Occluder], rng: np.random.Generator, id_offset: int = 0
 ) -> tuple[list[Agent], Trajectories]:
-    """People with appearances and full-scene trajectories (entering, stopping, crossing, groups)."""
+    """People with appearances and full-scene trajectories (entering, stopping, crossing, groups).
+
+    A child joins the group of an earlier adult when there is one; a group walks at its leader's
+    speed; leaders draw theirs from `spec.speed`, or are slow walkers (`spec.slow_prob`).
+    """
     F, A = spec.frames, spec.people
     duration = F / spec.fps
     times = np.arange(F) / spec.fps
@@ -346,11 +420,17 @@ def make_people(
     present = np.zeros((F, A), dtype=bool)
     agents: list[Agent] = []
     plans: list[tuple[np.ndarray, np.ndarray]] = []
+    adults: list[int] = []
     for k in range(A):
-        app = make_appearance(rng)
+        child = bool(rng.random() < spec.child_prob)
+        app = make_appearance(rng, spec, child)
         leader = k
-        if k > 0 and rng.random() < spec.group_prob:
+        if child and adults:
+            leader = agents[adults[int(rng.integers(len(adults)))]].group  # with an adult
+        elif k > 0 and rng.random() < spec.group_prob:
             leader = agents[int(rng.integers(k))].group  # join an existing group
+        if not child:
+            adults.append(k)
         if leader != k:
             lead = agents[leader]
             speed = lead.speed
@@ -362,7 +442,9 @@ def make_people(
             t_knots = t_lead + rng.uniform(0.0, 0.4)
             knots = knots_lead + offset
         else:
-            speed = float(np.clip(rng.normal(1.3, 0.2), 0.8, 1.9))
+            lo, hi = spec.speed
+            slow = rng.random() < spec.slow_prob
+            speed = float(rng.uniform(0.5 * lo, lo) if slow else np.clip(rng.normal((lo + hi) / 2, (hi - lo) / 4), lo, hi))
             pts = _plan_path(spec, occluders, rng)
             stops = {i: float(rng.uniform(1.5, 5.0)) for i in range(1, len(pts) - 1) if rng.random() < spec.stop_prob}
             length = sum(float(np.linalg.norm(b - a)) for a, b in zip(pts[:-1], pts[1:], strict=True))
@@ -391,7 +473,7 @@ def make_people(
         stride = 2 * 0.415 * app.height
         dist = np.cumsum(seg_speed) / spec.fps
         phase[:, k] = agents[-1].phase0 + 2 * np.pi * dist / stride
-        swing[:, k] = np.clip(seg_speed / 1.3, 0.0, 1.2)
+        swing[:, k] = np.clip(seg_speed / (1.3 * app.height / 1.71), 0.0, 1.2)  # full swing at 1.3 m/s for 1.71 m
     # Ease the swing in and out of stops over ~0.3 s so legs do not snap.
     kernel = np.ones(max(1, int(round(0.3 * spec.fps))))
     kernel /= kernel.sum()
@@ -413,6 +495,7 @@ class GroundTexture:
     x0: float
     y0: float
     ppm: float
+    roads: tuple[float, float] = (0.0, 0.0)  # centre lines of the roads leading out: y of the one along x, x of the other
 
     def world_from_texture(self) -> np.ndarray:
         """3x3 map from texture pixel centres `(col, row, 1)` to world `(x, y, 1)`."""
@@ -454,9 +537,11 @@ def make_ground(spec: SceneSpec, rng: np.random.Generator, margin: float = 20.0)
     ring = (r > r0) & (r < r0 + 0.8)
     kerb = plaza & ((np.abs(np.abs(X) - px) < 0.12) | (np.abs(np.abs(Y) - py) < 0.12))
     walk = np.zeros((h, w), dtype=bool)
+    roads = []
     for axis in (0, 1):
         c = float(rng.uniform(-0.3, 0.3)) * spec.area[1 - axis]
         walk |= np.abs((Y if axis == 0 else X) - c) < 1.5
+        roads.append(c)
     walk &= ~plaza
     paving = np.array(rng.choice([[150, 160, 168], [140, 150, 165], [165, 165, 160]]), dtype=np.float32)
     grass = np.array([55, 120, 75], dtype=np.float32)
@@ -470,7 +555,7 @@ def make_ground(spec: SceneSpec, rng: np.random.Generator, margin: float = 20.0)
     img = np.where(ring[..., None], img * np.array([0.75, 0.78, 0.85], dtype=np.float32), img)
     img = np.where(kerb[..., None], np.array([190, 195, 200], dtype=np.float32), img)
     img *= (1.0 + 0.05 * _smooth_noise(rng, (h, w), max(2, int(1.5 * ppm))))[..., None]
-    return GroundTexture(np.clip(img, 0, 255).astype(np.uint8), -hx, -hy, ppm)
+    return GroundTexture(np.clip(img, 0, 255).astype(np.uint8), -hx, -hy, ppm, (roads[0], roads[1]))
 
 
 # ----------------------------------------------------------------------------- world
@@ -488,7 +573,9 @@ class World:
     ground: GroundTexture
     sun: np.ndarray  # unit vector towards the light
     noise_seed: int
-    buildings: list[Occluder] = field(default_factory=list)  # far skyline, never in front of anyone
+    buildings: list[Facade] = field(default_factory=list)  # skyline and near fronts, never in front of anyone
+    clutter: list[Prop] = field(default_factory=list)  # street furniture, vehicles, trees: background, no ground truth
+    dusk: float = 0.0  # 0 day .. 1 dusk (imaging.tone_lut), the same for every camera of the scene
 
     @property
     def frames(self) -> int:
@@ -499,16 +586,23 @@ def build_world(spec: SceneSpec, seed: int, scene_index: int = 0, id_offset: int
     """Deterministic world for (seed, scene_index); `id_offset` makes person ids global over scenes."""
     spec.validate()
     ss = np.random.SeedSequence([int(seed), int(scene_index)])
-    r_cam, r_occ, r_people, r_ground, r_misc = (np.random.default_rng(s) for s in ss.spawn(5))
-    cameras = make_cameras(spec, r_cam)
+    # One generator per part; the later ones were added later, so older parts of a seed stay as they were.
+    r_cam, r_occ, r_people, r_ground, r_misc, r_look, r_clutter, r_context = (
+        np.random.default_rng(s) for s in ss.spawn(8))
+    dusk = float(r_look.uniform(0.5, 1.0)) if r_look.random() < spec.dusk_prob else 0.0
+    cameras = make_cameras(spec, r_cam, r_look)
     occluders = make_occluders(spec, r_occ)
-    agents, traj = make_people(spec, occluders, r_people, id_offset)
     ground = make_ground(spec, r_ground)
+    paint_markings(ground, spec, r_context)
+    agents, traj = make_people(spec, occluders, r_people, id_offset)
+    # Clutter goes where nobody walks in the clip, so people are the same with or without it.
+    clutter = make_clutter(spec, occluders, cameras, ground.roads, traj.position[traj.present], r_clutter)
     az, el = r_misc.uniform(0, 2 * np.pi), r_misc.uniform(0.5, 1.1)
     sun = np.array([np.cos(az) * np.cos(el), np.sin(az) * np.cos(el), np.sin(el)])
     noise_seed = int(r_misc.integers(2**31))
-    buildings = make_buildings(spec, r_misc)
-    return World(scene_index, spec, int(seed), cameras, occluders, agents, traj, ground, sun, noise_seed, buildings)
+    buildings = make_facades(make_buildings(spec, r_misc), r_context) + near_facades(spec, r_context)
+    return World(scene_index, spec, int(seed), cameras, occluders, agents, traj, ground, sun, noise_seed, buildings,
+                 clutter, dusk)
 
 
 BUILDING_COLOURS: tuple[BGR, ...] = ((170, 180, 190), (140, 160, 185), (120, 130, 150), (180, 175, 165), (110, 120, 135), (150, 150, 200))

@@ -2,9 +2,11 @@
 
 Which box the ground truth holds (see `render.py` for the exact definitions):
 
-- `aic24` (`ground_truth.txt`) and `aic23` (`label.txt`): the FULL box of the person (as if
-  unoccluded and not cut by the image border), whose bottom centre is the projection of the
-  world foot point `(xworld, yworld)` through the written `calibration.json`. Beside them, per
+- `aic24` (`ground_truth.txt`) and `aic23` (`label.txt`): the FULL box of the person, the
+  extent of the whole body as if unoccluded and not cut by the image border (amodal, as the
+  real datasets annotate); `(xworld, yworld)` is the world foot point, whose exact projection
+  through the written `calibration.json` lies near the box's bottom centre, a few percent of
+  the box height above its bottom edge (`render.py` says by how much and why). Beside them, per
   camera, `keypoints.json`: COCO person keypoints (17 joints, `keypoints.py`) of the same people
   in full-frame pixels: one `images` entry per frame (`id` = `frame` = the frame number in the
   layout's base, `file_name` = `video.mp4`), one annotation per ground-truth row (`bbox` = the
@@ -485,11 +487,17 @@ class ReidCameraWriter:
         return dict(self.counts), dict(self.test_crops)
 
 
+WORLD_VERSION = 2
+"""Bumped whenever the same config renders a different world (2: amodal body-extent boxes, clutter,
+camera imaging, people realism); `ensure_synthetic_dataset` regenerates folders of another version."""
+
+
 def write_meta(out: Path, cfg: DictConfig, scenes: list[dict[str, Any]], reid_info: dict[str, Any],
                pose_info: dict[str, Any] | None = None) -> None:
     """`DIR/meta.json`, written last: its presence marks a complete dataset."""
     meta = {
         "generator": "citytrack.data.synth",
+        "world_version": WORLD_VERSION,
         "layout": cfg.layout.name,
         "split": cfg.split,
         "seed": cfg.seed,

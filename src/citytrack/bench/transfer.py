@@ -1,0 +1,482 @@
+"""`python -m citytrack.bench transfer`: does what the synthetic world taught carry over to real footage?
+
+    OMP_NUM_THREADS=1 python -m citytrack.bench transfer [--parts detection,tracking] [--datasets pets,mot17] \
+        [--detectors ours,hog,frcnn] [--ckpt checkpoints/detector_synthetic_cpu.pt] \
+        [--reid-ckpt checkpoints/reid_synthetic_osnet.ckpt] [--stride 1] [--max-frames N] [--img-size 416] \
+        [--json results.json] [--picture transfer.png]
+
+Detection (`--parts detection`), on every real frame with ground truth under `--data` (`../shared/data`):
+
+- `pets`: the PETS09-S2L1 view 001 clip (480x360, 795 frames), every `--stride`-th frame, against the MOT15
+  ground truth scaled by 0.625 (MOT15 is annotated at 768x576).
+- `mot17`: the MOT17-02 frames present in `img1/` (4 of 600) at 1920x1080.
+
+Three detectors: ours (`--ckpt`, scores down to 0.001 as COCO wants), OpenCV's HOG (frames upscaled by
+`--hog-upscale`, the same on both datasets, so its 64x128 window fits PETS's ~50 px people), and the public
+Faster R-CNN detections of each sequence's `det/det.txt` (PETS's MOT15 file scaled by 0.625). Scored with
+`citytrack.eval.detection.DetectionEvaluator` (pycocotools mAP@.5 and mAP@[.5:.95]).
+
+Ground-truth rules (`split_ground_truth`), preprocessing apart from the metric:
+
+- MOT17: class-1 pedestrians with a non-zero mark and visibility >= `--min-visibility` (0.5, as TrackEval's
+  MOT17Det evaluation `--MIN_VIS 0.5`) are ground truth. The distractor classes 2, 7, 8, 12 (person on
+  vehicle, static person, distractor, reflection) and less visible pedestrians are ignore regions, handed to
+  the evaluator as COCO crowd regions: a detection that matches no real box and whose intersection over its
+  own area with an ignore box reaches the IoU threshold is neither TP nor FP (at mAP@.5 that is IoA >= 0.5;
+  at IoU .95 it needs IoA .95). Other classes (vehicles, occluders) are neither: detections on them are FPs,
+  as in `citytrack.eval.mot_metrics`.
+- MOT15 (PETS): the 174 zero-marked rows (of 4650; people the annotators excluded, which the MOT15 devkit
+  drops from the ground truth) are ignore regions.
+
+Tracking (`--parts tracking`) on the PETS clip: our detector's boxes at the checkpoint's score threshold
+(0.1, ByteTrack's low threshold, as `infer.py`'s `CheckpointDetector` gives them), the same boxes to every
+run, tracked by DeepSORT and BoT-SORT built from `conf/tracker/{deepsort,botsort}.yaml` (composed as
+`infer.py tracker=...` composes them; each applies its own score thresholds), each with our ReID embeddings
+(`--reid-ckpt`) and motion-only. DeepSORT also filters the boxes at 0.3 (deep_sort_app's value;
+it has no low-score stage). The other override is DeepSORT's appearance gate, 0.6 instead of the paper's
+0.2: deepsort.yaml says to set it from the model's same-id / other-id distances, and 0.6 is where they cross
+for this checkpoint on the synthetic training world (`bench reid_tracking --distances`). Nothing is tuned on
+the real ground truth. Trackers run at the clip's frame rate and get every frame (BoT-SORT's camera-motion
+compensation). Scored by `citytrack.eval.mot_metrics.evaluate_sequences` (MOT15 rules; IDF1, MOTA, HOTA).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from citytrack.bench.reid_tracking import SYNTH_MAX_COSINE_DISTANCE, to_mot
+from citytrack.data.formats.mot import (
+    CLS,
+    CONF,
+    DISTRACTOR_CLASSES,
+    FRAME,
+    PEDESTRIAN,
+    VIS,
+    H,
+    W,
+    X,
+    Y,
+    frame_groups,
+    has_class_info,
+    load_sequence,
+    read_mot,
+)
+from citytrack.data.video import VideoError, VideoReader, probe_video
+
+DATA = Path("../shared/data")  # from the repository root, as `bench tracking --data`
+PETS_VIDEO = Path("video/pets09_s2l1_view001.avi")
+PETS_SEQ = Path("mot15/PETS09-S2L1")
+PETS_SCALE = 0.625  # MOT15 PETS09-S2L1 is annotated at 768x576, the clip is 480x360
+MOT17_SEQ = Path("mot17/MOT17-02-FRCNN")
+DETECTORS = ("ours", "hog", "frcnn")
+DETECTOR_NAMES = {"ours": "ours (synthetic)", "hog": "OpenCV HOG", "frcnn": "public Faster R-CNN"}
+DEEPSORT_MIN_CONFIDENCE = 0.3
+"""deep_sort_app's detection score filter on detector output (deepsort.yaml keeps 0.0 for saved, already
+filtered MOT detections): DeepSORT has no low-score stage, so boxes at 0.1 would all start tracks."""
+TRACKER_OVERRIDES: dict[str, list[str]] = {
+    "deepsort": [f"tracker.max_cosine_distance={SYNTH_MAX_COSINE_DISTANCE}",
+                 f"tracker.min_confidence={DEEPSORT_MIN_CONFIDENCE}"],
+    "botsort": [],
+}
+PICTURE_TILE_WIDTH = 480
+PICTURE_SCORE = 0.3
+
+Detect = Callable[[list[np.ndarray]], list[np.ndarray]]
+"""A detector: a batch of BGR frames -> per frame `(N, 5) x, y, w, h, score`."""
+
+
+# --------------------------------------------------------------------------- ground truth
+def split_ground_truth(
+    table: np.ndarray, min_visibility: float = 0.5, scale: float = 1.0
+) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """A MOT gt table -> (`{frame: (N, 4) xywh}` ground truth, `{frame: (M, 4) xywh}` ignore regions).
+
+    MOT16/17 tables (`has_class_info`): marked class-1 pedestrians at least `min_visibility` visible are
+    ground truth; distractor classes, less visible or unmarked pedestrians are ignore regions; other
+    classes are dropped. MOT15 tables: marked rows are ground truth, zero-marked ones ignore regions.
+    """
+    table = np.array(table, dtype=np.float64)
+    table[:, X : H + 1] *= scale
+    mark = table[:, CONF] != 0
+    if has_class_info(table):
+        person = table[:, CLS] == PEDESTRIAN
+        real = person & mark & (table[:, VIS] >= min_visibility)
+        ignore = (person & ~real) | np.isin(table[:, CLS], DISTRACTOR_CLASSES)
+    else:
+        real, ignore = mark, ~mark
+    boxes = {f: rows[:, X : H + 1] for f, rows in frame_groups(table[real]).items()}
+    regions = {f: rows[:, X : H + 1] for f, rows in frame_groups(table[ignore]).items()}
+    return boxes, regions
+
+
+def public_detections(path: Path, scale: float = 1.0) -> dict[int, np.ndarray]:
+    """A MOTChallenge det.txt -> `{frame: (N, 5) x, y, w, h, score}` in image pixels."""
+    det = read_mot(path, kind="det")
+    det[:, X : H + 1] *= scale
+    return {f: rows[:, [X, Y, W, H, CONF]] for f, rows in frame_groups(det).items()}
+
+
+def evaluate(
+    dets: Mapping[int, np.ndarray],
+    frames: Sequence[int],
+    gt: Mapping[int, np.ndarray],
+    ignore: Mapping[int, np.ndarray] | None = None,
+) -> dict[str, float]:
+    """COCO mAP of per-frame detections on `frames`, with `ignore` boxes as crowd regions."""
+    from citytrack.eval.detection import DetectionEvaluator, mot_frames_to_coco
+
+    preds, targets = mot_frames_to_coco(dict(dets), dict(gt), list(frames), dict(ignore or {}))
+    ev = DetectionEvaluator()
+    ev.update(preds, targets)
+    return ev.compute()
+
+
+# --------------------------------------------------------------------------- detection
+@dataclass
+class RealSet:
+    """The scored frames of one real sequence with its ground truth, ignore regions and public detections."""
+
+    name: str
+    frames: list[int]
+    gt: dict[int, np.ndarray]
+    ignore: dict[int, np.ndarray]
+    public: dict[int, np.ndarray] | None
+    dets: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    images: dict[int, np.ndarray] = field(default_factory=dict)
+
+
+def run_detectors(
+    stream: Iterable[tuple[int, np.ndarray]],
+    detectors: Mapping[str, Detect],
+    wanted: Mapping[str, set[int]],
+    keep: set[int],
+    out: RealSet,
+    chunk: int = 8,
+) -> int:
+    """Run each detector on its `wanted` frames as `(frame, image)` pairs stream by, `chunk` frames per
+    call, into `out.dets` / `out.seconds`; keep the images of the frames in `keep`. Returns the frames read."""
+    buffer: list[tuple[int, np.ndarray]] = []
+    n = 0
+
+    def flush() -> None:
+        for name, detect in detectors.items():
+            todo = [(f, img) for f, img in buffer if f in wanted[name]]
+            if todo:
+                t0 = time.perf_counter()
+                boxes = detect([img for _, img in todo])
+                out.seconds[name] = out.seconds.get(name, 0.0) + time.perf_counter() - t0
+                out.dets.setdefault(name, {}).update(zip([f for f, _ in todo], boxes, strict=True))
+        buffer.clear()
+
+    for frame, image in stream:
+        n += 1
+        if frame in keep:
+            out.images[frame] = image
+        buffer.append((frame, image))
+        if len(buffer) == chunk:
+            flush()
+    flush()
+    for name in detectors:
+        out.dets.setdefault(name, {})
+    return n
+
+
+def video_frames(video: Path, max_frames: int | None, desc: str) -> Iterator[tuple[int, np.ndarray]]:
+    """The clip's frames as `(1-based frame, BGR image)` with a progress bar."""
+    try:
+        with VideoReader(video, max_frames=max_frames) as reader:
+            for index, image in tqdm(reader, total=reader.frames_left, desc=desc, unit="frame"):
+                yield index + 1, image
+    except VideoError as err:
+        raise SystemExit(str(err)) from None
+
+
+def image_frames(paths: Mapping[int, Path], desc: str) -> Iterator[tuple[int, np.ndarray]]:
+    for frame, path in tqdm(paths.items(), desc=desc, unit="frame"):
+        image = cv2.imread(str(path))
+        if image is None:
+            raise SystemExit(f"{path}: cannot read the image")
+        yield frame, image
+
+
+def picks(frames: Sequence[int], n: int) -> set[int]:
+    """`n` evenly spaced frames of `frames` (for the picture)."""
+    if not frames or n <= 0:
+        return set()
+    return {frames[i] for i in np.linspace(0, len(frames) - 1, min(n, len(frames))).round().astype(int)}
+
+
+def detect_pets(args: argparse.Namespace, detectors: Mapping[str, Detect], all_ours: bool) -> RealSet:
+    """PETS09-S2L1: one decode of the clip; ours on every frame when tracking needs them, else the scored ones."""
+    video = args.data / PETS_VIDEO
+    total = probe_video(video).frame_count
+    total = min(total, args.max_frames) if args.max_frames else total
+    gt, ignore = split_ground_truth(read_mot(args.data / PETS_SEQ / "gt" / "gt.txt", kind="gt"), scale=PETS_SCALE)
+    scored = [f for f in range(1, total + 1, args.stride) if f in gt or f in ignore]
+    public = public_detections(args.data / PETS_SEQ / "det" / "det.txt", PETS_SCALE)
+    out = RealSet("PETS09-S2L1", scored, gt, ignore, public)
+    wanted = {name: set(scored) for name in detectors}
+    if all_ours and "ours" in wanted:
+        wanted["ours"] = set(range(1, total + 1))
+    read = run_detectors(video_frames(video, args.max_frames, "PETS09-S2L1 detection"), detectors, wanted,
+                         picks(scored, 3), out)
+    out.frames = [f for f in scored if f <= read]
+    return out
+
+
+def detect_mot17(args: argparse.Namespace, detectors: Mapping[str, Detect]) -> RealSet:
+    """MOT17-02: the frames whose image is in `img1/`."""
+    seq = load_sequence(args.data / MOT17_SEQ)
+    if seq.gt is None:
+        raise SystemExit(f"{seq.root}: no gt/gt.txt")
+    gt, ignore = split_ground_truth(seq.gt, args.min_visibility)
+    paths = {f: seq.image_path(f) for f in range(1, seq.info.seq_length + 1)}
+    frames = [f for f, p in paths.items() if p.is_file() and (f in gt or f in ignore)][: args.max_frames]
+    public = public_detections(seq.root / "det" / "det.txt") if seq.det is not None else None
+    out = RealSet("MOT17-02", frames, gt, ignore, public)
+    run_detectors(image_frames({f: paths[f] for f in frames}, "MOT17-02 detection"), detectors,
+                  {name: set(frames) for name in detectors}, picks(frames, 1), out)
+    return out
+
+
+def score_detection(sets: Sequence[RealSet], names: Sequence[str]) -> dict[str, Any]:
+    """mAP per dataset per detector (the public detections from det.txt where the sequence has them)."""
+    results: dict[str, Any] = {}
+    for s in sets:
+        row: dict[str, Any] = {"frames": len(s.frames), "gt_boxes": int(sum(len(s.gt.get(f, ())) for f in s.frames))}
+        for name in names:
+            dets = s.public if name == "frcnn" else s.dets.get(name)
+            if dets is None:
+                continue
+            row[name] = evaluate(dets, s.frames, s.gt, s.ignore)
+            if name in s.seconds:
+                row[name]["seconds"] = round(s.seconds[name], 2)
+        results[s.name] = row
+    return results
+
+
+# --------------------------------------------------------------------------- picture
+def save_picture(path: Path, sets: Sequence[RealSet], names: Sequence[str]) -> None:
+    """A row per kept frame, a column per detector: its boxes (red, score >= 0.3) against the gt (green)
+    and ignore regions (grey), every frame resized to the same tile width."""
+    from citytrack.eval.detection import draw_predictions
+    from citytrack.utils.boxes import xywh_to_xyxy
+    from citytrack.utils.io import atomic_path
+    from citytrack.visualize.draw import draw_label
+
+    rows = []
+    for s in sets:
+        for frame in sorted(s.images):
+            image = s.images[frame]
+            k = PICTURE_TILE_WIDTH / image.shape[1]
+            tile = cv2.resize(image, (PICTURE_TILE_WIDTH, round(image.shape[0] * k)), interpolation=cv2.INTER_AREA)
+            for x1, y1, x2, y2 in xywh_to_xyxy(s.ignore.get(frame, np.zeros((0, 4))) * k).astype(int).tolist():
+                cv2.rectangle(tile, (x1, y1), (x2, y2), (150, 150, 150), 1)
+            preds = []
+            for name in names:
+                d = (s.public if name == "frcnn" else s.dets.get(name)) or {}
+                d = np.asarray(d.get(frame, np.zeros((0, 5))), dtype=np.float64).reshape(-1, 5)
+                preds.append(np.c_[xywh_to_xyxy(d[:, :4] * k), d[:, 4]])
+            gt = xywh_to_xyxy(s.gt.get(frame, np.zeros((0, 4))) * k)
+            row = draw_predictions([tile] * len(names), preds, [gt] * len(names), PICTURE_SCORE, columns=len(names))
+            for c, name in enumerate(names):
+                draw_label(row, f"{s.name} #{frame}: {DETECTOR_NAMES[name]}", (c * PICTURE_TILE_WIDTH + 2, 16),
+                           (255, 255, 255))
+            rows.append(row)
+    if not rows:
+        return
+    with atomic_path(path, suffix=".png") as tmp:
+        if not cv2.imwrite(str(tmp), np.concatenate(rows, axis=0)):
+            raise SystemExit(f"{path}: could not write the picture")
+
+
+# --------------------------------------------------------------------------- tracking
+def build_tracker(name: str, overrides: Sequence[str] = ()) -> Any:
+    """`conf/tracker/<name>.yaml` composed as `python infer.py task=mot tracker=<name>` composes it."""
+    import hydra.utils
+    from hydra import compose, initialize_config_dir
+
+    from citytrack.utils.paths import config_dir
+
+    conf = config_dir()
+    with initialize_config_dir(str(conf), version_base="1.3", job_name="bench_transfer"):
+        cfg = compose("infer", overrides=["task=mot", f"tracker={name}", f"paths.root_dir={conf.parent}", *overrides])
+    return hydra.utils.instantiate(cfg.tracker)
+
+
+def track_video(
+    video: Path,
+    dets: Mapping[int, np.ndarray],
+    extractor: Any,
+    trackers: Sequence[str],
+    max_frames: int | None = None,
+) -> dict[str, np.ndarray]:
+    """Track the clip with the same `{frame: (N, 5)}` detections, each tracker with `extractor.embed`
+    embeddings and motion-only; `{label: MOT result table}`."""
+    fps = probe_video(video).fps
+    runs = {}
+    for name in trackers:
+        for mode in ("motion only", "with ReID"):
+            tracker = build_tracker(name, TRACKER_OVERRIDES.get(name, []))
+            tracker.reset(frame_rate=fps or None)
+            runs[f"{name} {mode}"] = tracker
+    rows: dict[str, list[tuple[int, np.ndarray]]] = {label: [] for label in runs}
+    for frame, image in video_frames(video, max_frames, "PETS09-S2L1 tracking"):
+        d = np.asarray(dets.get(frame, np.zeros((0, 5))), dtype=np.float64).reshape(-1, 5)
+        emb = extractor.embed(image, d[:, :4]) if len(d) else None
+        for label, tracker in runs.items():
+            use = label.endswith("with ReID")
+            out = tracker.update(d, frame=frame, embeddings=emb if use and emb is not None else None, image=image)
+            rows[label].append((frame - 1, out))
+    return {label: to_mot(r) for label, r in rows.items()}
+
+
+def score_tracking(gt_table: np.ndarray, results: Mapping[str, np.ndarray], frames: int) -> dict[str, dict[str, float]]:
+    """IDF1, MOTA, HOTA (MOT15 rules) of each result against the gt of the first `frames` frames."""
+    from citytrack.eval.mot_metrics import evaluate_sequences
+
+    gt = gt_table[gt_table[:, FRAME] <= frames]
+    out = {}
+    for label, table in results.items():
+        row = evaluate_sequences({"PETS09-S2L1": gt}, {"PETS09-S2L1": table}).loc["OVERALL"]
+        out[label] = {k: float(row[k]) for k in ("IDF1", "MOTA", "HOTA", "IDs", "FP", "FN") if k in row}
+    return out
+
+
+# --------------------------------------------------------------------------- report
+def print_tables(results: Mapping[str, Any]) -> None:
+    det = results.get("detection", {})
+    if det:
+        print("| dataset | frames | detector | mAP@.5 | mAP@[.5:.95] | recall@0.5 |")
+        print("|---|---|---|---|---|---|")
+        for ds, row in det.items():
+            for name in DETECTORS:
+                if name in row:
+                    m = row[name]
+                    print(f"| {ds} | {row['frames']} | {DETECTOR_NAMES[name]} | {m['mAP50']:.3f} | {m['mAP']:.3f} | "
+                          f"{m['recall@0.5']:.3f} |")
+    trk = results.get("tracking", {})
+    if trk:
+        print(f"| tracker (PETS09-S2L1, {results['tracking_frames']} frames, our detector) | IDF1 | MOTA | HOTA | IDs |")
+        print("|---|---|---|---|---|")
+        for label, m in trk.items():
+            print(f"| {label} | {m['IDF1']:.1f} | {m['MOTA']:.1f} | {m['HOTA']:.1f} | {m['IDs']:.0f} |")
+
+
+def csv(choices: Sequence[str]) -> Callable[[str], list[str]]:
+    def parse(text: str) -> list[str]:
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        bad = [t for t in items if t not in choices]
+        if bad or not items:
+            raise argparse.ArgumentTypeError(f"choose from {','.join(choices)}; got {text!r}")
+        return items
+
+    return parse
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m citytrack.bench transfer", description=__doc__.splitlines()[0])
+    p.add_argument("--data", type=Path, default=DATA, help="the real data folder (../shared/data)")
+    p.add_argument("--parts", type=csv(("detection", "tracking")), default=["detection", "tracking"])
+    p.add_argument("--datasets", type=csv(("pets", "mot17")), default=["pets", "mot17"], help="detection part")
+    p.add_argument("--detectors", type=csv(DETECTORS), default=list(DETECTORS), help="detection part")
+    p.add_argument("--ckpt", type=Path, default=Path("checkpoints/detector_synthetic_cpu.pt"), help="our detector")
+    p.add_argument("--reid-ckpt", type=Path, default=Path("checkpoints/reid_synthetic_osnet.ckpt"))
+    p.add_argument("--trackers", type=csv(tuple(TRACKER_OVERRIDES)), default=list(TRACKER_OVERRIDES))
+    p.add_argument("--stride", type=int, default=1, help="detection part: every n-th PETS frame")
+    p.add_argument("--max-frames", type=int, default=None, help="only the first N frames of each sequence")
+    p.add_argument("--img-size", type=int, default=None, help="our detector's input (default: the checkpoint's)")
+    p.add_argument("--hog-upscale", type=float, default=2.0, help="HOG's window is 64x128: upscale small people")
+    p.add_argument("--min-visibility", type=float, default=0.5, help="MOT17: less visible pedestrians are ignored")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None, help="torch and OpenCV threads (default: their choice)")
+    p.add_argument("--json", "--out", dest="json", type=Path, default=None, help="write the results (atomically)")
+    p.add_argument("--picture", type=Path, default=None, help="PNG: each detector's boxes vs the gt on a few frames")
+    args = p.parse_args(argv)
+    if args.stride < 1 or (args.max_frames is not None and args.max_frames < 1):
+        p.error("--stride and --max-frames must be >= 1")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        cv2.setNumThreads(args.threads)
+    if not args.data.is_dir():
+        raise SystemExit(f"{args.data}: real data folder not found (run from the repository root or pass --data)")
+
+    from citytrack.utils.device import resolve_device
+
+    device = resolve_device(args.device)
+    tracking = "tracking" in args.parts
+    need_ours = tracking or ("detection" in args.parts and "ours" in args.detectors)
+    detectors: dict[str, Detect] = {}
+    ours = None
+    if need_ours:
+        from citytrack.models.detector.module import load_detector
+
+        ours = load_detector(args.ckpt, map_location=device)
+        detectors["ours"] = lambda images: ours.predict_frames(images, 8, score_thresh=0.001, img_size=args.img_size)
+    detection = "detection" in args.parts
+    if detection and "hog" in args.detectors:
+        from citytrack.models.detector.hog import HogPersonDetector
+
+        detectors["hog"] = HogPersonDetector(upscale=args.hog_upscale)
+    names = [d for d in DETECTORS if d in args.detectors]
+
+    t_start = time.perf_counter()
+    results: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}}
+    pets = None
+    if detection or tracking:
+        sets = []
+        if "pets" in args.datasets or tracking:
+            run = detectors if detection and "pets" in args.datasets else {"ours": detectors["ours"]}
+            pets = detect_pets(args, run, all_ours=tracking)
+            if detection and "pets" in args.datasets:
+                sets.append(pets)
+        if detection and "mot17" in args.datasets:
+            sets.append(detect_mot17(args, detectors))
+        if detection:
+            results["detection"] = score_detection(sets, names)
+            if ours is not None:
+                results["detector_img_size"] = int(args.img_size or ours.hparams.img_size)
+            if args.picture:
+                save_picture(args.picture, sets, names)
+    if tracking and pets is not None and ours is not None:
+        from citytrack.models.reid.extractor import FeatureExtractor
+
+        thresh = float(ours.hparams.score_thresh)
+        dets = {f: d[d[:, 4] >= thresh] for f, d in pets.dets["ours"].items()}
+        frames = max(dets, default=0)
+        extractor = FeatureExtractor.from_checkpoint(args.reid_ckpt, device=device)
+        t0 = time.perf_counter()
+        tables = track_video(args.data / PETS_VIDEO, dets, extractor, args.trackers, frames)
+        gt = read_mot(args.data / PETS_SEQ / "gt" / "gt.txt", kind="gt")
+        gt[:, X : H + 1] *= PETS_SCALE
+        results["tracking"] = score_tracking(gt, tables, frames)
+        results["tracking_frames"] = frames
+        results["tracking_score_thresh"] = thresh
+        results["tracking_seconds"] = round(time.perf_counter() - t0 + pets.seconds.get("ours", 0.0), 1)
+    results["seconds"] = round(time.perf_counter() - t_start, 1)
+    print_tables(results)
+    print(f"{results['seconds']:.0f} s in all")
+    if args.json:
+        from citytrack.utils.io import atomic_open
+
+        with atomic_open(args.json) as fh:
+            fh.write(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
