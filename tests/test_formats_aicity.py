@@ -246,7 +246,7 @@ def test_aic19_calibration_round_trip(tmp_path: Path) -> None:
         ("Homography matrix: 1 0 0;0 1 0;0 0 q\n", 1, "non-numeric"),
         ("Reprojection error: 1\nFocal: 3\n", 2, "unknown"),
         ("Reprojection error: 1\n", None, "missing"),
-        ("Homography matrix: 1 1 1;1 1 1;1 1 1\n", None, "singular"),
+        ("Homography matrix: 1 1 1;1 1 1;1 1 1\n", 1, "singular"),
         ("Distortion coefficients: 1 2\nHomography matrix: 1 0 0;0 1 0;0 0 1\n", 1, "distortion"),
     ],
 )

@@ -2,6 +2,7 @@
 
     python -m citytrack.bench pose [--scenes 2] [--frames 100] [--boxes detector,gt] [--variants none,foot,full]
         [--device auto] [--max-frames N] [--no-hota] [--override KEY=VALUE ...] [--json OUT]
+    python -m citytrack.bench pose --pets-picture OUT.png [--pets-boxes gt|detector] [--pets-frames 4]
 
 Two measurements, both on synthetic AI City 2024 scenes rendered on first use under
 `<data>/synth/bench_pose_<parameters>/` (seed 2024, split `test`: the held-out seed of `python infer.py`):
@@ -264,6 +265,67 @@ def hota_runs(scenes: list[Any], device: str, variants: list[str], boxes: list[s
     return out
 
 
+# ----------------------------------------------------------------------------- real frames
+CROP_HEIGHT, CROP_WIDTH, CROPS_PER_ROW, MAX_CROPS = 192, 128, 8, 32
+"""The PETS picture: people enlarged to CROP_HEIGHT px, CROPS_PER_ROW per row, at most MAX_CROPS."""
+
+def pets_picture(out: Path, extractor: Any, conf_thresh: float, boxes: str = "gt", detector: Any = None,
+                 frames: int = 4, data: Path | None = None) -> dict[str, Any]:
+    """Skeletons on real PETS09-S2L1 frames (no keypoint ground truth exists there: the picture is the
+    evidence). Boxes are the MOT15 ground truth scaled to the clip (`gt`: the pose net alone) or our
+    detector's at score >= 0.5 (`detector`: what the scene runner would see). `frames` evenly spaced
+    frames, each person enlarged with its skeleton, written atomically; returns what was drawn."""
+    import cv2
+    import torch
+
+    from citytrack.bench.transfer import DATA, PETS_SCALE, PETS_SEQ, PETS_VIDEO, split_ground_truth, video_frames
+    from citytrack.data.formats.mot import read_mot
+    from citytrack.visualize.draw import draw_skeletons
+
+    root = Path(data) if data is not None else DATA
+    gt, _ = split_ground_truth(read_mot(root / PETS_SEQ / "gt" / "gt.txt", kind="gt"), scale=PETS_SCALE)
+    total = max(gt)
+    wanted = {int(round(x)) for x in np.linspace(1, total, frames + 2)[1:-1]}
+    tiles, people = [], 0
+    for frame, image in video_frames(root / PETS_VIDEO, None, "PETS09-S2L1 pose"):
+        if frame not in wanted:
+            if frame > max(wanted):
+                break
+            continue
+        if boxes == "detector":
+            det = detector.predict_frames([image])[0]
+            b = det[det[:, 4] >= 0.5, :4]
+        else:
+            b = gt.get(frame, np.zeros((0, 4)))
+        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
+        kps = extractor(tensor, [b])[0]
+        for box, kp in zip(b, kps):  # each person enlarged: the skeleton is legible at PETS's 40-90 px
+            x, y, w, h = box
+            cx, cy, half = x + w / 2, y + h / 2, 0.6 * max(h, 2 * w)
+            x0, y0 = int(max(cx - half, 0)), int(max(cy - half, 0))
+            x1, y1 = int(min(cx + half, image.shape[1])), int(min(cy + half, image.shape[0]))
+            if x1 - x0 < 4 or y1 - y0 < 4:
+                continue
+            s = CROP_HEIGHT / (y1 - y0)
+            crop = cv2.resize(image[y0:y1, x0:x1], (max(int((x1 - x0) * s), 1), CROP_HEIGHT))
+            draw_skeletons(crop, kp[None], conf_thresh=conf_thresh, scale=s, offset=(-x0 * s, -y0 * s))
+            cv2.putText(crop, str(frame), (3, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1)
+            tile = np.zeros((CROP_HEIGHT, CROP_WIDTH, 3), np.uint8)
+            cw = min(crop.shape[1], CROP_WIDTH)
+            tile[:, (CROP_WIDTH - cw) // 2:(CROP_WIDTH - cw) // 2 + cw] = crop[:, :cw]
+            tiles.append(tile)
+        people += len(b)
+    tiles = tiles[:MAX_CROPS] or [np.zeros((CROP_HEIGHT, CROP_WIDTH, 3), np.uint8)]
+    tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % CROPS_PER_ROW)
+    grid = np.vstack([np.hstack(tiles[i:i + CROPS_PER_ROW]) for i in range(0, len(tiles), CROPS_PER_ROW)])
+    ok, buf = cv2.imencode(".png", grid)
+    if not ok:
+        raise RuntimeError(f"{out}: could not encode the picture")
+    with atomic_open(out, "wb") as fh:
+        fh.write(buf.tobytes())
+    return {"picture": str(out), "frames": sorted(wanted), "people": people, "boxes": boxes}
+
+
 # ----------------------------------------------------------------------------- entry
 def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     import hydra.utils
@@ -278,6 +340,11 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     scenes = [load_scene(d) for d in find_scene_dirs(root / params["split"])]
     extractor = hydra.utils.instantiate(cfg.pose.extractor)
     foot_point = hydra.utils.instantiate(cfg.pose.foot_point)
+    if args.pets_picture is not None:
+        detector = hydra.utils.instantiate(cfg.detector) if args.pets_boxes == "detector" else None
+        return {"benchmark": "pose", "pose": args.pose,
+                "pets": pets_picture(args.pets_picture, extractor, float(cfg.pose.foot_point.conf_thresh),
+                                     args.pets_boxes, detector, args.pets_frames)}
     result: dict[str, Any] = {"benchmark": "pose", "scene": {**params, "dir": str(root)}, "pose": args.pose,
                               "foot_point": foot_point.__class__.__name__, "foot_error": {}}
     for src in args.boxes:
@@ -292,6 +359,10 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def format_table(result: dict[str, Any]) -> str:
+    if "pets" in result:
+        pets = result["pets"]
+        return (f"PETS09-S2L1 skeletons ({pets['boxes']} boxes), frames {pets['frames']}, {pets['people']} people: "
+                f"{pets['picture']}")
     sc = result["scene"]
     head = (f"pose benchmark: {sc['scenes']} scene(s) x {sc['cameras']} cameras {sc['width']}x{sc['height']}, "
             f"{sc['frames']} frames, {sc['people']} people (seed {sc['seed']}); pose={result['pose']}")
@@ -331,6 +402,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE", help="Hydra override (repeatable)")
     p.add_argument("--data", type=Path, default=None, help="data folder (default: the config's paths.data_dir)")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the full result here (atomically)")
+    p.add_argument("--pets-picture", type=Path, default=None, metavar="OUT.png",
+                   help="only draw skeletons on real PETS09-S2L1 frames (../shared/data) into OUT.png")
+    p.add_argument("--pets-boxes", choices=("gt", "detector"), default="gt", help="boxes for --pets-picture")
+    p.add_argument("--pets-frames", type=int, default=4, help="frames in --pets-picture")
     args = p.parse_args(argv)
     args.boxes = [b for b in args.boxes.split(",") if b]
     args.variants = [v for v in args.variants.split(",") if v]

@@ -15,7 +15,9 @@ from citytrack.eval.mot_metrics import (
 # The multi-camera names load on first use: `python -m citytrack.eval.mtmc` would otherwise find
 # the module already imported by this package and runpy warns that it runs it a second time.
 _MTMC_NAMES = (
+    "AIC19_KEYS",
     "AIC23_KEYS",
+    "evaluate_aic19_mtmc",
     "evaluate_aic23_idf1",
     "evaluate_aic24",
     "evaluate_per_camera",
@@ -32,12 +34,14 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "AIC19_KEYS",
     "AIC23_KEYS",
     "ALPHAS",
     "METRIC_KEYS",
     "HotaResult",
     "box_iou",
     "combine_hota",
+    "evaluate_aic19_mtmc",
     "evaluate_aic23_idf1",
     "evaluate_aic24",
     "evaluate_mot",

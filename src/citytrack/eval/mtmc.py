@@ -37,6 +37,14 @@ evaluators concatenated the cameras the same way), which also yields CLEAR MOT c
 switch includes a person changing id from one camera to the next. Duplicate
 ``(camera_id, frame_id, obj_id)`` rows keep the first.
 
+**AI City 2019** (``evaluate_aic19_mtmc``, Track 1, city-scale vehicles): the same identity
+measures over all cameras, IDF1 ranking, as the dataset's evaluation kit (the MOTChallenge devkit's
+multi-camera ``IDmeasures``) computes them: the columns are the same (``camera_id obj_id frame_id
+xmin ymin width height xworld yworld``, frames 1-based, GPS world columns unused). The ground truth
+holds only vehicles that pass through at least 2 cameras (dataset ReadMe), so a predicted vehicle
+seen by one camera only can only add IDFP. The kit refuses a submission with duplicate
+``(frame, id)`` rows in a camera; so does ``evaluate_aic19_mtmc`` (``ValueError`` naming the row).
+
 **Per camera** (``evaluate_per_camera``): each camera's boxes as one MOTChallenge sequence,
 evaluated by ``citytrack.eval.mot_metrics.evaluate_sequences`` (2D box HOTA, CLEAR, IDF1; every
 gt row counts, ``distractor_handling="none"``).
@@ -44,8 +52,9 @@ gt row counts, ``distractor_handling="none"``).
 Units: ``evaluate_aic24`` and ``evaluate_aic23_idf1`` return fractions in ``[0, 1]`` (counts as
 floats); ``evaluate_per_camera`` returns ``mot_metrics``' table (percentages 0-100).
 
-Command line: ``python -m citytrack.eval.mtmc GT PRED [--aic23] [--per-camera] [--json OUT]``
-(``GT``: a ``ground_truth.txt``, a ``scene_XXX`` folder, or a folder of scenes; ``PRED``: a
+Command line: ``python -m citytrack.eval.mtmc GT PRED [--aic23 | --aic19] [--per-camera] [--json OUT]``
+(``GT``: a ``ground_truth.txt``, a ``scene_XXX`` folder, or a folder of scenes; with ``--aic19``
+an ``SXX`` folder, a folder of them, or a 9-column file, and no ground-plane HOTA; ``PRED``: a
 ``track1.txt`` submission).
 """
 
@@ -90,6 +99,10 @@ AIC23_KEYS: tuple[str, ...] = (
     "num_gt", "num_pred", "num_gt_ids", "num_pred_ids", "num_frames", "num_duplicates",
 )  # fmt: skip
 """Keys of the dict ``evaluate_aic23_idf1`` returns (``num_frames`` counts ``(camera, frame)`` pairs)."""
+AIC19_KEYS: tuple[str, ...] = (
+    "IDF1", "IDP", "IDR", "IDTP", "IDFP", "IDFN", "num_gt", "num_pred", "num_gt_ids", "num_pred_ids", "num_frames",
+)  # fmt: skip
+"""Keys of the dict ``evaluate_aic19_mtmc`` returns."""
 
 
 # --------------------------------------------------------------------------- helpers
@@ -273,6 +286,33 @@ def evaluate_aic23_idf1(
     return {k: out[k] for k in AIC23_KEYS}
 
 
+def evaluate_aic19_mtmc(
+    gt_rows: np.ndarray,
+    pred_rows: np.ndarray,
+    iou_threshold: float = 0.5,
+    cameras: Collection[int] | None = None,
+) -> dict[str, float]:
+    """AI City 2019 Track 1 score: multi-camera IDF1, IDP, IDR over all cameras (``AIC19_KEYS``).
+
+    The identity measures of ``evaluate_aic23_idf1`` (one correspondence over all cameras, IoU >=
+    ``iou_threshold``); a prediction with duplicate ``(camera, frame, id)`` rows in the evaluated
+    ``cameras`` (default: all) raises ``ValueError``.
+    """
+    pred = _check_table(pred_rows, "prediction", (CAMERA_ID, OBJ_ID, FRAME_ID))
+    if cameras is not None:
+        pred = pred[np.isin(pred[:, CAMERA_ID], np.asarray(list(cameras), dtype=float))]
+    key = pred[:, [CAMERA_ID, FRAME_ID, OBJ_ID]]
+    _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    repeats = np.flatnonzero(first[np.ravel(inverse)] != np.arange(len(key)))
+    if repeats.size:
+        raise ValueError(
+            f"prediction repeats (camera, frame, id) {key[repeats[0]].astype(int).tolist()}: "
+            "the AI City 2019 kit refuses a submission with duplicate rows"
+        )
+    scores = evaluate_aic23_idf1(gt_rows, pred, iou_threshold=iou_threshold, cameras=cameras)
+    return {k: scores[k] for k in AIC19_KEYS}
+
+
 # --------------------------------------------------------------------------- per camera
 def aic24_to_mot(table: np.ndarray) -> np.ndarray:
     """AI City rows of one camera as a MOTChallenge ``(N, 10)`` table (frames 1-based)."""
@@ -405,22 +445,38 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("gt", help="ground_truth.txt, a scene_XXX folder, or a folder of scenes")
     p.add_argument("pred", help="track1.txt submission (camera_id obj_id frame_id x y w h xworld yworld)")
-    p.add_argument("--aic23", action="store_true", help="also the AI City 2023 multi-camera IDF1")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--aic23", action="store_true", help="also the AI City 2023 multi-camera IDF1")
+    mode.add_argument(
+        "--aic19",
+        action="store_true",
+        help="AI City 2019 vehicles instead: GT is an SXX folder, a folder of them or a 9-column file; "
+        "multi-camera IDF1/IDP/IDR",
+    )
     p.add_argument("--per-camera", action="store_true", help="also single-camera HOTA/CLEAR/IDF1 per camera")
     p.add_argument("--json", metavar="OUT", help="write every number to this JSON file")
     return p
 
 
 def _run(args: argparse.Namespace) -> dict[str, Any]:
-    gt, scenes = load_ground_truth(args.gt)
+    gt, scenes = aicity.read_aic19_ground_truth(args.gt) if args.aic19 else load_ground_truth(args.gt)
     pred = aicity.read_track1(args.pred)
     cams = sorted({c for cs in scenes.values() for c in cs})
     outside = int((~np.isin(pred[:, CAMERA_ID], cams)).sum())
     if outside:
         print(f"note: {outside} prediction rows on cameras outside the ground truth's scenes are ignored")
-    report: dict[str, Any] = {"aic24": evaluate_aic24(gt, pred, scenes), "scenes": scenes}
-    print("AI City 2024 Track 1: ground-plane HOTA per scene (%); MEAN is the official score")
-    print(format_aic24(report["aic24"]))
+    report: dict[str, Any] = {"scenes": scenes}
+    if args.aic19:
+        try:
+            report["aic19"] = evaluate_aic19_mtmc(gt, pred, cameras=cams)
+        except ValueError as err:  # a refused submission: name its file
+            raise FormatError(args.pred, str(err)) from None
+        print("AI City 2019 Track 1: multi-camera identity metrics (%) over all cameras; IDF1 ranks")
+        print(_percent_table({"all cameras": report["aic19"]}, AIC19_KEYS[:-1], "cameras"))
+    else:
+        report["aic24"] = evaluate_aic24(gt, pred, scenes)
+        print("AI City 2024 Track 1: ground-plane HOTA per scene (%); MEAN is the official score")
+        print(format_aic24(report["aic24"]))
     if args.aic23:
         report["aic23"] = evaluate_aic23_idf1(gt, pred, cameras=cams)
         print("\nAI City 2023 Track 1: identity metrics (%), one id correspondence over all cameras")

@@ -13,6 +13,11 @@ Conventions
   `y` down, `z` forward; a point is in front of the camera when its camera depth is > 0.
 - `P` and `H` are normalised on construction so that the homogeneous scale `w` of a point
   in front of the camera is positive (`P` so that `det(P[:, :3]) > 0`).
+- Lens distortion (AI City 2019 fisheye cameras): a calibration may carry the lens model
+  `intrinsics` `K` and `distortion` coefficients (OpenCV's `k1 k2 p1 p2 [k3 ...]`). `H` and `P`
+  then describe the *undistorted* image, so `image_to_ground` undistorts image points first
+  (`multicam/lens.py`) and `ground_to_image` / `project` distort their result. The batched
+  torch functions have no lens model and refuse such cameras (`stack_calibrations`, `to_torch`).
 - Degenerate input: a singular `H` (camera centre on the ground plane, or a broken file)
   raises `CalibrationError`. Points that cannot be mapped, i.e. image points on or above
   the horizon for `image_to_ground` and ground/world points on or behind the camera plane
@@ -27,6 +32,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from citytrack.multicam.lens import LensError, check_lens, distort_points, undistort_points
 
 if TYPE_CHECKING:  # torch is imported where the batched functions run: the synth workers never need it
     import torch
@@ -149,17 +156,28 @@ class CameraCalibration:
 
     Build it with `from_projection`, `from_intrinsics_extrinsics` or `from_homography`.
     `homography` maps ground `(x, y, 1)` to image `(u, v, 1)`; `homography_inv` the other way.
+    `intrinsics` and `distortion` (both or neither) are the lens model of a distorting camera:
+    `homography` and `projection` then map to the undistorted image (module docstring).
     """
 
     homography: np.ndarray
     projection: np.ndarray | None = None
     image_size: tuple[int, int] | None = None  # (width, height)
+    intrinsics: np.ndarray | None = None
+    distortion: np.ndarray | None = None
     homography_inv: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.homography = _as_matrix("homography", self.homography, (3, 3))
         if self.projection is not None:
             self.projection = _as_matrix("projection", self.projection, (3, 4))
+        if (self.intrinsics is None) != (self.distortion is None):
+            raise CalibrationError("a lens model needs both intrinsics and distortion coefficients")
+        if self.intrinsics is not None:
+            try:
+                self.intrinsics, self.distortion = check_lens(self.intrinsics, self.distortion)
+            except LensError as err:
+                raise CalibrationError(str(err)) from None
         self.homography_inv = _check_invertible(self.homography, "ground homography")
 
     # ------------------------------------------------------------------ constructors
@@ -189,20 +207,26 @@ class CameraCalibration:
         return cls.from_projection(K @ np.hstack([R, t[:, None]]), image_size=image_size)
 
     @classmethod
-    def from_homography(cls, H: np.ndarray, image_size: tuple[int, int] | None = None) -> CameraCalibration:
+    def from_homography(
+        cls,
+        H: np.ndarray,
+        image_size: tuple[int, int] | None = None,
+        intrinsics: np.ndarray | None = None,
+        distortion: np.ndarray | None = None,
+    ) -> CameraCalibration:
         """From a ground-to-image homography only (no `project`, no `camera_center`).
 
         The sign of `H` decides which side of the horizon is "ground in front of the camera".
         When `image_size` is given, `H` is flipped if needed so that the image centre is a
         valid ground point (cameras look down at the ground); otherwise the sign is kept.
+        `intrinsics` / `distortion`: the lens model when `H` maps to the undistorted image.
         """
-        H = _as_matrix("homography", H, (3, 3))
-        Hinv = _check_invertible(H, "ground homography")
+        calib = cls(homography=H, image_size=image_size, intrinsics=intrinsics, distortion=distortion)
         if image_size is not None:
-            w = Hinv[2] @ np.array([image_size[0] / 2.0, image_size[1] / 2.0, 1.0])
-            if w < 0:
-                H = -H
-        return cls(homography=H, image_size=image_size)
+            centre = calib.undistort(np.array([[image_size[0] / 2.0, image_size[1] / 2.0]]))[0]
+            if calib.homography_inv[2] @ np.append(centre, 1.0) < 0:
+                calib.homography, calib.homography_inv = -calib.homography, -calib.homography_inv
+        return calib
 
     # ------------------------------------------------------------------ geometry
     @property
@@ -214,18 +238,36 @@ class CameraCalibration:
             raise CalibrationError(f"{what} needs a projection matrix; this calibration has only a homography")
         return self.projection
 
+    @property
+    def has_lens(self) -> bool:
+        return self.intrinsics is not None
+
+    def undistort(self, uv: np.ndarray) -> np.ndarray:
+        """Image points `(N, 2)` to the undistorted image `H` / `P` map to (a float copy without a lens)."""
+        uv = _as_points("uv", uv, 2)
+        if self.intrinsics is None:
+            return uv.copy()
+        return undistort_points(uv, self.intrinsics, self.distortion)
+
+    def distort(self, uv: np.ndarray) -> np.ndarray:
+        """The inverse of `undistort`: undistorted image points `(N, 2)` to the camera's pixels."""
+        uv = _as_points("uv", uv, 2)
+        if self.intrinsics is None:
+            return uv.copy()
+        return distort_points(uv, self.intrinsics, self.distortion)
+
     def ground_to_image(self, xy: np.ndarray) -> np.ndarray:
         """Ground points `(N, 2)` to image `(N, 2)`; points on/behind the camera plane give NaN."""
-        return _apply_homogeneous(self.homography, _as_points("xy", xy, 2))
+        return self.distort(_apply_homogeneous(self.homography, _as_points("xy", xy, 2)))
 
     def image_to_ground(self, uv: np.ndarray) -> np.ndarray:
-        """Image points `(N, 2)` to ground `(N, 2)`; points on/above the horizon give NaN."""
-        return _apply_homogeneous(self.homography_inv, _as_points("uv", uv, 2))
+        """Image points `(N, 2)` to ground `(N, 2)` (undistorted first); on/above the horizon give NaN."""
+        return _apply_homogeneous(self.homography_inv, self.undistort(uv))
 
     def project(self, xyz: np.ndarray) -> np.ndarray:
         """World points `(N, 3)` to image `(N, 2)`; points on/behind the camera plane give NaN."""
         P = self._require_projection("project")
-        return _apply_homogeneous(P, _as_points("xyz", xyz, 3))
+        return self.distort(_apply_homogeneous(P, _as_points("xyz", xyz, 3)))
 
     def depth(self, xyz: np.ndarray) -> np.ndarray:
         """Camera-frame depth `(N,)` of world points (in world units when `P = K[R|t]` with `K[2,2] = 1`)."""
@@ -267,9 +309,13 @@ class CameraCalibration:
         return K / K[2, 2], R, t
 
     def to_torch(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> dict[str, Tensor]:
-        """`{"H", "H_inv"[, "P"]}` as tensors for the batched functions (float32 by default)."""
+        """`{"H", "H_inv"[, "P"]}` as tensors for the batched functions (float32 by default).
+
+        Raises `CalibrationError` for a camera with a lens model: the batched functions do not undistort.
+        """
         import torch
 
+        _require_no_lens([self])
         dtype = dtype or torch.float32
         out = {
             "H": torch.as_tensor(self.homography, dtype=dtype, device=device),
@@ -280,14 +326,27 @@ class CameraCalibration:
         return out
 
 
+def _require_no_lens(cams: Sequence[CameraCalibration]) -> None:
+    lens = [i for i, c in enumerate(cams) if c.has_lens]
+    if lens:
+        raise CalibrationError(
+            f"camera index {lens[0]} has lens distortion, which the batched functions do not model; "
+            "map its points with CameraCalibration.image_to_ground"
+        )
+
+
 def stack_calibrations(
     cams: Sequence[CameraCalibration], device: torch.device | str | None = None, dtype: torch.dtype | None = None
 ) -> dict[str, Tensor]:
-    """`{"H": (C,3,3), "H_inv": (C,3,3)[, "P": (C,3,4)]}` for the batched functions (P only when all have one)."""
+    """`{"H": (C,3,3), "H_inv": (C,3,3)[, "P": (C,3,4)]}` for the batched functions (P only when all have one).
+
+    Raises `CalibrationError` for a camera with a lens model: the batched functions do not undistort.
+    """
     import torch
 
     if not cams:
         raise CalibrationError("stack_calibrations needs at least one camera")
+    _require_no_lens(cams)
     dtype = dtype or torch.float32
     out = {
         "H": torch.as_tensor(np.stack([c.homography for c in cams]), dtype=dtype, device=device),
@@ -363,8 +422,9 @@ def calibration_from_aicity(record: object, image_size: tuple[int, int] | None =
     """`CameraCalibration` of an AI City record (`formats.aicity.Aic24Calibration` or `Aic19Calibration`).
 
     The 3x4 projection matrix is used when the record has one (it also gives the camera centre);
-    otherwise the ground homography (ground -> image, as the files store it). A broken matrix
-    raises `CalibrationError`.
+    otherwise the ground homography (ground -> image, as the files store it), with the record's
+    lens model (`intrinsics`, `distortion`: AI City 2019 fisheye cameras) when it has one. A broken
+    matrix raises `CalibrationError`.
     """
     projection = getattr(record, "projection", None)
     if projection is not None:
@@ -372,4 +432,6 @@ def calibration_from_aicity(record: object, image_size: tuple[int, int] | None =
     homography = getattr(record, "homography", None)
     if homography is None:
         raise CalibrationError(f"{type(record).__name__} has neither a projection nor a homography matrix")
-    return CameraCalibration.from_homography(homography, image_size)
+    return CameraCalibration.from_homography(
+        homography, image_size, getattr(record, "intrinsics", None), getattr(record, "distortion", None)
+    )

@@ -6,7 +6,8 @@ import aicity; aicity.load_aic24_scene(...)` works whichever edition a name belo
   `ground_truth.txt`; submissions (`track1.txt`) have the same 9 columns (`AIC24_COLUMNS`).
 - `aic23`: `<split>/S0XX/c0XX/{video.mp4, label.txt, calibration.json}`, `label.txt` MOT-style.
 - `aic19`: `SXX/cXXX/{vdo.avi, calibration.txt, gt/gt.txt, det/det_*.txt, roi.jpg}` and
-  `cam_timestamp/SXX.txt`.
+  `cam_timestamp/SXX.txt`; `aic19_scene.read_aic19_scene` reads a scenario for tracking, every
+  camera's calibration, ROI, frame rate and time offset checked against each other.
 """
 
 from __future__ import annotations
@@ -16,11 +17,20 @@ from citytrack.data.formats.aicity.aic19 import (
     Aic19Calibration,
     Aic19Camera,
     Aic19Scene,
+    default_timestamps_path,
+    list_aic19_scenes,
     load_aic19_scene,
     read_aic19_calibration,
+    read_aic19_ground_truth,
     read_cam_timestamps,
     write_aic19_calibration,
     write_cam_timestamps,
+)
+from citytrack.data.formats.aicity.aic19_scene import (
+    AIC19_FPS,
+    Aic19CameraSetup,
+    check_road_in_front,
+    read_aic19_scene,
 )
 from citytrack.data.formats.aicity.aic23 import (
     Aic23Camera,
@@ -69,14 +79,16 @@ def scene_layout(name: str) -> str | None:
 
 
 __all__ = [
-    "AIC24_COLUMNS", "BH", "BW", "BX", "BY", "CAMERA_ID", "FRAME_ID", "HOMOGRAPHY_KEY", "OBJ_ID", "PROJECTION_KEY",
-    "XWORLD", "YWORLD",
-    "Aic19Calibration", "Aic19Camera", "Aic19Scene", "Aic23Camera", "Aic23Scene", "Aic24Calibration",
-    "Aic24Camera", "Aic24Scene",
+    "AIC19_FPS", "AIC24_COLUMNS", "BH", "BW", "BX", "BY", "CAMERA_ID", "FRAME_ID", "HOMOGRAPHY_KEY", "OBJ_ID",
+    "PROJECTION_KEY", "XWORLD", "YWORLD",
+    "Aic19Calibration", "Aic19Camera", "Aic19CameraSetup", "Aic19Scene", "Aic23Camera", "Aic23Scene",
+    "Aic24Calibration", "Aic24Camera", "Aic24Scene",
     "aic23_camera_dirname", "aic23_scene_dirname", "aic24_camera_dirname", "aic24_scene_dirname",
-    "list_aic23_scenes", "list_aic24_scenes", "load_aic19_scene", "load_aic23_scene", "load_aic24_scene",
-    "read_aic19_calibration", "read_aic23_labels", "read_aic24_calibration", "read_aic24_ground_truth",
-    "read_cam_timestamps", "read_track1", "scene_layout",
+    "check_road_in_front", "default_timestamps_path",
+    "list_aic19_scenes", "list_aic23_scenes", "list_aic24_scenes",
+    "load_aic19_scene", "load_aic23_scene", "load_aic24_scene",
+    "read_aic19_calibration", "read_aic19_ground_truth", "read_aic19_scene", "read_aic23_labels",
+    "read_aic24_calibration", "read_aic24_ground_truth", "read_cam_timestamps", "read_track1", "scene_layout",
     "write_aic19_calibration", "write_aic24_calibration", "write_aic24_ground_truth", "write_cam_timestamps",
     "write_track1",
 ]

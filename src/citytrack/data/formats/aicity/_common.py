@@ -19,10 +19,12 @@ C_CAMERA_RE = re.compile(r"^c(\d+)$")
 """`c0XX` (2023) and `cXXX` (2019) camera folders."""
 
 
-def check_homography(path: PathLike, homography: np.ndarray, name: str = "homography matrix") -> None:
-    """Reject exactly what `CameraCalibration` would (one singularity test for both)."""
+def check_homography(
+    path: PathLike, homography: np.ndarray, name: str = "homography matrix", line: int | None = None
+) -> None:
+    """Reject exactly what `CameraCalibration` would (one singularity test for both); `line` names where it is."""
     if is_singular_homography(homography):
-        raise FormatError(path, f"{name} is singular (cannot map the image back to the ground plane)")
+        raise FormatError(path, f"{name} is singular (cannot map the image back to the ground plane)", line)
 
 
 def numbered_dirs(root: Path, pattern: re.Pattern[str]) -> list[tuple[int, Path]]:
