@@ -17,6 +17,8 @@ from citytrack.utils.cli import report_task_errors, run_hydra_app
 @report_task_errors
 def main(cfg: DictConfig) -> float | None:
     metrics, _ = train(cfg)
+    if not cfg.get("train", True):  # `train=false test=true ckpt_path=X`: an evaluation, nothing to optimise
+        return None
     return metric_value(metrics, cfg.get("optimized_metric"))
 
 

@@ -13,12 +13,13 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from citytrack.data.synth.city import CitySpec
 from citytrack.data.synth.clutter import ClutterSpec
 from citytrack.data.synth.world import SceneSpec, SynthConfigError
 from citytrack.utils.paths import config_dir
 
 CONFIG_DIR = config_dir() / "synth"
-LAYOUTS = ("aic24", "aic23", "mot", "kitti_mots")
+LAYOUTS = ("aic24", "aic23", "mot", "kitti_mots", "aic19")
 
 
 def _value_text(value: Any) -> str:
@@ -126,4 +127,6 @@ def validate(cfg: DictConfig) -> SceneSpec:
         raise SynthConfigError("synth config: kitti_mots ids are 2000 + person id, so scenes * people must be <= 999")
     if cfg.gt.min_visible_pixels < 1:
         raise SynthConfigError(f"synth config: gt.min_visible_pixels must be >= 1, got {cfg.gt.min_visible_pixels!r}")
+    if cfg.layout.name == "aic19":
+        CitySpec.from_config(cfg)  # the vehicle world's own keys (layout.city.*)
     return spec

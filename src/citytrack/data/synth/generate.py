@@ -28,6 +28,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from citytrack.data.synth.city_writer import generate_city
 from citytrack.data.synth.config import compose_config, overrides_from_kwargs, validate
 from citytrack.data.synth.pose_crops import PoseCameraWriter, PoseCropWriter
 from citytrack.data.synth.render import CameraRenderer, PoseCache
@@ -243,8 +244,10 @@ def generate(cfg: DictConfig | Mapping[str, Any] | None = None, out: str | Path 
     spec = validate(cfg)
     if OmegaConf.is_missing(cfg, "out"):
         raise SynthConfigError("synth config: out=DIR is required")
-    workers = resolve_workers(cfg)
     root = Path(cfg.out)
+    if cfg.layout.name == "aic19":  # the vehicle world (city.py) has its own scene loop and writer
+        return generate_city(cfg, root)
+    workers = resolve_workers(cfg)
     root.mkdir(parents=True, exist_ok=True)
     (root / "meta.json").unlink(missing_ok=True)
     _clear_layout_output(root, str(cfg.split), cfg.layout.name)

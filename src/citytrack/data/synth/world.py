@@ -6,9 +6,8 @@ fully deterministic: each part (cameras, occluders, people, paths, noise) draws 
 child of `numpy.random.SeedSequence(seed, scene)`, so changing the number of frames does not
 change anyone's clothes.
 
-Agents carry a `kind` ("person" today). A vehicle mode (cars on roads, cameras far apart,
-time offsets) would add another agent kind with its own body model and path planner; the
-cameras, renderer loop and writers only rely on `Agent`, `Trajectories` and `body points`.
+Agents carry a `kind` ("person" today). The vehicle world (cars on roads, cameras far apart,
+time offsets; `layout=aic19`) is its own world in `city.py`, sharing `SynthCamera` and `solids.py`.
 """
 
 from __future__ import annotations

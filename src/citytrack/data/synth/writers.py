@@ -505,7 +505,7 @@ def write_meta(out: Path, cfg: DictConfig, scenes: list[dict[str, Any]], reid_in
         "width": cfg.width,
         "height": cfg.height,
         "frames": cfg.frames,
-        "frame_base": {"aic24": 0, "aic23": 1, "mot": 1, "kitti_mots": 0}[cfg.layout.name],
+        "frame_base": {"aic24": 0, "aic23": 1, "mot": 1, "kitti_mots": 0, "aic19": 1}[cfg.layout.name],
         # `workers` only says how the dataset was computed, not what it holds: left out so that
         # the output is byte-identical whatever the number of worker processes.
         "config": {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k != "workers"},  # type: ignore[union-attr]

@@ -1,0 +1,218 @@
+"""Vehicle world (`layout=aic19`): AI City 2019 files read back exactly, calibration agrees with the
+ground truth, determinism, vehicles keep their lanes, config errors name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from omegaconf import DictConfig
+
+from citytrack.data.formats import mot
+from citytrack.data.formats.aicity import aic24
+from citytrack.data.formats.aicity.aic19 import read_aic19_calibration, read_aic19_ground_truth
+from citytrack.data.formats.aicity.aic19_scene import read_aic19_scene
+from citytrack.data.synth import SynthConfigError, generate
+from citytrack.data.synth.city import CitySpec, build_city
+from citytrack.data.synth.city_writer import WORLD_COLUMNS
+from citytrack.data.synth.config import compose_config, validate
+from citytrack.data.video import VideoReader
+
+TINY = ["layout=aic19", "cameras=2", "frames=10", "width=256", "height=144", "progress=false",
+        "layout.city.vehicles=10", "layout.city.grid=[2,1]", "seed=1"]
+COL = {name: i for i, name in enumerate(WORLD_COLUMNS)}
+
+
+def _cfg(out: Path, *extra: str) -> DictConfig:
+    return compose_config([*TINY, f"out={out}", *extra])
+
+
+@pytest.fixture(scope="module")
+def city_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate(_cfg(tmp_path_factory.mktemp("aic19")))
+
+
+def _world_table(root: Path) -> np.ndarray:
+    return np.loadtxt(root / "train" / "S01" / "gt_world.txt", delimiter=",", ndmin=2)
+
+
+def test_reads_back_through_the_aic19_readers(city_dir: Path) -> None:
+    cfg = _cfg(city_dir)
+    city = build_city(CitySpec.from_config(cfg), seed=1)
+    setups = read_aic19_scene(city_dir / "train" / "S01")
+    assert [s.camera.name for s in setups] == ["c001", "c002"]
+    for s, cam, offset in zip(setups, city.cameras, city.time_offsets, strict=True):
+        assert s.image_size == (256, 144) and s.fps == 10.0 and s.time_offset == pytest.approx(offset)
+        assert s.roi.shape == (144, 256) and s.roi.any()
+        with VideoReader(s.camera.video) as reader:
+            assert sum(1 for _ in reader) == 10
+        record = read_aic19_calibration(s.camera.calibration)
+        assert record.reprojection_error == 0.0
+        np.testing.assert_allclose(record.homography, cam.calibration.homography)  # world -> image, lossless
+    gt, scenes = read_aic19_ground_truth(city_dir / "train" / "S01")
+    assert scenes == {"S01": [1, 2]}
+    world = _world_table(city_dir)
+    # gt.txt: exactly the rows of vehicles seen by both cameras, frames 1-based, boxes to 2 decimals.
+    seen = {v: {c for c, u in world[:, :2].astype(int).tolist() if u == v} for v in set(world[:, 1].astype(int).tolist())}
+    multi = sorted(v for v, cams in seen.items() if len(cams) >= 2)
+    assert multi, "the tiny city should have vehicles seen by both cameras"
+    expected = world[np.isin(world[:, 1], multi)]
+    order_e = np.lexsort((expected[:, 2], expected[:, 1], expected[:, 0]))
+    order_g = np.lexsort((gt[:, aic24.FRAME_ID], gt[:, aic24.OBJ_ID], gt[:, aic24.CAMERA_ID]))
+    np.testing.assert_array_equal(gt[order_g][:, [aic24.CAMERA_ID, aic24.OBJ_ID, aic24.FRAME_ID]], expected[order_e][:, :3])
+    np.testing.assert_allclose(gt[order_g][:, aic24.BX:aic24.BH + 1], expected[order_e][:, 3:7], atol=0.006)
+    assert len(set(world[:, 1].tolist())) > len(multi) or len(world) == len(expected)
+    raw = (city_dir / "train" / "S01" / "c001" / "gt" / "gt.txt").read_text().splitlines()[0].split(",")
+    assert raw[6:] == ["1", "-1", "-1", "-1"]
+    det = mot.read_mot(setups[0].camera.dets["gt_jitter"], kind="det")
+    assert len(det) and det[:, mot.FRAME].min() >= 1
+
+
+def test_world_positions_project_into_the_box_bottom(city_dir: Path) -> None:
+    """The footprint centre, through the written calibration, lies inside the full box, in its lower
+    part; and it is where the vehicle is at that camera's frame time (per-camera clocks)."""
+    cfg = _cfg(city_dir)
+    city = build_city(CitySpec.from_config(cfg), seed=1)
+    world = _world_table(city_dir)
+    by_id = {v.global_id: v for v in city.vehicles}
+    for s in read_aic19_scene(city_dir / "train" / "S01"):
+        rows = world[world[:, 0] == s.camera.camera_id]
+        assert len(rows)
+        uv = s.calibration.ground_to_image(rows[:, [COL["xworld"], COL["yworld"]]])
+        x, y, w, h = (rows[:, COL[k]] for k in "xywh")
+        assert np.all((uv[:, 0] > x) & (uv[:, 0] < x + w))
+        rel = (uv[:, 1] - y) / h
+        assert np.all((rel > 0.3) & (rel < 1.0)), rel.min()
+        for r in rows:
+            xy, heading, present = by_id[int(r[1])].pose(s.frame_time(r[2]))
+            assert present[0]
+            np.testing.assert_allclose(xy[0], r[[COL["xworld"], COL["yworld"]]], atol=1e-4)
+            assert r[COL["heading"]] == pytest.approx(float(heading[0]), abs=1e-4)
+        vis = rows[:, COL["visibility"]]
+        assert np.all((vis > 0) & (vis <= 1))
+
+
+def test_deterministic_by_seed(tmp_path: Path, city_dir: Path) -> None:
+    again = generate(_cfg(tmp_path / "a"))
+    for name in ("gt_world.txt", "c001/gt/gt.txt", "c002/det/det_gt_jitter.txt", "c001/calibration.txt", "vehicles.json"):
+        assert (again / "train/S01" / name).read_bytes() == (city_dir / "train/S01" / name).read_bytes(), name
+    with VideoReader(again / "train/S01/c002/vdo.avi") as a, VideoReader(city_dir / "train/S01/c002/vdo.avi") as b:
+        assert all(np.array_equal(fa, fb) for (_, fa), (_, fb) in zip(a, b, strict=True))
+    other = build_city(CitySpec.from_config(_cfg(tmp_path)), seed=2)
+    assert not np.allclose(other.cameras[0].calibration.homography, build_city(CitySpec.from_config(_cfg(tmp_path)), seed=1).cameras[0].calibration.homography)
+
+
+def test_vehicles_keep_their_lane_and_speed() -> None:
+    spec = CitySpec(cameras=2, frames=10, vehicles=30, grid=(3, 2))
+    city = build_city(spec, seed=5)
+    B, lw = spec.block, spec.lane_width
+    kinds = set()
+    for v in city.vehicles:
+        kinds.add(v.kind)
+        t = np.arange(v.times[0], v.times[-1], 0.1)
+        xy, heading, present = v.pose(t)
+        assert present.all()
+        step = np.diff(xy, axis=0)
+        speed = np.linalg.norm(step, axis=1) / 0.1
+        assert speed.max() <= spec.speed[1] + 1e-6
+        assert np.median(speed) >= 0.5 * spec.speed[0]  # cruising most of the time
+        moving = speed > 0.5
+        # Moving along the heading (forward, never sideways or backwards).
+        fwd = np.c_[np.cos(heading[:-1]), np.sin(heading[:-1])]
+        assert np.all(np.einsum("ij,ij->i", step[moving], fwd[moving]) > 0.9 * np.linalg.norm(step[moving], axis=1))
+        # Away from intersections a vehicle is in the right-hand lane of its road.
+        gx, gy = np.rint(xy[:, 0] / B) * B, np.rint(xy[:, 1] / B) * B
+        on_ew = np.abs(xy[:, 1] - gy) < lw
+        far = (np.abs(xy[:, 0] - gx) > 2 * lw) & on_ew
+        right = np.c_[np.sin(heading), -np.cos(heading)]
+        lateral = np.einsum("ij,ij->i", np.c_[np.zeros(len(xy)), xy[:, 1] - gy][far], right[far])
+        np.testing.assert_allclose(lateral, lw / 2, atol=1e-6)
+        far_ns = (np.abs(xy[:, 1] - gy) > 2 * lw) & (np.abs(xy[:, 0] - gx) < lw)
+        lateral = np.einsum("ij,ij->i", np.c_[xy[:, 0] - gx, np.zeros(len(xy))][far_ns], right[far_ns])
+        np.testing.assert_allclose(lateral, lw / 2, atol=1e-6)
+        assert far.any() or far_ns.any()
+    assert len(kinds) >= 3
+
+
+def test_stops_and_turns_happen() -> None:
+    spec = CitySpec(cameras=2, frames=10, vehicles=30, stop_prob=1.0)
+    city = build_city(spec, seed=0)
+    stopped = sum(bool(np.any(np.diff(v.times) > 0.5)) for v in city.vehicles)  # a wait at a stop line
+    assert stopped == len(city.vehicles)
+    turned = 0
+    for v in city.vehicles:
+        seg = np.diff(v.path, axis=0)
+        ang = np.arctan2(seg[:, 1], seg[:, 0])
+        turned += abs(np.angle(np.exp(1j * (ang[-1] - ang[0])))) > 1.0
+    assert turned > 0
+
+
+@pytest.mark.parametrize(("override", "key"), [
+    ("layout.city.speed=[20,10]", "layout.city.speed"),
+    ("layout.city.vehicles=0", "layout.city.vehicles"),
+    ("layout.city.camera_height=[1,3]", "layout.city.camera_height"),
+    ("layout.city.grid=[1,1]", "layout.city.grid"),
+    ("+layout.city.lanes=2", "layout.city.lanes"),
+])
+def test_bad_config_names_the_key(tmp_path: Path, override: str, key: str) -> None:
+    with pytest.raises(SynthConfigError, match=key.replace(".", r"\.")):
+        validate(_cfg(tmp_path, override))
+
+
+def test_nearer_vehicle_occludes_the_farther_one() -> None:
+    """A bus between the camera and a car hides part of the car: painter's order by depth, the id
+    map and the amodal full box agree."""
+    spec = CitySpec(cameras=1, frames=1, vehicles=2)
+    city = build_city(spec, seed=0)
+    cam = city.cameras[0]
+    centre = cam.calibration.image_to_ground(np.array([[cam.width / 2, cam.height / 2]]))[0]
+    d = (centre - cam.center[:2]) / np.linalg.norm(centre - cam.center[:2])
+    bus, car = city.vehicles
+    for v, kind, size, at in ((bus, "bus", (11.0, 2.5, 3.1), centre), (car, "car", (4.4, 1.8, 1.45), centre + 5 * d)):
+        v.kind, v.size = kind, np.array(size)
+        side = np.array([-d[1], d[0]])  # parked across the line of sight
+        v.path, v.times = np.array([at - 0.01 * side, at + 0.01 * side]), np.array([-100.0, 100.0])
+    from citytrack.data.synth.vehicles_render import CityRenderer
+
+    fr = CityRenderer(city, 0).render(0)
+    vis = dict(zip(fr.vehicles.tolist(), fr.visibility.tolist(), strict=True))
+    assert vis[0] == pytest.approx(1.0) and 0.0 < vis[1] < 0.9
+    j = int(np.flatnonzero(fr.vehicles == 1)[0])
+    (x, y, w, h), (vx, vy, vw, vh) = fr.full_boxes[j], fr.visible_boxes[j]
+    assert x <= vx + 1 and y <= vy + 1 and vx + vw <= x + w + 1 and vy + vh <= y + h + 1 and vw * vh < w * h
+    uv = cam.calibration.ground_to_image(bus.path[:1])[0]
+    assert fr.id_map[round(uv[1]), round(uv[0])] == 1  # the bus's own pixels at its footprint centre
+
+
+def test_vehicles_never_overlap() -> None:
+    """Footprints stay apart at every time of the scene (waiting cars are not driven into)."""
+    from citytrack.data.synth.city import collide
+
+    spec = CitySpec(cameras=2, frames=100, vehicles=30, stop_prob=0.6)
+    city = build_city(spec, seed=3)
+    assert len(city.vehicles) >= 15
+    t = np.arange(0.0, 10.0, 0.05)
+    for i, a in enumerate(city.vehicles):
+        for b in city.vehicles[:i]:
+            assert not collide(a, b, t, gap=0.0)
+    a, b = city.vehicles[:2]  # the test itself: the same vehicle shifted by 1 m overlaps itself
+    shifted = type(a)(**{**a.__dict__, "path": a.path + [0.0, 1.0]})
+    assert collide(a, shifted, np.linspace(a.times[0], a.times[-1], 50), gap=0.0)
+
+
+def test_rerun_with_fewer_scenes_leaves_no_stale_output(tmp_path: Path) -> None:
+    generate(_cfg(tmp_path, "scenes=2", "frames=2"))
+    assert (tmp_path / "train/S02/c004/vdo.avi").is_file() and (tmp_path / "cam_timestamp/S02.txt").is_file()
+    generate(_cfg(tmp_path, "scenes=1", "frames=2"))
+    assert not (tmp_path / "train/S02").exists() and not (tmp_path / "cam_timestamp/S02.txt").exists()
+    assert [s.camera.name for s in read_aic19_scene(tmp_path / "train/S01")] == ["c001", "c002"]
+
+
+def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from citytrack.data.synth.__main__ import main
+
+    assert main([*TINY, "frames=2", f"out={tmp_path}"]) == 0
+    assert (tmp_path / "train/S01/c002/gt/gt.txt").is_file()
+    assert main([*TINY, f"out={tmp_path}", "layout.city.speed=[0,3]"]) == 2
+    assert "layout.city.speed" in capsys.readouterr().err
