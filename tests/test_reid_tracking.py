@@ -28,13 +28,20 @@ CROP_HW = (96, 48)
 
 @pytest.fixture(scope="module")
 def people() -> list[np.ndarray]:
-    """Two fully visible people of a small rendered world (seed 7, not a training seed), BGR crops."""
+    """Two fully visible, differently dressed people of a small rendered world (seed 7, not a training
+    seed), BGR crops. The pair is chosen from the world's own clothing colours (the most different upper +
+    lower garments), not from the embeddings: the realistic palette dresses many people alike in dark
+    colours, which no appearance model can tell apart at a glance either."""
     world = build_world(SceneSpec(cameras=1, people=12, frames=1, width=640, height=360), 7)
     fr = CameraRenderer(world, world.cameras[0], poses=PoseCache(world)).render(0)
     ok = np.flatnonzero((fr.visibility > 0.95) & (fr.full_boxes[:, 3] > 40))
     assert len(ok) >= 4
+    looks = [world.agents[fr.agents[r]].appearance for r in ok]
+    clothes = np.array([[*a.upper, *a.lower] for a in looks], dtype=np.float64)
+    gap = np.linalg.norm(clothes[:, None] - clothes[None], axis=-1)
+    i, j = np.unravel_index(np.argmax(gap), gap.shape)
     crops = []
-    for r in ok[[2, 3]]:
+    for r in ok[[i, j]]:
         x, y, w, h = np.round(fr.full_boxes[r]).astype(int)
         crops.append(cv2.resize(fr.image[y : y + h, x : x + w], CROP_HW[::-1], interpolation=cv2.INTER_LINEAR))
     return crops
