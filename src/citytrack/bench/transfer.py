@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -327,9 +328,11 @@ def score_synthetic(ckpt: Path, roots: Sequence[Path], device: Any, stride: int 
                                               f"data.img_size={int(model.hparams.img_size)}"])
         cfg.data.val = [{"kind": "aic24", "root": str(root), "stride": stride}]
         dm = hydra.utils.instantiate(cfg.data)
-        trainer = pl.Trainer(accelerator="gpu" if str(device).startswith("cuda") else "cpu", devices=1, logger=False,
-                             enable_checkpointing=False, enable_progress_bar=True, enable_model_summary=False)
-        metrics = trainer.validate(model, datamodule=dm, verbose=False)[0]
+        with tempfile.TemporaryDirectory() as run_dir:  # the module's validation picture goes here, not into the cwd
+            trainer = pl.Trainer(accelerator="gpu" if str(device).startswith("cuda") else "cpu", devices=1, logger=False,
+                                 enable_checkpointing=False, enable_progress_bar=True, enable_model_summary=False,
+                                 default_root_dir=run_dir)
+            metrics = trainer.validate(model, datamodule=dm, verbose=False)[0]
         out[str(root)] = {k.split("/", 1)[1]: float(v) for k, v in metrics.items() if k.startswith("val/mAP")}
     return out
 
