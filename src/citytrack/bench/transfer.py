@@ -44,8 +44,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -58,18 +58,14 @@ from tqdm import tqdm
 
 from citytrack.bench.reid_tracking import SYNTH_MAX_COSINE_DISTANCE, to_mot
 from citytrack.data.formats.mot import (
-    CLS,
     CONF,
-    DISTRACTOR_CLASSES,
     FRAME,
-    PEDESTRIAN,
-    VIS,
     H,
     W,
     X,
     Y,
     frame_groups,
-    has_class_info,
+    ground_truth_roles,
     load_sequence,
     read_mot,
 )
@@ -103,19 +99,11 @@ def split_ground_truth(
 ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
     """A MOT gt table -> (`{frame: (N, 4) xywh}` ground truth, `{frame: (M, 4) xywh}` ignore regions).
 
-    MOT16/17 tables (`has_class_info`): marked class-1 pedestrians at least `min_visibility` visible are
-    ground truth; distractor classes, less visible or unmarked pedestrians are ignore regions; other
-    classes are dropped. MOT15 tables: marked rows are ground truth, zero-marked ones ignore regions.
+    The rules are `formats.mot.ground_truth_roles` (MOT16/17 classes and visibility, MOT15 zero marks).
     """
     table = np.array(table, dtype=np.float64)
     table[:, X : H + 1] *= scale
-    mark = table[:, CONF] != 0
-    if has_class_info(table):
-        person = table[:, CLS] == PEDESTRIAN
-        real = person & mark & (table[:, VIS] >= min_visibility)
-        ignore = (person & ~real) | np.isin(table[:, CLS], DISTRACTOR_CLASSES)
-    else:
-        real, ignore = mark, ~mark
+    real, ignore = ground_truth_roles(table, min_visibility)
     boxes = {f: rows[:, X : H + 1] for f, rows in frame_groups(table[real]).items()}
     regions = {f: rows[:, X : H + 1] for f, rows in frame_groups(table[ignore]).items()}
     return boxes, regions
@@ -308,24 +296,27 @@ SYNTH_HELDOUT = {"seed": 202, "scenes": 1, "cameras": 4, "people": 16, "frames":
 """The detector experiments' validation world (`conf/data/detection_synthetic.yaml` `val`): never trained on."""
 
 
-def score_synthetic(ckpt: Path, roots: Sequence[Path], device: Any, stride: int = 10) -> dict[str, dict[str, float]]:
+def score_synthetic(ckpt: Path, roots: Sequence[Path] | None, device: Any, stride: int = 10) -> dict[str, dict[str, float]]:
     """Our detector's mAP on held-out synthetic AI City 2024 scenes through the training code's own validation
     (`DetectionDataModule` records, ignore rules and `DetectionEvaluator`): the "synthetic mAP must not drop"
     check. Each root is read as it is (`kind: aic24`), so a folder rendered by an older world version can be
-    scored too."""
+    scored too; without roots, the seed-202 validation world under the config's `paths.data_dir`."""
     import hydra.utils
     import pytorch_lightning as pl
     from hydra import compose, initialize_config_dir
 
+    from citytrack.data.synth import ensure_synthetic_dataset
     from citytrack.models.detector.module import load_detector
     from citytrack.utils.paths import config_dir
 
     model = load_detector(ckpt, map_location="cpu").float()
+    with initialize_config_dir(str(config_dir()), version_base="1.3", job_name="bench_transfer"):
+        cfg = compose("train", overrides=["data=detection_synthetic", "data.num_workers=0",
+                                          f"data.img_size={int(model.hparams.img_size)}"])
+    if not roots:
+        roots = [ensure_synthetic_dataset(Path(cfg.paths.data_dir) / "synth" / "detector_val", **SYNTH_HELDOUT)]
     out = {}
     for root in roots:
-        with initialize_config_dir(str(config_dir()), version_base="1.3", job_name="bench_transfer"):
-            cfg = compose("train", overrides=["data=detection_synthetic", "data.num_workers=0",
-                                              f"data.img_size={int(model.hparams.img_size)}"])
         cfg.data.val = [{"kind": "aic24", "root": str(root), "stride": stride}]
         dm = hydra.utils.instantiate(cfg.data)
         with tempfile.TemporaryDirectory() as run_dir:  # the module's validation picture goes here, not into the cwd
@@ -509,12 +500,7 @@ def main(argv: list[str] | None = None) -> int:
         results["tracking_score_thresh"] = thresh
         results["tracking_seconds"] = round(time.perf_counter() - t0 + pets.seconds.get("ours", 0.0), 1)
     if "synthetic" in args.parts:
-        from citytrack.data.synth import ensure_synthetic_dataset
-        from citytrack.utils.paths import config_dir
-
-        roots = args.synth_root or [ensure_synthetic_dataset(config_dir().parent / "data" / "synth" / "detector_val",
-                                                             **SYNTH_HELDOUT)]
-        results["synthetic"] = score_synthetic(args.ckpt, roots, device)
+        results["synthetic"] = score_synthetic(args.ckpt, args.synth_root, device)
     results["seconds"] = round(time.perf_counter() - t_start, 1)
     print_tables(results)
     print(f"{results['seconds']:.0f} s in all")

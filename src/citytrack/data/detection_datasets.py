@@ -115,34 +115,15 @@ def mot_sequence_records(
     seq_dir: PathLike, stride: int = 1, max_frames: int | None = None, min_visibility: float = 0.25, class_index: int = 0
 ) -> list[FrameRecord]:
     """Frames of a MOTChallenge sequence folder (images in img1/) with their gt boxes."""
-    from citytrack.data.formats.mot import (
-        CLS,
-        CONF,
-        DISTRACTOR_CLASSES,
-        FRAME,
-        PEDESTRIAN,
-        VIS,
-        has_class_info,
-        load_sequence,
-    )
+    from citytrack.data.formats.mot import FRAME, ground_truth_roles, load_sequence
 
     seq = load_sequence(seq_dir)
     if seq.gt is None:
         raise FormatError(Path(seq_dir) / "gt" / "gt.txt", "sequence has no ground truth to train or evaluate on")
-    gt = seq.gt
-    if has_class_info(gt):
-        # the distractor classes carry consider-flag 0 in MOT16/17/20: they must become ignore
-        # regions before any conf filtering, or real people would be trained as background
-        pedestrian = gt[:, CLS] == PEDESTRIAN
-        ignore = (
-            np.isin(gt[:, CLS], DISTRACTOR_CLASSES)
-            | (pedestrian & (gt[:, CONF] <= 0))
-            | (pedestrian & (gt[:, VIS] < min_visibility))
-        )
-        keep = pedestrian | ignore  # other classes (vehicles, occluders, ...) are dropped
-        gt, ignore = gt[keep], ignore[keep]
-    else:
-        ignore = np.zeros(len(gt), dtype=bool)
+    # distractor classes carry mark 0 in MOT16/17/20: they become ignore regions (not background), as do
+    # less visible people and MOT15's zero-marked rows; other classes (vehicles, occluders) are dropped
+    real, ignore = ground_truth_roles(seq.gt, min_visibility)
+    gt, ignore = seq.gt[real | ignore], ignore[real | ignore]
     frames = list(range(1, seq.info.seq_length + 1, max(1, stride)))
     if max_frames is not None:
         frames = frames[:max_frames]

@@ -235,6 +235,23 @@ def has_class_info(table: np.ndarray) -> bool:
     return bool(np.all(_is_integral(cls)) and np.all(cls >= 1) and np.all((vis >= 0) & (vis <= 1)))
 
 
+def ground_truth_roles(table: np.ndarray, min_visibility: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """`(real, ignore)` row masks of a gt table under the MOTChallenge detection rules.
+
+    MOT16/17/20 tables (`has_class_info`): marked class-1 pedestrians at least `min_visibility` visible are
+    ground truth; distractor classes (which carry mark 0) and unmarked or less visible pedestrians are
+    ignore regions; other classes (vehicles, occluders) are neither. MOT15 tables: marked rows are ground
+    truth, zero-marked rows (people the devkit drops) ignore regions.
+    """
+    table = np.asarray(table)
+    mark = table[:, CONF] != 0
+    if not has_class_info(table):
+        return mark, ~mark
+    pedestrian = table[:, CLS] == PEDESTRIAN
+    real = pedestrian & mark & (table[:, VIS] >= min_visibility)
+    return real, (pedestrian & ~real) | np.isin(table[:, CLS], DISTRACTOR_CLASSES)
+
+
 def frame_groups(table: np.ndarray) -> dict[int, np.ndarray]:
     """Split a table into `{frame: rows}` in one sort; rows keep their file order within a frame."""
     table = np.asarray(table)
