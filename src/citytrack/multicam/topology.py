@@ -1,0 +1,341 @@
+"""Spatio-temporal constraints between far-apart vehicle cameras (AI City 2019 Track 1).
+
+A vehicle seen by camera A and later by camera B must have had the time to drive from where it
+left A to where it entered B, must have left A heading towards B and arrived at B coming from
+A's side; two cameras that see it at the same time must put it at the same ground point. These
+tests decide which tracklet pairs may ever be linked (`feasible_pairs`); appearance only ranks
+the pairs that pass (`vehicle_link.py`).
+
+The travel model is learned from training ground truth (`TravelModel.fit`: quantiles of the
+effective speed `distance / gap` between consecutive camera visits, widened by margins), so it
+transfers to cities whose cameras it never saw; `CameraTopology` adds what a user knows about a
+real deployment: which camera pairs connect at all and their travel-time windows (seconds).
+Times are scene seconds, i.e. with the `cam_timestamp` offsets applied; ground points are
+metres (`ground_scale` converts a GPS calibration, as AI City 2019's real files map
+latitude/longitude).
+
+    python -m citytrack.multicam.topology fit <dataset or SXX folders...> [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+EARTH_RADIUS_M = 6_371_000.0
+
+
+@dataclass
+class Tracklet:
+    """One camera's track of one vehicle, summarised for cross-camera linking.
+
+    `times` are scene seconds of its frames; `ground` the `(N, 2)` metric ground points of its
+    boxes (NaN where a box bottom maps above the horizon); `feature` the L2-normalised mean
+    appearance (None without ReID); `rows` indexes the runner's per-camera output table.
+    """
+
+    camera: int
+    track_id: int
+    frames: np.ndarray
+    times: np.ndarray
+    ground: np.ndarray
+    feature: np.ndarray | None = None
+    rows: np.ndarray | None = None
+    label: int = -1  # ground-truth id when known (fitting, diagnostics)
+
+    @property
+    def start(self) -> float:
+        return float(self.times[0])
+
+    @property
+    def end(self) -> float:
+        return float(self.times[-1])
+
+    def _ends(self, first: bool, seconds: float) -> tuple[np.ndarray, np.ndarray]:
+        ok = np.isfinite(self.ground).all(1)
+        t, g = self.times[ok], self.ground[ok]
+        if len(t) == 0:
+            return np.full(2, np.nan), np.zeros(2)
+        sel = t <= t[0] + seconds if first else t >= t[-1] - seconds
+        ts, gs = t[sel], g[sel]
+        point = np.median(gs[: max(1, len(gs) // 2)] if first else gs[-max(1, len(gs) // 2):], axis=0)
+        if len(ts) < 2 or ts[-1] - ts[0] < 1e-6:
+            return point, np.zeros(2)
+        velocity = np.array([np.polyfit(ts - ts[0], gs[:, k], 1)[0] for k in range(2)])
+        return point, velocity
+
+    def entry(self, seconds: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """Ground point where it entered the view and its velocity (m/s) over the first `seconds`."""
+        return self._ends(True, seconds)
+
+    def exit(self, seconds: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """Ground point where it left the view and its velocity over the last `seconds`."""
+        return self._ends(False, seconds)
+
+    def position_at(self, t: np.ndarray) -> np.ndarray:
+        """Ground points `(len(t), 2)` interpolated at scene times `t` (NaN outside the tracklet)."""
+        ok = np.isfinite(self.ground).all(1)
+        out = np.full((len(t), 2), np.nan)
+        if ok.sum() < 1:
+            return out
+        tt, gg = self.times[ok], self.ground[ok]
+        inside = (t >= tt[0]) & (t <= tt[-1])
+        for k in range(2):
+            out[inside, k] = np.interp(t[inside], tt, gg[:, k])
+        return out
+
+
+@dataclass
+class TravelModel:
+    """How fast vehicles get from one camera's exit to another camera's entry, and the other
+    physical tests (see the module docstring).
+
+    A sequential pair (B starts `gap > 0` s after A ends, exit-to-entry distance `d` m) is
+    feasible when `d / v_max - slack <= gap <= d / v_min + max_wait + slack`; an overlapping pair
+    when its median ground distance over the shared times is at most `overlap_distance`.
+    `direction_cos`: the exit velocity at A and the entry velocity at B must both point along the
+    A->B displacement with cosine above it (vehicles do not reverse); skipped for vehicles slower
+    than `min_speed` or pairs closer than `min_direction_distance`.
+    """
+
+    v_min: float = 2.0
+    v_max: float = 25.0
+    max_wait: float = 10.0
+    slack: float = 1.0
+    overlap_distance: float = 8.0
+    overlap_tolerance: float = 0.5
+    direction_cos: float = -0.2
+    min_speed: float = 1.0
+    min_direction_distance: float = 15.0
+    same_camera_max_gap: float = 5.0
+    same_camera_distance: float = 15.0
+    fitted_on: dict[str, Any] = field(default_factory=dict)
+
+    # ---------------------------------------------------------------- learning
+    @classmethod
+    def fit(cls, tracklets: Sequence[Tracklet], quantile: float = 0.01, margin: float = 0.25, **overrides: Any) -> TravelModel:
+        """Learn `v_min`, `v_max` and `max_wait` from ground-truth tracklets (`label` = vehicle id).
+
+        Consecutive visits of one vehicle to two cameras give effective speeds `d / gap`: `v_max`
+        is their upper `quantile` widened by `margin`, `v_min` the lower one narrowed by it;
+        `max_wait` covers the longest stop seen (the gap beyond the fastest plausible drive).
+        Overlapping visits give the ground distance two cameras see a vehicle apart at once.
+        """
+        by_id: dict[int, list[Tracklet]] = {}
+        for t in tracklets:
+            if t.label >= 0:
+                by_id.setdefault(t.label, []).append(t)
+        speeds, overlaps = [], []
+        for visits in by_id.values():
+            visits = sorted(visits, key=lambda t: t.start)
+            for a, b in zip(visits[:-1], visits[1:], strict=True):
+                if a.camera == b.camera:
+                    continue
+                gap = b.start - a.end
+                if gap > 0.3:
+                    (pa, _), (pb, _) = a.exit(), b.entry()
+                    d = float(np.linalg.norm(pb - pa))
+                    if np.isfinite(d) and d > 5.0:
+                        speeds.append(d / gap)
+                else:
+                    dist = overlap_distance(a, b)
+                    if np.isfinite(dist):
+                        overlaps.append(dist)
+        if len(speeds) < 5:
+            raise ValueError(f"TravelModel.fit: only {len(speeds)} camera-to-camera transitions in the ground truth; "
+                             "need at least 5 (more scenes, longer videos)")
+        speeds_a = np.asarray(speeds)
+        v_max = float(np.quantile(speeds_a, 1 - quantile) * (1 + margin))
+        v_min = float(max(np.quantile(speeds_a, quantile) * (1 - margin), 0.5))
+        params: dict[str, Any] = {"v_max": v_max, "v_min": v_min}
+        if overlaps:
+            params["overlap_distance"] = float(max(np.quantile(overlaps, 1 - quantile) * (1 + margin), 3.0))
+        params["fitted_on"] = {"transitions": len(speeds), "overlaps": len(overlaps),
+                               "speed_quantiles": [round(float(q), 2) for q in np.quantile(speeds_a, [0.01, 0.5, 0.99])]}
+        params.update(overrides)
+        return cls(**params)
+
+    def to_json(self, path: str | Path) -> None:
+        from citytrack.utils.io import atomic_open
+
+        with atomic_open(Path(path)) as fh:
+            json.dump(asdict(self), fh, indent=1)
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> TravelModel:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: travel model not found")
+        try:
+            data = json.loads(path.read_text())
+            return cls(**data)
+        except (json.JSONDecodeError, TypeError) as err:
+            raise ValueError(f"{path}: not a travel model ({err})") from None
+
+
+@dataclass
+class CameraTopology:
+    """What is known about a deployment's road network: which camera pairs connect and how long
+    the drive between them takes (seconds, `[lo, hi]`), e.g. from the city's map or from a
+    labelled period. `pairs` keys are `"cA,cB"` camera numbers (either order); with `only_pairs`
+    every pair not listed is refused (the AI City 2019 winners' hand-made topology)."""
+
+    pairs: dict[tuple[int, int], tuple[float, float]] = field(default_factory=dict)
+    only_pairs: bool = False
+
+    @classmethod
+    def from_config(cls, pairs: Mapping[str, Sequence[float]] | None, only_pairs: bool = False) -> CameraTopology:
+        parsed: dict[tuple[int, int], tuple[float, float]] = {}
+        for key, window in (pairs or {}).items():
+            try:
+                a, b = (int(str(p).strip().lstrip("c")) for p in str(key).split(","))
+                lo, hi = (float(x) for x in window)
+            except (ValueError, TypeError):
+                raise ValueError(f"camera topology: pair {key!r}: {window!r} must be 'cA,cB': [lo, hi] seconds") from None
+            if lo > hi:
+                raise ValueError(f"camera topology: pair {key!r} has lo {lo} > hi {hi}")
+            parsed[(min(a, b), max(a, b))] = (lo, hi)
+        return cls(parsed, bool(only_pairs))
+
+    def window(self, a: int, b: int) -> tuple[float, float] | None:
+        return self.pairs.get((min(a, b), max(a, b)))
+
+
+def overlap_distance(a: Tracklet, b: Tracklet, tolerance: float = 0.5) -> float:
+    """Median ground distance of two tracklets over the scene times both cover (NaN if they do not overlap)."""
+    lo, hi = max(a.start, b.start) - tolerance, min(a.end, b.end) + tolerance
+    if hi < lo:
+        return float("nan")
+    t = np.concatenate([a.times[(a.times >= lo) & (a.times <= hi)], b.times[(b.times >= lo) & (b.times <= hi)]])
+    t = np.clip(t, max(a.start, b.start), min(a.end, b.end)) if max(a.start, b.start) <= min(a.end, b.end) else t
+    pa, pb = a.position_at(t), b.position_at(t)
+    if max(a.start, b.start) > min(a.end, b.end):  # within tolerance only: compare the facing ends
+        first, second = (a, b) if a.start <= b.start else (b, a)
+        return float(np.linalg.norm(second.entry()[0] - first.exit()[0]))
+    d = np.linalg.norm(pa - pb, axis=1)
+    d = d[np.isfinite(d)]
+    return float(np.median(d)) if len(d) else float("nan")
+
+
+def _heading_ok(v: np.ndarray, disp: np.ndarray, model: TravelModel) -> bool:
+    speed = float(np.linalg.norm(v))
+    if speed < model.min_speed:
+        return True
+    return float(v @ disp) / (speed * float(np.linalg.norm(disp))) > model.direction_cos
+
+
+def pair_feasible(a: Tracklet, b: Tracklet, model: TravelModel, topology: CameraTopology | None = None) -> bool:
+    """Whether tracklets `a` and `b` can be the same vehicle under the travel model and topology."""
+    first, second = (a, b) if a.start <= b.start else (b, a)
+    gap = second.start - first.end
+    if a.camera == b.camera:
+        if gap <= 0:
+            return False  # one camera sees two tracks at once: two vehicles
+        if gap > model.same_camera_max_gap:
+            return False
+        d = float(np.linalg.norm(second.entry()[0] - first.exit()[0]))
+        return not np.isfinite(d) or d <= model.same_camera_distance + model.v_max * gap
+    window = topology.window(a.camera, b.camera) if topology is not None else None
+    if topology is not None and topology.only_pairs and window is None:
+        return False
+    if gap <= model.overlap_tolerance:
+        dist = overlap_distance(a, b, model.overlap_tolerance)
+        return bool(np.isfinite(dist) and dist <= model.overlap_distance)
+    if window is not None:
+        return window[0] - model.slack <= gap <= window[1] + model.slack
+    (p_exit, v_exit), (p_entry, v_entry) = first.exit(), second.entry()
+    disp = p_entry - p_exit
+    d = float(np.linalg.norm(disp))
+    if not np.isfinite(d):
+        return True  # no ground point (above the horizon): time alone cannot refuse it
+    if not d / model.v_max - model.slack <= gap <= d / model.v_min + model.max_wait + model.slack:
+        return False
+    if d >= model.min_direction_distance:
+        return _heading_ok(v_exit, disp, model) and _heading_ok(v_entry, disp, model)
+    return True
+
+
+def feasible_pairs(tracklets: Sequence[Tracklet], model: TravelModel | None,
+                   topology: CameraTopology | None = None) -> np.ndarray:
+    """`(N, N)` bool: pairs that may be linked. Without a model only the same-camera rule holds
+    (one camera never sees one vehicle twice at once): the appearance-only ablation."""
+    n = len(tracklets)
+    ok = np.ones((n, n), dtype=bool)
+    for i in range(n):
+        for j in range(i + 1, n):
+            a, b = tracklets[i], tracklets[j]
+            if model is None:
+                value = a.camera != b.camera or a.end < b.start or b.end < a.start
+            else:
+                value = pair_feasible(a, b, model, topology)
+            ok[i, j] = ok[j, i] = value
+    return ok
+
+
+def ground_scale(points: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """If `points` look like GPS (latitude, longitude) degrees, the origin and scale that turn them
+    into local metres (equirectangular: enough over a city); None for metric grounds."""
+    pts = points[np.isfinite(points).all(1)]
+    if len(pts) == 0:
+        return None
+    lat_ok = np.abs(pts[:, 0]).max() <= 90 and np.abs(pts[:, 1]).max() <= 180
+    if not (lat_ok and np.ptp(pts, axis=0).max() < 0.5 and np.abs(pts).max() > 1.0):
+        return None
+    origin = np.median(pts, axis=0)
+    return origin, float(np.deg2rad(1.0) * EARTH_RADIUS_M)
+
+
+def to_metres(points: np.ndarray, gps: tuple[np.ndarray, float] | None) -> np.ndarray:
+    """Ground points in metres: unchanged for a metric ground, local east/north metres for GPS."""
+    if gps is None:
+        return points
+    origin, scale = gps
+    out = (points - origin) * scale
+    out[:, 1] *= np.cos(np.deg2rad(origin[0]))  # longitude degrees shrink with latitude
+    return out[:, ::-1].copy()  # (lat, lon) -> (east, north)
+
+
+# --------------------------------------------------------------------------- CLI: fit from training ground truth
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m citytrack.multicam.topology",
+                                description="Learn the vehicle travel model from AI City 2019 ground truth.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    fit = sub.add_parser("fit", help="fit v_min / v_max / overlap distance from gt/gt.txt of SXX folders")
+    fit.add_argument("paths", nargs="+", help="SXX folders, split folders or dataset roots")
+    fit.add_argument("--out", default=None, help="write the model as json here")
+    fit.add_argument("--quantile", type=float, default=0.01)
+    fit.add_argument("--margin", type=float, default=0.25)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from citytrack.data.formats.aicity.aic19 import list_aic19_scenes
+    from citytrack.multicam.vehicle_link import ground_truth_tracklets
+
+    scenes: list[Path] = []
+    for p in args.paths:
+        path = Path(p)
+        scenes += [path] if path.name[:1] == "S" and path.name[1:].isdigit() else list_aic19_scenes(path)
+    if not scenes:
+        raise SystemExit(f"no SXX scene folders under {args.paths}")
+    tracklets = [t for s in scenes for t in ground_truth_tracklets(s)]
+    model = TravelModel.fit(tracklets, quantile=args.quantile, margin=args.margin)
+    model.fitted_on["scenes"] = [str(s) for s in scenes]
+    print(json.dumps(asdict(model), indent=1))
+    if args.out:
+        model.to_json(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
