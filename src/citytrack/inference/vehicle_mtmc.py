@@ -59,6 +59,16 @@ def write_map(path: Path, run: VehicleRun, size_px: int = 900) -> None:
     cams = [s.calibration for s in run.setups]
     canvas, w2p = birds_eye_background(cams, [s.image_size for s in run.setups], size_px,
                                        names=[s.camera.name for s in run.setups], max_range=90.0)
+    road = np.zeros(canvas.shape[:2], dtype=np.uint8)
+    for s in run.setups:  # the roads: each camera's roi.jpg pixels on the ground
+        v, u = np.nonzero(s.roi[::2, ::2])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            px = w2p(s.calibration.image_to_ground(np.column_stack([u * 2.0, v * 2.0])))
+        px = np.rint(px[np.isfinite(px).all(1)]).astype(int)
+        inside = (px[:, 0] >= 0) & (px[:, 0] < canvas.shape[1]) & (px[:, 1] >= 0) & (px[:, 1] < canvas.shape[0])
+        road[px[inside, 1], px[inside, 0]] = 255
+    road = cv2.morphologyEx(road, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8)) > 0
+    canvas[road] = (canvas[road] * 0.4 + 0.6 * np.array([150, 150, 150])).astype(np.uint8)
     rows = run.linked
     trails, last = {}, {}
     for gid in np.unique(rows[:, 1]).astype(int):
