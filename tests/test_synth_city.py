@@ -216,3 +216,86 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert (tmp_path / "train/S01/c002/gt/gt.txt").is_file()
     assert main([*TINY, f"out={tmp_path}", "layout.city.speed=[0,3]"]) == 2
     assert "layout.city.speed" in capsys.readouterr().err
+
+
+def test_orientation_bins_hand_built() -> None:
+    """Camera at the origin, vehicle 10 m east: driving west (at the camera) is 0, east (away) 4; the
+    camera looks east, so its right is south: driving south is 2, north 6; bins are 45 degrees wide."""
+    from citytrack.data.synth.vehicles_render import orientation_bins
+
+    cam = np.array([0.0, 0.0])
+    at = np.array([[10.0, 0.0]])
+    deg = np.pi / 180
+    cases = {180: 0, 0: 4, -90: 2, 90: 6, 135: 7, -135: 1, -45: 3, 45: 5, 180 + 22: 0, 180 + 23: 1, 180 - 23: 7}
+    for heading, expected in cases.items():
+        assert orientation_bins(cam, at, np.array([heading * deg]))[0] == expected, heading
+    # The same relative geometry anywhere and in any direction: rotate and shift the whole scene.
+    rot = 1.234
+    R = np.array([[np.cos(rot), -np.sin(rot)], [np.sin(rot), np.cos(rot)]])
+    shift = np.array([50.0, -20.0])
+    got = orientation_bins(R @ cam + shift, at @ R.T + shift, np.array([h * deg + rot for h in cases]))
+    assert got.tolist() == list(cases.values())
+
+
+def _one_vehicle_city(heading_of: str) -> tuple:
+    """A one-camera city with one car driving through the image centre's ground point, either at the
+    camera (`front`), away from it (`rear`) or across its line of sight to its right (`right`)."""
+    spec = CitySpec(cameras=1, frames=3, vehicles=1)
+    city = build_city(spec, seed=0)
+    cam = city.cameras[0]
+    centre = cam.calibration.image_to_ground(np.array([[cam.width / 2, cam.height / 2]]))[0]
+    d = (centre - cam.center[:2]) / np.linalg.norm(centre - cam.center[:2])  # line of sight
+    direction = {"front": -d, "rear": d, "right": np.array([d[1], -d[0]])}[heading_of]
+    car = city.vehicles[0]
+    car.kind, car.size = "car", np.array([4.4, 1.8, 1.45])
+    car.path = np.array([centre - 3 * direction, centre + 3 * direction])
+    car.times = np.array([-0.1, 0.5])  # 10 m/s: 1 m per frame at 10 fps
+    return city, cam, centre
+
+
+@pytest.mark.parametrize(("heading_of", "expected"), [("front", 0), ("rear", 4), ("right", 2)])
+def test_rendered_orientation(heading_of: str, expected: int) -> None:
+    """A car driving straight at the camera is 0, away 4, to the camera's right 2 (and moves right in the image)."""
+    from citytrack.data.synth.vehicles_render import CityRenderer
+
+    city, _, _ = _one_vehicle_city(heading_of)
+    r = CityRenderer(city, 0)
+    frames = [r.render(f) for f in range(3)]
+    assert all(fr.orientation.tolist() == [expected] for fr in frames)
+    cx = [fr.full_boxes[0, 0] + fr.full_boxes[0, 2] / 2 for fr in frames]
+    if heading_of == "right":
+        assert cx[2] > cx[1] > cx[0] + 1
+    else:
+        assert abs(cx[2] - cx[0]) < 0.25 * (cx[2] - cx[0] + frames[0].full_boxes[0, 2])
+
+
+def test_world_table_orientation_column(city_dir: Path) -> None:
+    """`orientation` in gt_world.txt is the bin of the written heading seen from the camera's centre."""
+    from citytrack.data.synth.vehicles_render import orientation_bins
+
+    assert WORLD_COLUMNS[-1] == "orientation"
+    city = build_city(CitySpec.from_config(_cfg(city_dir)), seed=1)
+    world = _world_table(city_dir)
+    assert world.shape[1] == len(WORLD_COLUMNS)
+    for cam in city.cameras:
+        rows = world[world[:, COL["camera"]] == cam.camera_id]
+        bins = orientation_bins(cam.center[:2], rows[:, [COL["xworld"], COL["yworld"]]], rows[:, COL["heading"]])
+        # heading is written to 6 significant digits: a bin may flip only within a hair of its edge
+        assert np.mean(bins == rows[:, COL["orientation"]]) > 0.99
+        assert set(rows[:, COL["orientation"]].astype(int).tolist()) <= set(range(8))
+
+
+def test_bench_synth_city_smoke(capsys: pytest.CaptureFixture[str]) -> None:
+    """`python -m citytrack.bench synth --layout aic19` runs 1 and 2 workers at the small size, 1 at the large."""
+    import re
+
+    from citytrack.bench.synth import main
+
+    assert main(["--layout", "aic19", "--sizes", "160x96,800x450", "--frames", "10", "--cameras", "2", "--vehicles", "5"]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln[:1].isdigit()]
+    assert [ln.split(":")[0].strip() for ln in lines] == [
+        f"{size} {what} workers={n}" for size, ns in (("160x96", (1, 2)), ("800x450", (1,)))
+        for n in ns for what in ("render only  ", "render+encode")]
+    for ln in lines:
+        wall, cpu = (float(v) for v in re.findall(r"([\d.]+) (?:cam-frames/s wall|by CPU time)", ln))
+        assert wall > 0 and cpu > 0

@@ -4,12 +4,16 @@ Market-1501: `0002_c1s1_000451_03.jpg` = person 2, camera 1, sequence 1, frame 4
 box 3 of that frame; person `-1` marks junk crops and `0000` distractors.
 VeRi-776: `0001_c001_00016450_0.jpg` = vehicle 1, camera 1, frame/time 16450, index 0.
 Camera numbers are returned as written in the names (1-based).
+VeRi-776 labels (`train_label.xml`, `test_label.xml`): `<Item imageName=... vehicleID="0001"
+cameraID="c001" colorID="1" typeID="4" />` under `<Items>`, declared gb2312; `read_veri_labels`
+also reads our synthetic city's extra `orientationID` (-1 where absent, as in the real files).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -149,3 +153,49 @@ def scan_folder(folder: PathLike, fmt: str) -> list[ReidItem]:
     if fmt == "veri776":
         return scan_veri(folder)
     raise ValueError(f"unknown ReID folder format {fmt!r}; known: {sorted(LAYOUTS)}")
+
+
+_XML_DECL_RE = re.compile(rb"^\s*<\?xml[^>]*\?>")
+VERI_LABEL_KEYS = ("vehicleID", "cameraID", "colorID", "typeID", "orientationID")
+
+
+def read_veri_labels(xml_path: PathLike) -> dict[str, dict[str, int]]:
+    """`imageName -> {vehicleID, cameraID, colorID, typeID, orientationID}` (ints; camera `c001` -> 1,
+    orientationID -1 where absent) of a VeRi-776 label file; FormatError naming the file when malformed.
+
+    Why not `ET.parse`: the real files declare `encoding="gb2312"`, which expat refuses (multi-byte);
+    the bytes are decoded as GB18030 (a superset, and ASCII-compatible) and parsed without the declaration.
+    """
+    path = Path(xml_path)
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise FormatError(path, f"cannot read: {err.strerror or err}") from None
+    try:
+        text = _XML_DECL_RE.sub(b"", raw, count=1).decode("gb18030")
+        root = ET.fromstring(text)
+    except (UnicodeDecodeError, ET.ParseError) as err:
+        raise FormatError(path, f"not a VeRi-776 label file: {err}") from None
+    labels: dict[str, dict[str, int]] = {}
+    for item in root.iter("Item"):
+        attrs = item.attrib
+        name = attrs.get("imageName")
+        if not name:
+            raise FormatError(path, "an <Item> without imageName")
+        try:
+            camera = attrs["cameraID"]
+            entry = {
+                "vehicleID": int(attrs["vehicleID"]),
+                "cameraID": int(camera[1:] if camera[:1] in ("c", "C") else camera),
+                "colorID": int(attrs["colorID"]),
+                "typeID": int(attrs["typeID"]),
+                "orientationID": int(attrs.get("orientationID", -1)),
+            }
+        except KeyError as err:
+            raise FormatError(path, f"item {name}: missing attribute {err.args[0]}") from None
+        except ValueError as err:
+            raise FormatError(path, f"item {name}: {err}") from None
+        if name in labels:
+            raise FormatError(path, f"image {name} is listed twice")
+        labels[name] = entry
+    return labels

@@ -7,7 +7,9 @@ project's AIC19 and MOT writers, so that `aicity.read_aic19_scene` and
     DIR/<split>/SXX/cXXX/roi.jpg           white where road is visible, the video's size
     DIR/<split>/SXX/cXXX/gt/gt.txt         frame,id,x,y,w,h,1,-1,-1,-1 (1-based frames; full, amodal boxes)
     DIR/<split>/SXX/cXXX/det/det_gt_jitter.txt
-    DIR/<split>/SXX/gt_world.txt           every camera's exact ground truth (columns in `WORLD_COLUMNS`)
+    DIR/<split>/SXX/gt_world.txt           every camera's exact ground truth (columns in `WORLD_COLUMNS`, last
+                                           `orientation`: camera-relative heading bin 0..7, 0 front, 2 moving
+                                           to the camera's right, 4 rear, 6 left; see `vehicles_render`)
     DIR/<split>/SXX/vehicles.json          id -> type, colour name, size (l, w, h)
     DIR/cam_timestamp/SXX.txt              per-camera clock offsets (beside the splits, as the dataset
                                            keeps it and `aic19.default_timestamps_path` looks for it)
@@ -18,6 +20,10 @@ holds only vehicles seen (at least `gt.min_visible_pixels` visible pixels) by tw
 cameras of the scene; `gt_world.txt` keeps every vehicle drawn. `det_gt_jitter.txt` is the
 ground truth through `writers.DetectionSimulator` (misses for occluded and small vehicles, box
 noise, scores), standing in for a vehicle detector we do not have yet.
+
+With `layout.mots=true` the same render pass also writes every camera as a KITTI MOTS sequence
+(`city_mots.py`: `DIR/<split>/{image_02,instances,instances_txt}`, cars `1000 + id`);
+`layout.id_offset` shifts every vehicle id (a second city whose ids do not meet the first's).
 """
 
 from __future__ import annotations
@@ -39,7 +45,9 @@ from citytrack.data.formats.aicity.aic19 import (
     write_cam_timestamps,
 )
 from citytrack.data.synth.city import City, CitySpec, build_city
+from citytrack.data.synth.city_mots import CityMotsCameraWriter, clear_mots
 from citytrack.data.synth.vehicles_render import CityRenderer
+from citytrack.data.synth.world import SynthConfigError
 from citytrack.data.synth.writers import DetectionSimulator, write_meta
 from citytrack.data.video import AtomicVideoWriter
 from citytrack.utils.io import atomic_open, atomic_path
@@ -47,7 +55,9 @@ from citytrack.utils.io import atomic_open, atomic_path
 log = logging.getLogger(__name__)
 
 WORLD_COLUMNS = ("camera", "id", "frame", "x", "y", "w", "h", "vis_x", "vis_y", "vis_w", "vis_h",
-                 "visibility", "xworld", "yworld", "heading")
+                 "visibility", "xworld", "yworld", "heading", "orientation")
+"""`gt_world.txt` columns; `orientation` is the camera-relative bin 0..7 of `vehicles_render.orientation_bins`
+(0 front: driving at the camera, 2 driving to its right, 4 rear: driving away, 6 driving to its left)."""
 
 
 def scene_dir(root: Path, split: str, scene_index: int) -> Path:
@@ -61,25 +71,35 @@ def write_roi(path: Path, roi: np.ndarray) -> None:
             raise OSError(f"cannot write {path}")
 
 
-def render_city_camera(city: City, c: int, cam_dir: Path, cfg: DictConfig) -> np.ndarray:
-    """Render every frame of camera `c` into `vdo.avi`; returns its `WORLD_COLUMNS` rows of every vehicle
-    with at least `gt.min_visible_pixels` visible pixels."""
+def render_city_camera(city: City, c: int, cam_dir: Path, cfg: DictConfig, root: Path | None = None) -> np.ndarray:
+    """Render every frame of camera `c` into `vdo.avi` (and, with `layout.mots`, its KITTI MOTS sequence
+    under `root/<split>`); returns its `WORLD_COLUMNS` rows of every vehicle with at least
+    `gt.min_visible_pixels` visible pixels."""
     renderer = CityRenderer(city, c)
     cam = city.cameras[c]
     min_px = int(cfg.gt.min_visible_pixels)
+    mots = None
+    if cfg.layout.mots:
+        if root is None:
+            raise ValueError("render_city_camera: layout.mots needs the dataset root")
+        mots = CityMotsCameraWriter(city, c, root / str(cfg.split), min_px, float(cfg.layout.mots_min_height))
     rows = []
     with AtomicVideoWriter(cam_dir / "vdo.avi", city.spec.fps, (cam.width, cam.height), str(cfg.layout.fourcc)) as video:
         for f in range(city.spec.frames):
             fr = renderer.render(f)
             video.write(fr.image)
+            if mots is not None:
+                mots.add(fr)
             keep = fr.visible_pixels >= min_px
             n = int(keep.sum())
             ids = np.array([city.vehicles[k].global_id for k in fr.vehicles[keep]], dtype=np.float64)
             rows.append(np.column_stack([
                 np.full(n, cam.camera_id + city.scene_index * city.spec.cameras, dtype=np.float64), ids,
                 np.full(n, f + 1.0), fr.full_boxes[keep], fr.visible_boxes[keep],
-                np.minimum(fr.visibility[keep], 1.0), fr.world[keep], fr.heading[keep],
+                np.minimum(fr.visibility[keep], 1.0), fr.world[keep], fr.heading[keep], fr.orientation[keep],
             ]))
+    if mots is not None:
+        mots.close()
     write_roi(cam_dir / "roi.jpg", renderer.roi)
     write_aic19_calibration(cam_dir / "calibration.txt",
                             Aic19Calibration(homography=cam.calibration.homography, reprojection_error=0.0))
@@ -96,7 +116,7 @@ def write_city_scene(city: City, root: Path, cfg: DictConfig) -> dict:
     for c, name in enumerate(names):
         (sdir / name / "gt").mkdir(parents=True, exist_ok=True)
         (sdir / name / "det").mkdir(parents=True, exist_ok=True)
-        tables.append(render_city_camera(city, c, sdir / name, cfg))
+        tables.append(render_city_camera(city, c, sdir / name, cfg, root))
     table = np.vstack(tables)
     cams_per_id: dict[int, set[int]] = {}
     for cam_id, vid in table[:, :2].astype(int).tolist():
@@ -133,6 +153,12 @@ def generate_city(cfg: DictConfig, root: Path) -> Path:
     rendered here (one process), `meta.json` last."""
     wall0 = time.perf_counter()
     spec = CitySpec.from_config(cfg)
+    id_offset = int(cfg.layout.id_offset)
+    if id_offset < 0:
+        raise SynthConfigError(f"synth config: layout.id_offset must be >= 0, got {id_offset}")
+    if cfg.layout.mots and id_offset + cfg.scenes * spec.vehicles > 999:
+        raise SynthConfigError("synth config: KITTI MOTS car ids are 1000 + vehicle id, so layout.id_offset + "
+                               f"scenes * layout.city.vehicles must be <= 999, got {id_offset + cfg.scenes * spec.vehicles}")
     (root / "meta.json").unlink(missing_ok=True)
     base = root / str(cfg.split)
     if base.is_dir():
@@ -141,9 +167,10 @@ def generate_city(cfg: DictConfig, root: Path) -> Path:
                 shutil.rmtree(entry)
     for stale in (root / "cam_timestamp").glob("S*.txt"):
         stale.unlink()
+    clear_mots(base)
     scenes = []
     for s in range(cfg.scenes):
-        city = build_city(spec, int(cfg.seed), s, id_offset=s * spec.vehicles)
+        city = build_city(spec, int(cfg.seed), s, id_offset=id_offset + s * spec.vehicles)
         scenes.append(write_city_scene(city, root, cfg))
     write_meta(root, cfg, scenes, reid_info={})
     log.info("synthetic aic19 city written to %s in %.1f s", root, time.perf_counter() - wall0)
