@@ -235,3 +235,25 @@ def test_infer_task_writes_the_track1_submission(tiny_city: Path, tmp_path: Path
     assert summary["scenes"]["S01"]["camera_frames"] == 4 * 80
     assert (tmp_path / "S01_map.png").stat().st_size > 0 and (tmp_path / "S01.mp4").stat().st_size > 0
     assert "IDF1" in metrics and metrics["camera_frames_per_second"] > 0
+
+
+def test_bad_scenarios_are_refused_naming_the_file(tiny_city: Path, tmp_path: Path) -> None:
+    """A camera missing from cam_timestamp, an ROI of another size: the runner stops before decoding, naming the file."""
+    import shutil
+
+    import cv2
+
+    root = tmp_path / "data"
+    shutil.copytree(tiny_city.parent.parent / "cam_timestamp", root / "cam_timestamp")
+    shutil.copytree(tiny_city, root / "train" / "S01")
+    scene = root / "train" / "S01"
+    pipe = VehiclePipeline(FileDetections("gt"), lambda: DeepSort(), None, LinkConfig(), MODEL, progress=False)
+    stamps = root / "cam_timestamp" / "S01.txt"
+    lines = stamps.read_text().splitlines()
+    stamps.write_text("\n".join(line for line in lines if not line.startswith("c002")) + "\n")
+    with pytest.raises(FormatError, match=r"S01\.txt.*c002"):
+        pipe.run(scene)
+    stamps.write_text("\n".join(lines) + "\n")
+    cv2.imwrite(str(scene / "c003" / "roi.jpg"), np.zeros((10, 20), np.uint8))
+    with pytest.raises(FormatError, match=r"c003/roi\.jpg"):
+        pipe.run(scene)

@@ -92,10 +92,12 @@ class FileDetections:
 
 class NetworkDetections:
     """A detector checkpoint run on every camera's frame at once; keeps the vehicle `classes`
-    (class names of the checkpoint) above `min_score`."""
+    (class names of the checkpoint) above `min_score`, then suppresses boxes of different vehicle
+    classes overlapping by `merge_iou` (the detector's NMS is per class)."""
 
-    def __init__(self, detector: Any, classes: list[str] | None = None, min_score: float = 0.3) -> None:
-        self.detector, self.classes, self.min_score = detector, classes, float(min_score)
+    def __init__(self, detector: Any, classes: list[str] | None = None, min_score: float = 0.3,
+                 merge_iou: float = 0.7) -> None:
+        self.detector, self.classes, self.min_score, self.merge_iou = detector, classes, float(min_score), float(merge_iou)
 
     def reset(self, setups: list[Aic19CameraSetup]) -> None:
         names = list(getattr(self.detector.module.hparams, "class_names", None) or ["person"])
@@ -107,6 +109,7 @@ class NetworkDetections:
 
     def __call__(self, images: dict[int, np.ndarray], frame_id: int) -> dict[int, np.ndarray]:
         import torch
+        from torchvision.ops import nms
 
         out: dict[int, np.ndarray] = {}
         groups: dict[tuple[int, ...], list[int]] = {}
@@ -115,11 +118,15 @@ class NetworkDetections:
         for members in groups.values():
             x = torch.from_numpy(np.stack([images[c] for c in members])).permute(0, 3, 1, 2).flip(1)
             dets = self.detector.module.predict_images(x, self.detector.batch_size, self.detector.score_thresh,
-                                                       self.detector.img_size, self.detector.rect, with_labels=True)
+                                                       self.detector.img_size, self.detector.rect,
+                                                       classes=self._keep.tolist())
             for c, d in zip(members, dets, strict=True):
-                d = np.asarray(d, dtype=np.float64).reshape(-1, 6)
-                keep = np.isin(d[:, 5].astype(int), self._keep) & (d[:, 4] >= self.min_score)
-                out[c] = d[keep, :5]
+                d = np.asarray(d, dtype=np.float64).reshape(-1, 5)
+                d = d[d[:, 4] >= self.min_score]
+                if len(d) > 1:  # one vehicle, two class guesses (car / truck): keep the surer box
+                    xyxy = torch.from_numpy(np.column_stack([d[:, :2], d[:, :2] + d[:, 2:4]]))
+                    d = d[nms(xyxy, torch.from_numpy(d[:, 4]), self.merge_iou).numpy()]
+                out[c] = d
         return out
 
 
