@@ -249,7 +249,7 @@ def test_synthetic_world_too_small_for_p_fails_before_generating(tmp_path: Path)
     assert not (tmp_path / "d").exists()  # nothing generated
 
 
-@pytest.mark.parametrize("overrides", [["data=reid_synthetic"], ["experiment=reid_vehicle_synthetic"]])
+@pytest.mark.parametrize("overrides", [["data=reid_synthetic"]])
 def test_reid_synthetic_data_config_has_enough_identities_by_itself(config_dir: Path, tmp_path: Path,
                                                                     overrides: list[str]) -> None:
     from hydra import compose, initialize_config_dir

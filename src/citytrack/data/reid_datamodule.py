@@ -1,5 +1,14 @@
 """ReID datamodules: Market-1501 / VeRi-776 folders, crops of synthetic AI City scenes, crops cut from
-any AI City 2024 scene (videos + ground_truth.txt; the cutting is `reid_crops.py`).
+any AI City 2024 scene (videos + ground_truth.txt; the cutting is `reid_crops.py`), and the synthetic
+vehicle city written as a VeRi-776 folder.
+
+A VeRi-776 folder with label files (`train_label.xml`, `test_label.xml`) also gives every crop its
+vehicle type and orientation, as the batch keys `vehicle_type` and `orientation` the auxiliary heads
+of `ReIDModule` train on (AI City 2019 Track 2 winner): types are numbered 0..T-1 over the VeRi
+`typeID`s present in `train_label.xml`, in increasing `typeID` order (`vehicle_type_ids` gives the
+mapping back; VeRi typeIDs 1..9 = sedan, suv, van, hatchback, mpv, pickup, bus, truck, estate);
+orientation is the 0..7 `orientationID` (0 = front towards the camera, 4 = rear), -1 where absent
+(real VeRi-776 has none), as is the type of a crop without a label or of a type unseen in training.
 
 All share one config family (`conf/data/reid_*.yaml`): crop size, P x K sampling, loaders.
 Images leave the loader as uint8 (3, H, W) RGB tensors (4x less to copy than float);
@@ -26,7 +35,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from citytrack.data.formats.errors import FormatError
-from citytrack.data.formats.reid import LAYOUTS, scan_folder
+from citytrack.data.formats.reid import LAYOUTS, read_veri_labels, scan_folder
 from citytrack.data.formats.reid import ReidItem as ReIDSample
 from citytrack.data.reid_crops import crop_params_key, extract_aic24_reid_crops, scene_dirs_of
 from citytrack.data.resumable import make_loader
@@ -56,6 +65,8 @@ class ReIDImageDataset(Dataset):
         width: int,
         relabel: bool = False,
         is_query: Sequence[bool] | None = None,
+        attributes: dict[str, Sequence[int]] | None = None,
+        mirror_p: float = 0.0,
     ) -> None:
         if not samples:
             raise ValueError("a ReID dataset needs at least one image")
@@ -69,6 +80,11 @@ class ReIDImageDataset(Dataset):
         if relabel:
             self.pid_map = {pid: i for i, pid in enumerate(sorted({s.pid for s in self.samples}))}
         self.labels = [self.pid_map.get(s.pid, s.pid) if relabel else s.pid for s in self.samples]
+        self.attributes = {k: [int(v) for v in vals] for k, vals in (attributes or {}).items()}
+        for name, vals in self.attributes.items():
+            if len(vals) != len(self.samples):
+                raise ValueError(f"attribute {name!r} has {len(vals)} labels for {len(self.samples)} samples")
+        self.mirror_p = float(mirror_p)
 
     @property
     def num_classes(self) -> int:
@@ -82,19 +98,52 @@ class ReIDImageDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         img = cv2.resize(self.load_rgb(index), (self.width, self.height), interpolation=cv2.INTER_LINEAR)
+        attributes = {k: v[index] for k, v in self.attributes.items()}
+        if self.mirror_p > 0 and float(torch.rand(())) < self.mirror_p:
+            img = img[:, ::-1]
+            attributes = {k: MIRRORED[k][v] if k in MIRRORED and v >= 0 else v for k, v in attributes.items()}
         return {
             "image": torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))),
             "pid": torch.tensor(self.labels[index], dtype=torch.long),
             "camid": torch.tensor(self.samples[index].camid, dtype=torch.long),
             "index": torch.tensor(index, dtype=torch.long),
             "is_query": torch.tensor(self.is_query[index]),
+            **{k: torch.tensor(v, dtype=torch.long) for k, v in attributes.items()},
         }
+
+
+#: label after a horizontal flip, per attribute: orientation bins 0..7 (0 front, 2 driving to the
+#: camera's right, 4 rear, 6 left; `data/synth/vehicles_render.py`) mirror as o -> (8 - o) % 8
+MIRRORED: dict[str, tuple[int, ...]] = {"orientation": tuple((8 - o) % 8 for o in range(8))}
+
+
+def vehicle_type_classes(labels: dict[str, dict[str, int]]) -> list[int]:
+    """The VeRi `typeID`s present in a label table, sorted: class i of the type head is typeID `[i]`."""
+    return sorted({int(v["typeID"]) for v in labels.values() if int(v.get("typeID", -1)) > 0})
+
+
+def vehicle_attributes(
+    samples: Sequence[ReIDSample], labels: dict[str, dict[str, int]], type_ids: Sequence[int]
+) -> dict[str, list[int]]:
+    """`vehicle_type` (class index into `type_ids`) and `orientation` (0..7) per sample; -1 where unknown."""
+    type_class = {int(t): i for i, t in enumerate(type_ids)}
+    types, orientations = [], []
+    for s in samples:
+        label = labels.get(s.path.name, {})
+        types.append(type_class.get(int(label.get("typeID", -1)), -1))
+        orientation = int(label.get("orientationID", -1))
+        orientations.append(orientation if 0 <= orientation < 8 else -1)
+    return {"vehicle_type": types, "orientation": orientations}
 
 
 class ReIDDataModule(pl.LightningDataModule):
     """Market-1501 / VeRi-776 style folders: `root/{train,gallery,query}` sub-folders named per `format`.
 
     `test_root` (same layout) is the held-out test set; without it the test split repeats validation.
+    A VeRi-776 root with `train_label.xml` adds `vehicle_type` / `orientation` to the training items
+    (see the module docstring; `vehicle_type_ids` is the class -> VeRi typeID mapping).
+    `mirror_p` flips training crops in the loader, mirroring their orientation labels; set it in place
+    of the model's `augment.flip_p` when an orientation head trains.
     """
 
     def __init__(
@@ -110,6 +159,7 @@ class ReIDDataModule(pl.LightningDataModule):
         num_workers: int = 4,
         pin_memory: bool = True,
         seed: int = 0,
+        mirror_p: float = 0.0,
     ) -> None:
         super().__init__()
         if format not in LAYOUTS:
@@ -119,9 +169,11 @@ class ReIDDataModule(pl.LightningDataModule):
         self.test_root = Path(test_root) if test_root is not None else None
         self.height, self.width, self.p, self.k = int(height), int(width), int(p), int(k)
         self.eval_batch_size, self.num_workers, self.pin_memory, self.seed = eval_batch_size, num_workers, pin_memory, seed
+        self.mirror_p = float(mirror_p)
         self.train_set: ReIDImageDataset | None = None
         self.val_set: ReIDImageDataset | None = None
         self.test_set: ReIDImageDataset | None = None
+        self.vehicle_type_ids: list[int] = []
 
     def too_few_identities_hint(self) -> str:
         """Which config keys to change when the training set has fewer identities than P."""
@@ -158,7 +210,10 @@ class ReIDDataModule(pl.LightningDataModule):
         root = self.train_root()
         if stage in (None, "fit") and self.train_set is None:
             train = [s for s in scan_folder(self._split(root, 0), self.format) if s.pid >= 0]
-            train_set = ReIDImageDataset(train, self.height, self.width, relabel=True)
+            attributes = self._attributes(root, train)
+            train_set = ReIDImageDataset(
+                train, self.height, self.width, relabel=True, attributes=attributes, mirror_p=self.mirror_p
+            )
             if train_set.num_classes < self.p:
                 raise ValueError(
                     f"ReID training set {root} has {train_set.num_classes} identities, but P x K sampling takes "
@@ -171,6 +226,21 @@ class ReIDDataModule(pl.LightningDataModule):
         if stage in (None, "test") and self.test_set is None:
             held = self.heldout_root()
             self.test_set = self._eval_set(held) if held is not None else self._eval_set(root)
+
+    def _attributes(self, root: Path, train: Sequence[ReIDSample]) -> dict[str, list[int]] | None:
+        """Vehicle type / orientation labels of the training crops when a VeRi `train_label.xml` exists."""
+        xml = root / "train_label.xml"
+        if self.format != "veri776" or not xml.is_file():
+            return None
+        labels = read_veri_labels(xml)
+        self.vehicle_type_ids = vehicle_type_classes(labels)
+        attributes = vehicle_attributes(train, labels, self.vehicle_type_ids)
+        log.info(
+            "VeRi labels %s: type classes = typeIDs %s; %d/%d crops with a type, %d with an orientation",
+            xml, self.vehicle_type_ids, sum(t >= 0 for t in attributes["vehicle_type"]), len(train),
+            sum(o >= 0 for o in attributes["orientation"]),
+        )
+        return attributes
 
     @property
     def num_classes(self) -> int:
@@ -353,3 +423,36 @@ class AICityCropsDataModule(_OwnCropsDataModule):
     def train_root(self) -> Path:
         self.prepare_data()  # cheap when crops.json matches the parameters; re-extracts otherwise
         return self.cache
+
+
+class SyntheticVehicleReIDDataModule(ReIDDataModule):
+    """The synthetic vehicle city as a VeRi-776 folder (`root`), written on first use by `ensure_city_veri`.
+
+    Training crops come from one world (`synth.train_seed`), query and gallery from another
+    (`synth.test_seed`: unseen vehicles), so validation is already held out and the test split
+    repeats it. Label files give the `vehicle_type` / `orientation` batch keys.
+    """
+
+    def __init__(self, root: str, synth: dict[str, Any] | None = None, format: str = "veri776", **kwargs: Any) -> None:
+        if format != "veri776":
+            raise ValueError(f"SyntheticVehicleReIDDataModule writes a VeRi-776 folder, got format={format!r}")
+        super().__init__(root=root, format=format, **kwargs)
+        self.synth = dict(synth or {})
+
+    def too_few_identities_hint(self) -> str:
+        return (
+            f"generate a larger city (data.synth.scenes, data.synth.vehicles; now {self.synth or 'the defaults'}; "
+            f"an existing {self.root} is reused as is, delete it or change data.root) or lower data.p"
+        )
+
+    def prepare_data(self) -> None:
+        from citytrack.data.synth.city_crops import ensure_city_veri
+
+        assert self.root is not None
+        ensure_city_veri(self.root, **self.synth)
+
+    def train_root(self) -> Path:
+        root = super().train_root()
+        if not (root / "image_train").is_dir():
+            self.prepare_data()
+        return root
