@@ -299,3 +299,17 @@ def test_bench_synth_city_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     for ln in lines:
         wall, cpu = (float(v) for v in re.findall(r"([\d.]+) (?:cam-frames/s wall|by CPU time)", ln))
         assert wall > 0 and cpu > 0
+
+
+def test_vehicle_looks_vary_within_a_colour_name_and_are_deterministic() -> None:
+    cfg = compose_config([*TINY, "out=/tmp/unused", "layout.city.vehicles=40"])
+    spec = CitySpec.from_config(cfg)
+    a, b = build_city(spec, seed=3), build_city(spec, seed=3)
+    assert [v.colour for v in a.vehicles] == [v.colour for v in b.vehicles]
+    assert [v.looks for v in a.vehicles] == [v.looks for v in b.vehicles]
+    by_name: dict[str, set] = {}
+    for v in a.vehicles:
+        by_name.setdefault(v.colour_name, set()).add(v.colour)
+    name = max(by_name, key=lambda n: len(by_name[n]))
+    assert len(by_name[name]) >= 3, "vehicles of one colour name should differ in shade"
+    assert len({v.looks.glass for v in a.vehicles}) > len(a.vehicles) // 2

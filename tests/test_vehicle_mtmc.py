@@ -257,3 +257,22 @@ def test_bad_scenarios_are_refused_naming_the_file(tiny_city: Path, tmp_path: Pa
     cv2.imwrite(str(scene / "c003" / "roi.jpg"), np.zeros((10, 20), np.uint8))
     with pytest.raises(FormatError, match=r"c003/roi\.jpg"):
         pipe.run(scene)
+
+
+def test_soft_cost_prefers_the_pair_whose_travel_time_fits_its_speed() -> None:
+    from citytrack.multicam.topology import pair_cost
+
+    a = drive(1, 0.0, 3.0, (0.0, 0.0), (10.0, 0.0))
+    fits = drive(2, 10.0, 12.0, (100.0, 0.0), (10.0, 0.0))  # 70 m in 7 s at 10 m/s
+    slow = drive(2, 17.0, 19.0, (100.0, 0.0), (10.0, 0.0))  # 70 m in 14 s: feasible (a stop), less likely
+    assert pair_feasible(a, slow, MODEL)
+    assert pair_cost(a, fits, MODEL) < 0.2 < pair_cost(a, slow, MODEL)
+    near = drive(2, 2.0, 6.0, (21.0, 1.0), (10.0, 0.0))
+    far = drive(2, 2.0, 6.0, (21.0, 6.0), (10.0, 0.0))
+    assert pair_cost(a, near, MODEL) < pair_cost(a, far, MODEL)
+    tracklets = [a, fits, slow]
+    link = LinkConfig(threshold=0.45, st_weight=0.1)
+    for t, f in zip(tracklets, ([1.0, 0.0], [0.6, 0.8], [0.6, 0.8]), strict=True):
+        t.feature = np.asarray(f)
+    labels = link_tracklets(tracklets, link, MODEL)  # appearance ties; the travel time decides
+    assert labels[0] == labels[1] != labels[2]

@@ -61,17 +61,19 @@ class Tracklet:
         return float(self.times[-1])
 
     def _ends(self, first: bool, seconds: float) -> tuple[np.ndarray, np.ndarray]:
+        """Ground point at the first / last time and the velocity, from a line fitted over the
+        first / last `seconds` (robust to one box's noise, exact for a steady drive)."""
         ok = np.isfinite(self.ground).all(1)
         t, g = self.times[ok], self.ground[ok]
         if len(t) == 0:
             return np.full(2, np.nan), np.zeros(2)
         sel = t <= t[0] + seconds if first else t >= t[-1] - seconds
         ts, gs = t[sel], g[sel]
-        point = np.median(gs[: max(1, len(gs) // 2)] if first else gs[-max(1, len(gs) // 2):], axis=0)
         if len(ts) < 2 or ts[-1] - ts[0] < 1e-6:
-            return point, np.zeros(2)
-        velocity = np.array([np.polyfit(ts - ts[0], gs[:, k], 1)[0] for k in range(2)])
-        return point, velocity
+            return np.median(gs, axis=0), np.zeros(2)
+        at = ts[0] if first else ts[-1]
+        fits = [np.polyfit(ts - at, gs[:, k], 1) for k in range(2)]
+        return np.array([f[1] for f in fits]), np.array([f[0] for f in fits])
 
     def entry(self, seconds: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         """Ground point where it entered the view and its velocity (m/s) over the first `seconds`."""
@@ -105,6 +107,12 @@ class TravelModel:
     `direction_cos`: the exit velocity at A and the entry velocity at B must both point along the
     A->B displacement with cosine above it (vehicles do not reverse); skipped for vehicles slower
     than `min_speed` or pairs closer than `min_direction_distance`.
+
+    Feasible pairs also get a soft cost (`pair_cost`), in units of what true pairs show in the
+    training ground truth: overlapping pairs their ground distance over `overlap_scale` (the true
+    pairs' median); sequential pairs `|log(v_needed / v_seen)|` over `speed_ratio_scale`, where
+    `v_needed = d / gap` and `v_seen` is the faster of the exit and entry speeds (vehicles keep
+    their cruise speed between cameras, so a pair that needs another speed is less likely).
     """
 
     v_min: float = 2.0
@@ -118,6 +126,8 @@ class TravelModel:
     min_direction_distance: float = 15.0
     same_camera_max_gap: float = 5.0
     same_camera_distance: float = 15.0
+    overlap_scale: float = 4.0
+    speed_ratio_scale: float = 0.12
     fitted_on: dict[str, Any] = field(default_factory=dict)
 
     # ---------------------------------------------------------------- learning
@@ -134,7 +144,7 @@ class TravelModel:
         for t in tracklets:
             if t.label >= 0:
                 by_id.setdefault(t.label, []).append(t)
-        speeds, overlaps = [], []
+        speeds, overlaps, ratios = [], [], []
         for visits in by_id.values():
             visits = sorted(visits, key=lambda t: t.start)
             for a, b in zip(visits[:-1], visits[1:], strict=True):
@@ -142,10 +152,12 @@ class TravelModel:
                     continue
                 gap = b.start - a.end
                 if gap > 0.3:
-                    (pa, _), (pb, _) = a.exit(), b.entry()
+                    (pa, va), (pb, vb) = a.exit(), b.entry()
                     d = float(np.linalg.norm(pb - pa))
                     if np.isfinite(d) and d > 5.0:
                         speeds.append(d / gap)
+                        seen = max(float(np.linalg.norm(va)), float(np.linalg.norm(vb)), 1.0)
+                        ratios.append(abs(np.log(d / gap / seen)))
                 else:
                     dist = overlap_distance(a, b)
                     if np.isfinite(dist):
@@ -157,8 +169,10 @@ class TravelModel:
         v_max = float(np.quantile(speeds_a, 1 - quantile) * (1 + margin))
         v_min = float(max(np.quantile(speeds_a, quantile) * (1 - margin), 0.5))
         params: dict[str, Any] = {"v_max": v_max, "v_min": v_min}
+        params["speed_ratio_scale"] = float(max(np.median(ratios), 0.02))
         if overlaps:
             params["overlap_distance"] = float(max(np.quantile(overlaps, 1 - quantile) * (1 + margin), 3.0))
+            params["overlap_scale"] = float(max(np.median(overlaps), 0.5))
         params["fitted_on"] = {"transitions": len(speeds), "overlaps": len(overlaps),
                                "speed_quantiles": [round(float(q), 2) for q in np.quantile(speeds_a, [0.01, 0.5, 0.99])]}
         params.update(overrides)
@@ -262,6 +276,34 @@ def pair_feasible(a: Tracklet, b: Tracklet, model: TravelModel, topology: Camera
     if d >= model.min_direction_distance:
         return _heading_ok(v_exit, disp, model) and _heading_ok(v_entry, disp, model)
     return True
+
+
+def pair_cost(a: Tracklet, b: Tracklet, model: TravelModel) -> float:
+    """Soft space-time cost of a feasible pair (see `TravelModel`); 0 for one camera's fragments."""
+    if a.camera == b.camera:
+        return 0.0
+    first, second = (a, b) if a.start <= b.start else (b, a)
+    gap = second.start - first.end
+    if gap <= model.overlap_tolerance:
+        dist = overlap_distance(a, b, model.overlap_tolerance)
+        return float(dist / model.overlap_scale) if np.isfinite(dist) else 0.0
+    (p_exit, v_exit), (p_entry, v_entry) = first.exit(), second.entry()
+    d = float(np.linalg.norm(p_entry - p_exit))
+    if not np.isfinite(d) or d < 1.0:
+        return 0.0
+    seen = max(float(np.linalg.norm(v_exit)), float(np.linalg.norm(v_entry)), model.min_speed)
+    return float(abs(np.log(d / gap / seen)) / model.speed_ratio_scale)
+
+
+def pair_costs(tracklets: Sequence[Tracklet], model: TravelModel, feasible: np.ndarray) -> np.ndarray:
+    """`(N, N)` `pair_cost` of the feasible pairs (0 elsewhere: the hard filter decides those)."""
+    n = len(tracklets)
+    cost = np.zeros((n, n))
+    for i in range(n):
+        for j in range(i + 1, n):
+            if feasible[i, j]:
+                cost[i, j] = cost[j, i] = pair_cost(tracklets[i], tracklets[j], model)
+    return cost
 
 
 def feasible_pairs(tracklets: Sequence[Tracklet], model: TravelModel | None,

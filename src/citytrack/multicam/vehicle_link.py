@@ -22,7 +22,15 @@ import numpy as np
 from citytrack.data.formats import mot
 from citytrack.data.formats.aicity.aic19_scene import Aic19CameraSetup, read_aic19_scene
 from citytrack.eval.reid_metrics import re_ranking
-from citytrack.multicam.topology import CameraTopology, Tracklet, TravelModel, feasible_pairs, ground_scale, to_metres
+from citytrack.multicam.topology import (
+    CameraTopology,
+    Tracklet,
+    TravelModel,
+    feasible_pairs,
+    ground_scale,
+    pair_costs,
+    to_metres,
+)
 
 
 def box_ground_points(setup: Aic19CameraSetup, boxes_xywh: np.ndarray,
@@ -113,6 +121,9 @@ class LinkConfig:
 
     threshold: average-linkage distance below which clusters merge (on the final distance: cosine
         distance of mean features, or the re-ranked distance).
+    st_weight: weight of the soft space-time cost of feasible pairs (`topology.pair_cost`, capped
+        at `st_cap`), added to the appearance distance: how well the travel time fits the speeds
+        seen, how close overlapping views put the vehicle.
     st_penalty: added to infeasible pairs before re-ranking (the winner's +2.5); the hard filter
         applies after it anyway.
     rerank: k-reciprocal re-ranking with `k1, k2, lambda_value` (the winner's 70 / 10 / 0.1 on
@@ -123,6 +134,8 @@ class LinkConfig:
     """
 
     threshold: float = 0.5
+    st_weight: float = 0.0
+    st_cap: float = 3.0
     st_penalty: float = 2.5
     rerank: bool = False
     k1: int = 20
@@ -150,9 +163,13 @@ def appearance_distance(tracklets: Sequence[Tracklet]) -> np.ndarray:
     return np.clip(d, 0.0, 2.0)
 
 
-def link_distance(tracklets: Sequence[Tracklet], feasible: np.ndarray, cfg: LinkConfig) -> np.ndarray:
-    """The distance the clustering uses: appearance, soft ST penalty, optional k-reciprocal re-ranking."""
+def link_distance(tracklets: Sequence[Tracklet], feasible: np.ndarray, cfg: LinkConfig,
+                  model: TravelModel | None = None) -> np.ndarray:
+    """The distance the clustering uses: appearance, soft space-time cost and penalty, optional
+    k-reciprocal re-ranking."""
     d = appearance_distance(tracklets)
+    if cfg.use_constraints and cfg.st_weight and model is not None:
+        d = d + cfg.st_weight * np.minimum(pair_costs(tracklets, model, feasible), cfg.st_cap)
     if cfg.use_constraints and cfg.st_penalty:
         d = d + cfg.st_penalty * (~feasible)
     if cfg.rerank and len(tracklets) > 2:
@@ -206,7 +223,7 @@ def link_tracklets(
     if not tracklets:
         return np.zeros(0, dtype=np.int64)
     feasible = feasible_pairs(tracklets, model if cfg.use_constraints else None, topology if cfg.use_constraints else None)
-    distance = link_distance(tracklets, feasible, cfg)
+    distance = link_distance(tracklets, feasible, cfg, model)
     return constrained_average_linkage(distance, feasible, cfg.threshold)
 
 

@@ -15,7 +15,7 @@ heading (radians, direction of travel). Scene time `t` (seconds) is common to al
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,10 @@ from citytrack.data.synth.world import SynthCamera, SynthConfigError
 from citytrack.multicam.calibration import intrinsics_from_fov, look_at_rotation
 
 BGR = tuple[int, int, int]
+
+CITY_VERSION = 2
+"""Bumped when the same config renders another city (2: per-vehicle looks); `meta.json` records it
+and `ensure_synthetic_dataset` / `ensure_city_veri` regenerate cities of another version."""
 
 # type: (length, width, height) ranges in metres, chance among new vehicles
 VEHICLE_TYPES: dict[str, tuple[tuple[float, float], tuple[float, float], tuple[float, float], float]] = {
@@ -114,6 +118,49 @@ class CitySpec:
 
 
 # ----------------------------------------------------------------------------- roads and routes
+CARGO_COLOURS: tuple[BGR, ...] = ((215, 218, 220), (235, 235, 235), (40, 40, 160), (150, 90, 30), (60, 120, 60),
+                                  (30, 140, 220), (90, 90, 95))
+TRIM_COLOURS: tuple[BGR, ...] = ((30, 30, 32), (70, 70, 72), (160, 160, 165))
+
+
+@dataclass
+class VehicleLooks:
+    """What tells two vehicles of one type and colour name apart, as make, model and options do on
+    real roads: the exact paint shade, window tint, bumper and trim colour, a roof of another colour,
+    roof racks or boxes, a side stripe, and for trucks the cargo box colour and a side logo.
+    `None` parts are absent."""
+
+    glass: BGR = (62, 50, 42)
+    trim: BGR | None = None  # bumpers front and back
+    roof: BGR | None = None  # two-tone roof
+    rack: tuple[float, BGR] | None = None  # roof rack / box: height (m), colour
+    stripe: BGR | None = None  # a band along the sides
+    cargo: BGR = (215, 218, 220)
+    logo: BGR | None = None
+
+
+def draw_looks(rng: np.random.Generator, kind: str, colour: BGR) -> tuple[BGR, VehicleLooks]:
+    """The vehicle's paint (its colour name's shade, varied) and its `VehicleLooks`."""
+    paint = np.asarray(colour, dtype=np.float64) * rng.uniform(0.82, 1.12) + rng.normal(0.0, 7.0, 3)
+    paint_bgr: BGR = tuple(int(c) for c in np.clip(paint, 8, 250))  # type: ignore[assignment]
+    tint = rng.uniform(0.55, 1.5)
+    glass: BGR = tuple(int(c) for c in np.clip(np.array([62, 50, 42]) * tint + rng.normal(0, 4, 3), 10, 160))  # type: ignore[assignment]
+    looks = VehicleLooks(glass=glass)
+    if rng.random() < 0.55:
+        looks.trim = TRIM_COLOURS[int(rng.integers(len(TRIM_COLOURS)))]
+    if kind in ("car", "suv") and rng.random() < 0.15:
+        looks.roof = (25, 25, 28) if float(np.mean(paint)) > 100 else (235, 235, 235)
+    if kind in ("car", "suv", "van") and rng.random() < 0.2:
+        looks.rack = (float(rng.uniform(0.06, 0.4)), TRIM_COLOURS[int(rng.integers(2))])
+    if kind != "truck" and rng.random() < (0.6 if kind == "bus" else 0.12):
+        looks.stripe = tuple(int(c) for c in rng.integers(20, 240, 3))  # type: ignore[assignment]
+    if kind == "truck":
+        looks.cargo = CARGO_COLOURS[int(rng.integers(len(CARGO_COLOURS)))]
+        if rng.random() < 0.5:
+            looks.logo = tuple(int(c) for c in rng.integers(20, 240, 3))  # type: ignore[assignment]
+    return paint_bgr, looks
+
+
 @dataclass
 class Vehicle:
     """One vehicle on one route: looks, size and its path sampled densely by arc length."""
@@ -126,6 +173,7 @@ class Vehicle:
     cabin: float  # share of the length under the cabin / windows
     path: np.ndarray  # (M, 2) lane centre points, ~0.5 m apart
     times: np.ndarray  # (M,) scene time at each path point (non-decreasing; equal while stopped)
+    looks: VehicleLooks = field(default_factory=VehicleLooks)
 
     def pose(self, t: np.ndarray | float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Footprint centres `(N, 2)`, headings `(N,)` and presence `(N,)` at scene times `t`."""
@@ -253,14 +301,16 @@ MIN_GAP = 1.0  # metres between vehicles (bumper to bumper along a lane, or cros
 START_TRIES = 25
 
 
-def make_vehicles(spec: CitySpec, rng: np.random.Generator, id_offset: int, duration: float) -> list[Vehicle]:
+def make_vehicles(spec: CitySpec, rng: np.random.Generator, id_offset: int, duration: float,
+                  looks_seed: int = 0) -> list[Vehicle]:
     """Vehicles with routes, starting so that they are spread over the scene's `duration` seconds
     (some already on their way at time 0).
 
     There is no traffic simulation: a vehicle's start time is drawn again (up to `START_TRIES`
     times) until it keeps `MIN_GAP` to every earlier vehicle during the scene (no one drives into a
     car waiting at a red light or through a crossing one); a vehicle that finds no such start is
-    left out, so a dense setting gives fewer vehicles than asked for.
+    left out, so a dense setting gives fewer vehicles than asked for. Looks (`draw_looks`) come
+    from their own generator per vehicle (`looks_seed`, id), so they never move a route.
     """
     out: list[Vehicle] = []
     check = np.arange(-1.0, duration + 1.0, 0.1)
@@ -271,9 +321,10 @@ def make_vehicles(spec: CitySpec, rng: np.random.Generator, id_offset: int, dura
         path, stops = plan_route(spec, rng)
         times = speed_profile(path, stops, spec, rng, 0.0)
         cabin = {"car": 0.5, "suv": 0.62, "van": 0.8, "bus": 0.95, "truck": 0.28}[kind] * rng.uniform(0.92, 1.05)
-        v = Vehicle(id_offset + k + 1, kind, colour_name, COLOURS[colour_name][0],
+        paint, looks = draw_looks(np.random.default_rng([looks_seed, id_offset + k + 1]), kind, COLOURS[colour_name][0])
+        v = Vehicle(id_offset + k + 1, kind, colour_name, paint,
                     np.array([rng.uniform(l0, l1), rng.uniform(w0, w1), rng.uniform(h0, h1)]),
-                    float(min(cabin, 0.97)), path, times)
+                    float(min(cabin, 0.97)), path, times, looks)
         for _ in range(START_TRIES):
             # On the road somewhere in [0, duration]: up to 80% through its route at time 0.
             v.times = times + rng.uniform(-0.8 * times[-1], max(duration - 0.2 * times[-1], 0.0))
@@ -342,5 +393,6 @@ def build_city(spec: CitySpec, seed: int, scene_index: int = 0, id_offset: int =
     cam_ss, veh_ss, noise_ss = np.random.SeedSequence([seed, scene_index, 19]).spawn(3)
     cams, offsets = make_city_cameras(spec, np.random.default_rng(cam_ss))
     duration = spec.frames / spec.fps + float(offsets.max())
-    vehicles = make_vehicles(spec, np.random.default_rng(veh_ss), id_offset, duration)
+    looks_seed = int(np.random.SeedSequence([seed, scene_index, 29]).generate_state(1)[0])
+    vehicles = make_vehicles(spec, np.random.default_rng(veh_ss), id_offset, duration, looks_seed)
     return City(spec, scene_index, cams, offsets, vehicles, int(noise_ss.generate_state(1)[0]))

@@ -46,6 +46,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from citytrack.data.formats.reid import format_veri_name
+from citytrack.data.synth.city import CITY_VERSION
 from citytrack.data.synth.city_writer import WORLD_COLUMNS
 from citytrack.data.synth.config import compose_config
 from citytrack.data.synth.generate import generate
@@ -55,7 +56,7 @@ from citytrack.utils.io import atomic_open
 
 log = logging.getLogger(__name__)
 
-CROPS_VERSION = 1
+CROPS_VERSION = 2
 """Bumped whenever the same arguments give other crops; `ensure_city_veri` regenerates other versions."""
 
 VERI_COLORS: dict[str, int] = {"yellow": 1, "orange": 2, "green": 3, "gray": 4, "red": 5, "blue": 6, "white": 7,
@@ -82,9 +83,10 @@ def _ensure_city(out: Path, cfg: Any) -> Path:
     meta = out / "meta.json"
     if meta.is_file():
         try:
-            stored = json.loads(meta.read_text()).get("config", {})
+            stored_meta = json.loads(meta.read_text())
         except (OSError, ValueError):
-            stored = None
+            stored_meta = {}
+        stored = stored_meta.get("config", {}) if stored_meta.get("city_version", 1) == CITY_VERSION else None
         wanted = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k != "workers"}  # type: ignore[union-attr]
         header = "# " + ",".join(WORLD_COLUMNS)
         worlds = sorted((out / str(cfg.split)).glob("S[0-9][0-9]/gt_world.txt"))

@@ -44,7 +44,7 @@ from citytrack.data.formats.aicity.aic19 import (
     write_aic19_calibration,
     write_cam_timestamps,
 )
-from citytrack.data.synth.city import City, CitySpec, build_city
+from citytrack.data.synth.city import CITY_VERSION, City, CitySpec, build_city
 from citytrack.data.synth.city_mots import CityMotsCameraWriter, clear_mots
 from citytrack.data.synth.vehicles_render import CityRenderer
 from citytrack.data.synth.world import SynthConfigError
@@ -172,6 +172,6 @@ def generate_city(cfg: DictConfig, root: Path) -> Path:
     for s in range(cfg.scenes):
         city = build_city(spec, int(cfg.seed), s, id_offset=id_offset + s * spec.vehicles)
         scenes.append(write_city_scene(city, root, cfg))
-    write_meta(root, cfg, scenes, reid_info={})
+    write_meta(root, cfg, scenes, reid_info={}, extra={"city_version": CITY_VERSION})
     log.info("synthetic aic19 city written to %s in %.1f s", root, time.perf_counter() - wall0)
     return root

@@ -362,6 +362,12 @@ def ensure_synthetic_dataset(root: str | Path, **overrides: Any) -> Path:
         import json
 
         stored_meta = json.loads(meta.read_text())
+        from citytrack.data.synth.city import CITY_VERSION
+
+        if stored_meta.get("layout") == "aic19" and stored_meta.get("city_version", 1) != CITY_VERSION:
+            log.warning("%s holds a version-%s city, this is %d: regenerating it", root,
+                        stored_meta.get("city_version", 1), CITY_VERSION)
+            return generate(None, out=root, **overrides)
         if stored_meta.get("world_version", 1) != WORLD_VERSION:
             log.warning("%s was rendered by world version %s, this is %d: regenerating it",
                         root, stored_meta.get("world_version", 1), WORLD_VERSION)

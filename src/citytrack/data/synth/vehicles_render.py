@@ -45,8 +45,11 @@ NOISE_BANK = 4
 
 
 def vehicle_solids(v: Vehicle, xy: np.ndarray, heading: float) -> list[Solid]:
-    """The vehicle's parts in drawing order (wheels, body, windows, roof, cargo box)."""
+    """The vehicle's parts in drawing order (wheels, body, trim, stripe, windows, roof, rack, cargo box, logo)."""
     L, W, H = v.size
+    looks = v.looks
+    if looks.rack is not None:  # the rack stays inside the vehicle's size (its 3D box is the amodal box)
+        H = H - looks.rack[0]
     fwd = np.array([np.cos(heading), np.sin(heading)])
     left = np.array([-fwd[1], fwd[0]])
     heavy = v.kind in ("bus", "truck")
@@ -56,23 +59,43 @@ def vehicle_solids(v: Vehicle, xy: np.ndarray, heading: float) -> list[Solid]:
         for side in (-1, 1):
             at = xy + fwd * ax * (L / 2 - 1.1 * r - 0.3) + left * side * (W / 2 - 0.12)
             parts.append(plate((*at, r), heading + np.pi / 2, polygon(8, r, np.pi / 8), 0.24, TYRE))
+
+    def bumpers(length: float, centre: np.ndarray) -> None:
+        if looks.trim is not None:  # drawn after the body, over its ends
+            for ax in (-1, 1):
+                parts.append(block(centre + fwd * ax * (length / 2 - 0.1), clear - 0.05, (0.2, W, 0.28),
+                                   heading, looks.trim))
+
     if v.kind == "truck":  # cab in front, cargo box behind
         cab = v.cabin * L
         cab_at = xy + fwd * (L / 2 - cab / 2)
         parts.append(block(cab_at, clear, (cab, W, 0.45 * (H - clear)), heading, v.colour))
-        parts.append(block(cab_at, clear + 0.45 * (H - clear), (cab * 0.9, W * 0.94, 0.3 * (H - clear)), heading, GLASS))
+        bumpers(cab * 2 - 0.01, cab_at - fwd * (cab / 2 - 0.005))
+        parts.append(block(cab_at, clear + 0.45 * (H - clear), (cab * 0.9, W * 0.94, 0.3 * (H - clear)), heading, looks.glass))
         parts.append(block(cab_at, clear + 0.75 * (H - clear), (cab * 0.9, W * 0.94, 0.1), heading, v.colour))
         box_len = L - cab - 0.3
-        parts.append(block(xy - fwd * (L / 2 - box_len / 2), clear, (box_len, W, H - clear), heading, (215, 218, 220)))
+        box_at = xy - fwd * (L / 2 - box_len / 2)
+        parts.append(block(box_at, clear, (box_len, W, H - clear), heading, looks.cargo))
+        if looks.logo is not None:  # a panel on both sides of the cargo box
+            parts.append(block(box_at, clear + 0.3 * (H - clear), (box_len * 0.6, W, 0.4 * (H - clear)),
+                               heading, looks.logo))
         return parts
     body_top = {"car": 0.42, "suv": 0.45, "van": 0.5, "bus": 0.45}[v.kind] * (H - clear) + clear
     cabin = v.cabin * L
     shift = {"car": -0.06, "suv": -0.08, "van": 0.05, "bus": 0.0}[v.kind] * L
     parts.append(block(xy, clear, (L, W, body_top - clear), heading, v.colour))
+    bumpers(L, xy)
+    if looks.stripe is not None:
+        parts.append(block(xy, clear + 0.55 * (body_top - clear), (L * 0.96, W, 0.25 * (body_top - clear)),
+                           heading, looks.stripe))
     at = xy + fwd * (shift if v.kind != "van" else (L - cabin) / 2 - 0.05)
     roof = 0.08 if v.kind != "bus" else 0.25
-    parts.append(block(at, body_top, (cabin, W * 0.92, H - body_top - roof), heading, GLASS))
-    parts.append(block(at, H - roof, (cabin * (0.92 if v.kind == "car" else 0.99), W * 0.9, roof), heading, v.colour))
+    parts.append(block(at, body_top, (cabin, W * 0.92, H - body_top - roof), heading, looks.glass))
+    roof_len = cabin * (0.92 if v.kind == "car" else 0.99)
+    parts.append(block(at, H - roof, (roof_len, W * 0.9, roof), heading, looks.roof or v.colour))
+    if looks.rack is not None:
+        height, colour = looks.rack
+        parts.append(block(at, H, (roof_len * 0.75, W * 0.7, height), heading, colour))
     return parts
 
 

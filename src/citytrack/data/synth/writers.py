@@ -493,7 +493,7 @@ camera imaging, people realism); `ensure_synthetic_dataset` regenerates folders 
 
 
 def write_meta(out: Path, cfg: DictConfig, scenes: list[dict[str, Any]], reid_info: dict[str, Any],
-               pose_info: dict[str, Any] | None = None) -> None:
+               pose_info: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> None:
     """`DIR/meta.json`, written last: its presence marks a complete dataset."""
     meta = {
         "generator": "citytrack.data.synth",
@@ -512,6 +512,7 @@ def write_meta(out: Path, cfg: DictConfig, scenes: list[dict[str, Any]], reid_in
         "scenes": scenes,
         "reid": reid_info,
         "pose": pose_info,
+        **(extra or {}),
     }
     with atomic_open(out / "meta.json") as fh:
         json.dump(meta, fh, indent=2)
