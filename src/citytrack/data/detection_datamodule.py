@@ -1,4 +1,4 @@
-"""Lightning datamodule for the person detector; its GPU augmentation is `detection_augment.py`.
+"""Lightning datamodule for the detector (person, or person and vehicles); its GPU augmentation is `detection_augment.py`.
 
 Sources (lists under `train`, `val`, `test`), each a mapping with a `kind`:
 - `synth`: `{kind: synth, root: DIR, overrides: {seed: 1, scenes: 2, ...}, stride: 5}`: generated
@@ -7,10 +7,16 @@ Sources (lists under `train`, `val`, `test`), each a mapping with a `kind`:
   `overrides.layout: mot`, as MOTChallenge sequences, whose gt carries each person's
   visibility: people hidden below `min_visibility` (behind a pillar, say) become ignore
   regions instead of teaching the detector that a pillar is a person (AI City gt keeps every
-  full box with at least a few visible pixels);
+  full box with at least a few visible pixels); with `overrides.layout: aic19` the synthetic
+  vehicle city, read as below;
+- `aic19`: `{kind: aic19, root: DIR, split: train|null, stride: 10, min_visibility: 0.25}`: AI City
+  2019 `SXX` scenarios of the synthetic city, every drawn vehicle (`SXX/gt_world.txt`) with its class
+  from `SXX/vehicles.json` (`detection_datasets.aic19_scene_records`);
 - `aic24`: `{kind: aic24, root: DIR, split: train|null, stride: 10, max_frames: null}`;
 - `mot`: `{kind: mot, root: SEQ_OR_FOLDER, stride: 1, min_visibility: 0.25}`;
 - `coco`: `{kind: coco, json: FILE, images: DIR}`.
+People of the person sources get the index of `person` in `class_names`, so person and vehicle
+sources mix in one list (`conf/data/detection_city.yaml`).
 
 The loaders give uint8 letterboxed images (`img_size`, the inference input); in training the
 dataset may re-encode them as JPEG at a random quality (`jpeg_quality`, real video is
@@ -38,6 +44,7 @@ from citytrack.data.detection_augment import augment_batch
 from citytrack.data.detection_datasets import (
     DetectionDataset,
     FrameRecord,
+    aic19_scene_records,
     aic24_scene_records,
     coco_records,
     collate_detection,
@@ -46,6 +53,12 @@ from citytrack.data.detection_datasets import (
 from citytrack.data.resumable import ResumableDataLoader
 
 log = logging.getLogger(__name__)
+
+
+def _person_index(class_names: Sequence[str], source: Mapping[str, Any]) -> int:
+    if "person" not in class_names:
+        raise ValueError(f"detection source {dict(source)} holds people but class_names {list(class_names)} has no 'person'")
+    return list(class_names).index("person")
 
 
 def _records_from_source(source: Mapping[str, Any], class_names: Sequence[str]) -> list[FrameRecord]:
@@ -57,11 +70,32 @@ def _records_from_source(source: Mapping[str, Any], class_names: Sequence[str]) 
 
         overrides = dict(source.get("overrides") or {})
         root = ensure_synthetic_dataset(Path(source["root"]), **overrides)
-        if overrides.get("layout", "aic24") == "mot":  # MOT gt has visibilities: hidden people become ignore regions
+        layout = overrides.get("layout", "aic24")
+        if layout == "mot":  # MOT gt has visibilities: hidden people become ignore regions
             return _records_from_source({**source, "kind": "mot", "root": root / overrides.get("split", "train")}, class_names)
+        if layout == "aic19":  # the vehicle city: every drawn vehicle, classed by vehicles.json
+            return _records_from_source({**source, "kind": "aic19", "root": root, "split": overrides.get("split", "train")},
+                                        class_names)
         return _records_from_source({**source, "kind": "aic24", "root": root}, class_names)
+    if kind == "aic19":
+        from citytrack.data.formats.aicity import list_aic19_scenes
+
+        scenes = list_aic19_scenes(source["root"], source.get("split"))
+        if source.get("scenes") is not None:
+            scenes = scenes[: int(source["scenes"])]
+        if not scenes:
+            raise FileNotFoundError(f"{source['root']}: no AI City 2019 SXX scenario folders found")
+        records = []
+        for scene in scenes:
+            records += aic19_scene_records(
+                scene, class_names, stride, max_frames, float(source.get("min_visibility", 0.25)),
+                float(source.get("min_inside", 0.5)),
+            )
+        return records
     if kind == "aic24":
         from citytrack.data.formats.aicity import list_aic24_scenes
+
+        person = _person_index(class_names, source)
 
         scenes = list_aic24_scenes(source["root"], source.get("split"))
         if source.get("scenes") is not None:
@@ -70,20 +104,23 @@ def _records_from_source(source: Mapping[str, Any], class_names: Sequence[str]) 
             raise FileNotFoundError(f"{source['root']}: no AI City 2024 scene_XXX folders found")
         records: list[FrameRecord] = []
         for scene in scenes:
-            records += aic24_scene_records(scene, stride, max_frames, min_inside=float(source.get("min_inside", 0.5)))
+            records += aic24_scene_records(scene, stride, max_frames, class_index=person,
+                                           min_inside=float(source.get("min_inside", 0.5)))
         return records
     if kind == "mot":
         from citytrack.data.formats.mot import list_sequences
 
+        person = _person_index(class_names, source)  # before reading: a vehicle-only model cannot take people
         root = Path(source["root"])
         seqs = [root] if (root / "seqinfo.ini").is_file() or (root / "gt").is_dir() else list_sequences(root)
         records = []
         for seq in seqs:
-            records += mot_sequence_records(seq, stride, max_frames, float(source.get("min_visibility", 0.25)))
+            records += mot_sequence_records(seq, stride, max_frames, float(source.get("min_visibility", 0.25)),
+                                            class_index=person)
         return records
     if kind == "coco":
         return coco_records(source["json"], source.get("images"), class_names)
-    raise ValueError(f"unknown detection source kind {kind!r} (synth, aic24, mot, coco)")
+    raise ValueError(f"unknown detection source kind {kind!r} (synth, aic24, aic19, mot, coco)")
 
 
 def _tuples(value: Any) -> Any:

@@ -1,4 +1,4 @@
-"""Detection samples from AI City 2024 scenes (videos), MOTChallenge folders and COCO json.
+"""Detection samples from AI City 2024 scenes (videos), AI City 2019 vehicle scenarios, MOTChallenge folders and COCO json.
 
 Every source becomes a list of `FrameRecord`s (where the image is, its boxes in the
 image's own pixels), and `DetectionDataset` letterboxes them to the network input.
@@ -13,6 +13,12 @@ Which boxes are trained on (targets `class, x1, y1, x2, y2`; class `-2` = ignore
   (person on vehicle 2, static person 7, distractor 8, reflection 12, all marked 0 in the
   files) become ignore regions; other classes (vehicles, occluders) are dropped. MOT15 has no
   class/visibility: all rows.
+- AI City 2019 scenarios (the synthetic vehicle city): `SXX/gt_world.txt` holds every drawn
+  vehicle of every camera (`gt.txt` only the multi-camera ones, so it would teach that single-camera
+  vehicles are background); the full (amodal) box is the target, its class from `SXX/vehicles.json`
+  (`VEHICLE_CLASSES`: car, suv and van are `car`). Vehicles below `min_visibility` (parked behind a
+  truck, a sliver at the image border) or mostly outside the image become ignore regions, as do
+  vehicle types whose class is not in the model's class list.
 - Boxes smaller than `min_size` input pixels after letterboxing become ignore regions
   (too small to learn from at the network's strides).
 Ignore regions are skipped by the objectness loss and count as COCO `iscrowd` in evaluation.
@@ -20,6 +26,7 @@ Ignore regions are skipped by the objectness loss and count as COCO `iscrowd` in
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections import defaultdict
@@ -41,6 +48,8 @@ log = logging.getLogger(__name__)
 PathLike = str | os.PathLike[str]
 IGNORE = -2
 PAD = -1
+# vehicle kinds of the synthetic city (vehicles.json `type`) -> detector class name
+VEHICLE_CLASSES: dict[str, str] = {"car": "car", "suv": "car", "van": "car", "bus": "bus", "truck": "truck"}
 
 
 @dataclass
@@ -108,6 +117,92 @@ def aic24_scene_records(
                 r[:, [BX, BY, BW, BH]], np.full(len(r), class_index), width, height, min_inside
             )
             records.append(FrameRecord(cam.video, f, boxes, labels, f"{scene.dir.name}/{cam.dir.name}/{f}"))
+    return records
+
+
+def read_gt_world(path: Path) -> dict[str, np.ndarray]:
+    """Columns of an AI City 2019 synthetic `SXX/gt_world.txt` by the names in its `# a,b,c` header line."""
+    if not path.is_file():
+        raise FormatError(path, "no gt_world.txt (every drawn vehicle of the scenario) to train on")
+    with path.open() as fh:
+        header = fh.readline()
+    if not header.startswith("#"):
+        raise FormatError(path, "first line must name the columns (`# camera,id,frame,...`)", 1)
+    names = [n.strip() for n in header.lstrip("#").split(",")]
+    needed = ("camera", "id", "frame", "x", "y", "w", "h", "visibility")
+    missing = [n for n in needed if n not in names]
+    if missing:
+        raise FormatError(path, f"header lacks columns {missing} (has {names})", 1)
+    try:
+        table = np.loadtxt(path, delimiter=",", comments="#", ndmin=2)
+    except ValueError as err:
+        raise FormatError(path, f"malformed rows: {err}") from err
+    if table.size == 0:
+        table = np.zeros((0, len(names)))
+    if table.shape[1] != len(names):
+        raise FormatError(path, f"rows have {table.shape[1]} columns, the header names {len(names)}")
+    return {n: table[:, i] for i, n in enumerate(names)}
+
+
+def read_vehicle_types(path: Path) -> dict[int, str]:
+    """Vehicle id -> type (`car`, `suv`, `van`, `bus`, `truck`) from an AI City 2019 synthetic `SXX/vehicles.json`."""
+    if not path.is_file():
+        raise FormatError(path, "no vehicles.json (vehicle id -> type) to label the vehicles with")
+    try:
+        data = json.loads(path.read_text())
+        return {int(k): str(v["type"]) for k, v in data.items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise FormatError(path, f"expected {{id: {{type: ...}}}}: {err}") from err
+
+
+def aic19_scene_records(
+    scene_dir: PathLike,
+    class_names: Sequence[str] = ("person", "car", "bus", "truck"),
+    stride: int = 10,
+    max_frames: int | None = None,
+    min_visibility: float = 0.25,
+    min_inside: float = 0.5,
+    include_empty: bool = True,
+) -> list[FrameRecord]:
+    """Frames `0, stride, ...` of every camera of a synthetic AI City 2019 `SXX` scenario with every vehicle's box.
+
+    Boxes and visibilities come from `SXX/gt_world.txt` (1-based frames: video frame i is frame
+    i + 1; `camera` is the `cXXX` number), classes from `SXX/vehicles.json` through `VEHICLE_CLASSES`.
+    """
+    from citytrack.data.formats.aicity import load_aic19_scene
+
+    scene = load_aic19_scene(scene_dir)
+    world_path = scene.dir / "gt_world.txt"
+    cols = read_gt_world(world_path)
+    types = read_vehicle_types(scene.dir / "vehicles.json")
+    index = {n: i for i, n in enumerate(class_names)}
+    ids = cols["id"].astype(int)
+    unknown = sorted({types.get(v, "?") for v in ids} - set(VEHICLE_CLASSES))
+    if unknown:
+        raise FormatError(world_path, f"vehicle types {unknown} (ids without one in vehicles.json: '?') "
+                          f"have no detector class; known: {sorted(VEHICLE_CLASSES)}")
+    # vehicles of a class the model does not have are ignore regions: neither object nor background
+    label = np.array([index.get(VEHICLE_CLASSES[types[v]], IGNORE) for v in ids], dtype=np.int64)
+    label[cols["visibility"] < min_visibility] = IGNORE
+    boxes_all = np.stack([cols["x"], cols["y"], cols["w"], cols["h"]], 1)
+    camera, frame = cols["camera"].astype(int), cols["frame"].astype(int) - 1
+    records: list[FrameRecord] = []
+    for cam in scene.cameras:
+        width, height, count = video_size(cam.video)
+        sel = camera == cam.camera_id
+        by_frame: dict[int, np.ndarray] = defaultdict(lambda: np.zeros(0, dtype=np.int64))
+        rows = np.flatnonzero(sel)
+        for f in np.unique(frame[rows]):
+            by_frame[int(f)] = rows[frame[rows] == f]
+        frames = list(range(0, count, max(1, stride)))
+        if max_frames is not None:
+            frames = frames[:max_frames]
+        for f in frames:
+            r = by_frame[f]
+            if not len(r) and not include_empty:
+                continue
+            boxes, labels = _clip_and_mark(boxes_all[r], label[r], width, height, min_inside)
+            records.append(FrameRecord(cam.video, f, boxes, labels, f"{scene.dir.name}/{cam.name}/{f}"))
     return records
 
 

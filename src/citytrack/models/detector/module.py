@@ -1,14 +1,16 @@
-"""DetectorModule: the YOLOX-style person detector as a LightningModule.
+"""DetectorModule: the YOLOX-style detector (person, or person and vehicle classes) as a LightningModule.
 
 Batches arrive as `{"images": (B, 3, S, S) RGB, "targets": (B, M, 5) class,x1,y1,x2,y2}` in
 letterboxed input pixels (class -1 = padding); the datamodule's GPU augmentation turns
 uint8 images into [0, 1] floats in `on_after_batch_transfer`. Validation logs COCO
-`val/mAP`, `val/mAP50` and recall at the trackers' score thresholds, plus a picture of
-predictions. With `ema_decay > 0` an exponential moving average of the weights (YOLOX's
-`ModelEMA`) is kept next to the trained net and used for validation, testing and inference.
+`val/mAP`, `val/mAP50` and recall at the trackers' score thresholds (over all classes), with
+more than one class also `val/AP50_<class>` per class, plus a picture of predictions. With
+`ema_decay > 0` an exponential moving average of the weights (YOLOX's `ModelEMA`) is kept next to the trained net and used for validation, testing and inference.
 `predict_frames` is the inference entry point of the multi-camera runner:
-BGR frames of any sizes in, per-frame `(N, 5) x, y, w, h, score` arrays out, one batched
-forward per frame size on the module's device.
+BGR frames of any sizes in, per-frame `(N, 5) x, y, w, h, score` arrays out (`(N, 6)` with the class
+index with `return_class=True`; `classes=` keeps some classes), one batched forward per frame size
+on the module's device. `init_from=<checkpoint>` starts the net from another detector's weights,
+classes matched by name (`warmstart.py`).
 """
 
 from __future__ import annotations
@@ -25,12 +27,14 @@ import cv2
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from torchmetrics.detection import MeanAveragePrecision
 
 from citytrack.data.letterbox import letterbox_batch, rect_input_size
 from citytrack.eval.detection import TRACKER_THRESHOLDS, DetectionEvaluator, draw_predictions
 from citytrack.models.detector.losses import YoloxLoss
 from citytrack.models.detector.net import YoloxNet
 from citytrack.models.detector.postprocess import postprocess
+from citytrack.models.detector.warmstart import init_from_checkpoint
 from citytrack.utils.boxes import xyxy_to_xywh
 from citytrack.utils.io import atomic_path
 
@@ -72,13 +76,17 @@ class DetectorModule(pl.LightningModule):
         net: a built `YoloxNet`.
         optimizer / scheduler: partials (`_partial_: true`); a scheduler that takes
             `total_steps` (OneCycleLR) gets the trainer's estimated step count and steps per batch.
-        num_classes / class_names: detection classes (person; car later).
+        num_classes / class_names: detection classes (`person`; `person, car, bus, truck` for the
+            city detector); the names travel in every checkpoint and the exported `.pt`.
         img_size: square network input of inference (`predict_frames`).
         score_thresh: inference score threshold (0.1 = ByteTrack's low threshold, so the
             tracker sees every detection it can use); eval_score_thresh: for mAP (COCO keeps low scores).
         nms_thresh / max_det: class-aware NMS IoU and detections per image.
         channels_last: NHWC memory layout on GPU (faster convs with bf16 tensor cores).
         ema_decay / ema_tau: weight EMA (0 = off); see `ModelEma`.
+        init_from: a detector checkpoint (`.ckpt` or exported `.pt`) whose weights start the net;
+            classifier rows are matched by class name, new classes start at the bias prior.
+            Only used when the module is built from config (never stored in exported checkpoints).
     """
 
     def __init__(
@@ -101,11 +109,16 @@ class DetectorModule(pl.LightningModule):
         log_images: int = 4,
         ema_decay: float = 0.0,
         ema_tau: float = 2000.0,
+        init_from: str | None = None,
     ) -> None:
         super().__init__()
         if net.num_classes != num_classes:
             raise ValueError(f"net has {net.num_classes} classes but num_classes={num_classes}")
+        if len(class_names) != num_classes:
+            raise ValueError(f"{len(class_names)} class_names {list(class_names)} for num_classes={num_classes}")
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
+        if init_from:  # before the EMA copy: both start from the loaded weights
+            init_from_checkpoint(net, init_from, list(class_names))
         self.net = net
         self.ema = ModelEma(net, ema_decay, ema_tau) if ema_decay > 0 else None
         self.optimizer_factory = optimizer
@@ -113,6 +126,8 @@ class DetectorModule(pl.LightningModule):
         self.criterion = YoloxLoss(num_classes, box_weight, center_radius, simota_topk)
         self.val_eval = DetectionEvaluator(recall_thresholds)
         self.test_eval = DetectionEvaluator(recall_thresholds)
+        # AP@.5 per class (COCO, pycocotools) next to the all-class evaluator; one class needs none
+        self.class_ap = {s: per_class_ap50() for s in ("val", "test")} if num_classes > 1 else {}
         self._picture: tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]] | None = None
 
     # ------------------------------------------------------------------ core
@@ -163,10 +178,14 @@ class DetectorModule(pl.LightningModule):
         preds, targets = [], []
         for d, t in zip(dets, batch["targets"], strict=True):
             t = t[t[:, 0] != -1]
-            crowd = t[:, 0] == -2  # ignore regions: COCO crowd boxes, matched detections are not FPs
             preds.append({"boxes": d[:, :4], "scores": d[:, 4], "labels": d[:, 5].long()})
-            targets.append({"boxes": t[:, 1:5], "labels": t[:, 0].long().clamp(min=0), "iscrowd": crowd.long()})
+            targets.append(eval_targets(t, self.hparams.num_classes))
         evaluator.update(preds, targets)
+        if stage in self.class_ap:
+            self.class_ap[stage].update(
+                [{k: v.detach().float().cpu() if k != "labels" else v.cpu() for k, v in p.items()} for p in preds],
+                [{k: v.cpu() for k, v in t.items()} for t in targets],
+            )
         if stage == "val" and batch_idx == 0 and self.hparams.log_images:
             n = self.hparams.log_images
             imgs = batch["images"][:n]
@@ -187,6 +206,8 @@ class DetectorModule(pl.LightningModule):
     def _log_metrics(self, evaluator: DetectionEvaluator, stage: str) -> dict[str, float]:
         metrics = evaluator.compute()
         evaluator.reset()
+        if stage in self.class_ap:
+            metrics.update(class_ap50(self.class_ap[stage], self.hparams.class_names))
         for k, v in metrics.items():
             self.log(f"{stage}/{k}", v, prog_bar=k in ("mAP50", "mAP"), sync_dist=True)
         return metrics
@@ -247,11 +268,14 @@ class DetectorModule(pl.LightningModule):
         batch_size: int = 8,
         score_thresh: float | None = None,
         img_size: int | None = None,
+        classes: Sequence[int] | None = None,
+        return_class: bool = False,
     ) -> list[np.ndarray]:
         """Detect in BGR frames from any number of cameras; `(N, 5) x, y, w, h, score` per frame.
 
         Frames of the same size are letterboxed and run together on the module's device
         (bf16 autocast on CUDA); boxes come back in each frame's own pixels, clipped.
+        `classes`: class indices to keep (None: all); `return_class`: a sixth column, the class index.
         """
         results: list[np.ndarray | None] = [None] * len(frames)
         groups: dict[tuple[int, ...], list[int]] = {}
@@ -264,10 +288,11 @@ class DetectorModule(pl.LightningModule):
                 chunk = idx[start : start + batch_size]
                 x = torch.from_numpy(np.stack([frames[i] for i in chunk])).to(self.device, non_blocking=True)
                 x = x.permute(0, 3, 1, 2).flip(1)  # BGR -> RGB
-                dets = self.predict_images(x, batch_size, score_thresh, img_size)
+                dets = self.predict_images(x, batch_size, score_thresh, img_size, classes=classes,
+                                           return_class=return_class)
                 for i, d in zip(chunk, dets, strict=True):
                     results[i] = d
-        return [r if r is not None else np.zeros((0, 5)) for r in results]
+        return [r if r is not None else np.zeros((0, 6 if return_class else 5)) for r in results]
 
     @torch.no_grad()
     def predict_images(
@@ -277,11 +302,15 @@ class DetectorModule(pl.LightningModule):
         score_thresh: float | None = None,
         img_size: int | None = None,
         rect: bool = False,
+        classes: Sequence[int] | None = None,
+        return_class: bool = False,
     ) -> list[np.ndarray]:
         """Detect in a same-size batch `(B, 3, H, W)` of RGB images (uint8, or float in [0, 1]).
 
         The multi-camera runner uploads each step's frames once and passes the same tensor here
         and to the ReID crops, so frames stay on the device from upload to features.
+        Rows are `x, y, w, h, score` (plus the class index with `return_class`); `classes` keeps
+        only those class indices (NMS is per class, so dropping a class never revives a box).
         """
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"images must be (B, 3, H, W), got {tuple(images.shape)}")
@@ -290,6 +319,12 @@ class DetectorModule(pl.LightningModule):
         size = int(img_size or self.hparams.img_size)
         thresh = self.hparams.score_thresh if score_thresh is None else score_thresh
         device = self.device
+        keep_cls = None
+        if classes is not None:
+            keep_cls = torch.as_tensor([int(c) for c in classes], device=device)
+            bad = [int(c) for c in classes if not 0 <= int(c) < self.hparams.num_classes]
+            if bad:
+                raise ValueError(f"classes {bad} out of range for a {self.hparams.num_classes}-class detector")
         if rect:  # pad only to the stride: same scale as the square letterbox, fewer pixels
             size = rect_input_size(images.shape[-1], images.shape[-2], size)  # type: ignore[assignment]
         out_dets: list[np.ndarray] = []
@@ -301,9 +336,14 @@ class DetectorModule(pl.LightningModule):
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 out = self.eval_net(x)
             for d in postprocess(out, thresh, self.hparams.nms_thresh, self.hparams.max_det):
+                if keep_cls is not None:
+                    d = d[torch.isin(d[:, 5].long(), keep_cls)]
                 boxes = xyxy_to_xywh(lb.to_image(d[:, :4]).float().cpu().numpy())
                 keep = (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
-                out_dets.append(np.concatenate([boxes, d[:, 4:5].float().cpu().numpy()], 1)[keep])
+                cols = [boxes, d[:, 4:5].float().cpu().numpy()]
+                if return_class:
+                    cols.append(d[:, 5:6].float().cpu().numpy())
+                out_dets.append(np.concatenate(cols, 1)[keep])
         self.train(was_training)
         return out_dets
 
@@ -318,6 +358,8 @@ def save_inference_checkpoint(module: DetectorModule, path: str | Path, half: bo
              for k, v in module.eval_net.state_dict().items()}
     hparams = {k: v for k, v in dict(module.hparams).items() if k not in ("net", "optimizer", "scheduler")}
     hparams["ema_decay"] = 0.0
+    hparams["init_from"] = None  # the weights are here; rebuilding must not load the source again
+    hparams["class_names"] = [str(c) for c in module.hparams.class_names]
     payload = {"net_config": dict(module.net.config), "state_dict": state, "hyper_parameters": hparams,
                "format": "citytrack-detector-inference-v1"}
     path = Path(path)
@@ -336,6 +378,41 @@ def load_detector(path: str | Path, map_location: str | torch.device = "cpu") ->
         raise ValueError(f"{path}: not a DetectorModule checkpoint (no net_config/state_dict)")
     net = YoloxNet(**ckpt["net_config"])
     hparams = {k: v for k, v in ckpt.get("hyper_parameters", {}).items() if k not in ("net", "optimizer", "scheduler")}
+    hparams.pop("init_from", None)  # the checkpoint's own weights replace the starting point
     module = DetectorModule(net, **hparams)
     module.load_state_dict(ckpt["state_dict"])  # fp16 inference checkpoints are cast to the module's fp32
     return module.to(map_location).eval()
+
+
+def eval_targets(targets: torch.Tensor, num_classes: int) -> dict[str, torch.Tensor]:
+    """`(M, 5) class, x1, y1, x2, y2` (class -2: ignore region) -> COCO evaluator targets.
+
+    An ignore region is a crowd box of every class (COCO matches crowds per category): a
+    detection of any class on a barely visible object is neither a true nor a false positive.
+    """
+    crowd = targets[:, 0] == -2
+    real = targets[~crowd]
+    ign = targets[crowd]
+    boxes = torch.cat([real[:, 1:5], ign[:, 1:5].repeat(num_classes, 1)])
+    ign_labels = torch.arange(num_classes, device=targets.device).repeat_interleave(len(ign))
+    labels = torch.cat([real[:, 0].long(), ign_labels])
+    iscrowd = torch.cat([torch.zeros(len(real), dtype=torch.long, device=targets.device),
+                         torch.ones(len(ign_labels), dtype=torch.long, device=targets.device)])
+    return {"boxes": boxes, "labels": labels, "iscrowd": iscrowd}
+
+
+def per_class_ap50() -> MeanAveragePrecision:
+    """COCO AP at IoU 0.5 per class (pycocotools, 100 detections per image, as `DetectionEvaluator`)."""
+    return MeanAveragePrecision(box_format="xyxy", iou_type="bbox", backend="pycocotools", iou_thresholds=[0.5],
+                                class_metrics=True)
+
+
+def class_ap50(metric: MeanAveragePrecision, class_names: Sequence[str]) -> dict[str, float]:
+    """`{"AP50_<class>": AP}` from `per_class_ap50()` (then reset); a class without gt boxes gets -1, as COCO."""
+    res = metric.compute()
+    metric.reset()
+    out = {f"AP50_{name}": -1.0 for name in class_names}
+    for c, ap in zip(res["classes"].reshape(-1).tolist(), res["map_per_class"].reshape(-1).tolist(), strict=True):
+        if 0 <= int(c) < len(class_names):
+            out[f"AP50_{class_names[int(c)]}"] = float(ap)
+    return out

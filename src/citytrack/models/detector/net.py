@@ -90,7 +90,7 @@ class YoloxNet(nn.Module):
 
     Args:
         backbone: any timm model name that supports `features_only`.
-        num_classes: detection classes (1 = person).
+        num_classes: detection classes (1 = person; 4 = person, car, bus, truck for the city detector).
         out_indices: backbone stages fed to the neck (default: the last three, strides 8/16/32).
         neck_channels: width of neck and heads.
         head_depth: 3x3 convs per head branch.

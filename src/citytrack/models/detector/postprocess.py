@@ -17,8 +17,8 @@ def postprocess(
 ) -> list[torch.Tensor]:
     """`(B, A, 5 + C)` decoded outputs -> per image `(N, 6)` `x1, y1, x2, y2, score, class`, best first.
 
-    Each anchor keeps its best class (person-first detector; one box per anchor); boxes of
-    different classes never suppress each other (`torchvision.ops.batched_nms`).
+    Each anchor keeps its best class (one box per anchor, as YOLOX); NMS runs per class
+    (`torchvision.ops.batched_nms`): a car box never suppresses the person standing in front of it.
     """
     outputs = outputs.float()
     boxes = cxcywh_to_xyxy(outputs[..., :4])
