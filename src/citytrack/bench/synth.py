@@ -23,6 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -49,17 +50,25 @@ def _run_cameras(args: tuple[int, int, int, int, int, list[int], bool, str]) -> 
             stack.enter_context(AtomicVideoWriter(Path(tmpdir) / f"cam{c}_{width}.mp4", 10.0, (width, height)))
             for c in (cams if encode else [])
         ]
-        renderers[0].render(0)  # warm up
-        t0, c0 = time.perf_counter(), time.process_time()
-        n = 0
-        for f in range(frames):
-            for i, r in enumerate(renderers):
-                fr = r.render(f)
-                if encode:
-                    writers[i].write(fr.image)
-                n += 1
+        n, t0, c0 = _render_loop(renderers, writers, frames, encode)
     # the writers are closed (flushed, renamed) above: part of the encode time
     return n, time.perf_counter() - t0, time.process_time() - c0
+
+
+def _render_loop(renderers: list[Any], writers: list[AtomicVideoWriter], frames: int,
+                 encode: bool) -> tuple[int, float, float]:
+    """Render (and encode) every camera's frames after one warm-up frame; returns the camera-frames
+    done and the wall / CPU clocks at the start, so the caller's total includes closing the writers."""
+    renderers[0].render(0)  # warm up
+    t0, c0 = time.perf_counter(), time.process_time()
+    n = 0
+    for f in range(frames):
+        for i, r in enumerate(renderers):
+            fr = r.render(f)
+            if encode:
+                writers[i].write(fr.image)
+            n += 1
+    return n, t0, c0
 
 
 def _run_city_cameras(args: tuple[int, int, int, int, int, list[int], bool, str]) -> tuple[int, float, float]:
@@ -74,15 +83,7 @@ def _run_city_cameras(args: tuple[int, int, int, int, int, list[int], bool, str]
             stack.enter_context(AtomicVideoWriter(Path(tmpdir) / f"cam{c}_{width}.avi", spec.fps, (width, height), fourcc))
             for c in (cams if encode else [])
         ]
-        renderers[0].render(0)  # warm up
-        t0, c0 = time.perf_counter(), time.process_time()
-        n = 0
-        for f in range(frames):
-            for i, r in enumerate(renderers):
-                fr = r.render(f)
-                if encode:
-                    writers[i].write(fr.image)
-                n += 1
+        n, t0, c0 = _render_loop(renderers, writers, frames, encode)
     return n, time.perf_counter() - t0, time.process_time() - c0
 
 

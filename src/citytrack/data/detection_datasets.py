@@ -64,6 +64,12 @@ class FrameRecord:
     meta: dict[str, object] = field(default_factory=dict)
 
 
+def sampled_frames(count: int, stride: int, max_frames: int | None) -> list[int]:
+    """0-based frame indices `0, stride, 2 * stride, ...` below `count`, at most `max_frames`."""
+    frames = list(range(0, count, max(1, stride)))
+    return frames if max_frames is None else frames[:max_frames]
+
+
 def _clip_and_mark(boxes_xywh: np.ndarray, labels: np.ndarray, width: int, height: int, min_inside: float) -> tuple[np.ndarray, np.ndarray]:
     """xywh -> clipped xyxy; boxes mostly outside the image become ignore regions, empty ones dropped."""
     b = np.asarray(boxes_xywh, dtype=np.float64).reshape(-1, 4)
@@ -106,9 +112,7 @@ def aic24_scene_records(
         by_frame: dict[int, np.ndarray] = defaultdict(lambda: np.zeros((0, 9)))
         for f in np.unique(rows[:, FRAME_ID]).astype(int):
             by_frame[f] = rows[rows[:, FRAME_ID] == f]
-        frames = list(range(0, count, max(1, stride)))
-        if max_frames is not None:
-            frames = frames[:max_frames]
+        frames = sampled_frames(count, stride, max_frames)
         for f in frames:
             r = by_frame[f]
             if not len(r) and not include_empty:
@@ -194,9 +198,7 @@ def aic19_scene_records(
         rows = np.flatnonzero(sel)
         for f in np.unique(frame[rows]):
             by_frame[int(f)] = rows[frame[rows] == f]
-        frames = list(range(0, count, max(1, stride)))
-        if max_frames is not None:
-            frames = frames[:max_frames]
+        frames = sampled_frames(count, stride, max_frames)
         for f in frames:
             r = by_frame[f]
             if not len(r) and not include_empty:

@@ -142,7 +142,7 @@ def run(
             "dir": str(scene_dir), "cameras": [s.camera.name for s in result.setups], "dropped_cameras": result.dropped,
             "camera_frames": result.camera_frames, "seconds": {k: round(v, 3) for k, v in result.seconds.items()},
             "camera_frames_per_second": result.camera_frames / total,
-            "tracklets": len(result.tracklets), "global_ids": int(len(np.unique(rows[:, 1]))) if len(rows) else 0,
+            "tracklets": len(result.tracklets), "global_ids": len(np.unique(rows[:, 1])) if len(rows) else 0,
         }
         if evaluate:
             scores = evaluate_run(result)

@@ -24,6 +24,7 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +148,7 @@ class TravelModel:
         speeds, overlaps, ratios = [], [], []
         for visits in by_id.values():
             visits = sorted(visits, key=lambda t: t.start)
-            for a, b in zip(visits[:-1], visits[1:], strict=True):
+            for a, b in pairwise(visits):
                 if a.camera == b.camera:
                     continue
                 gap = b.start - a.end

@@ -27,7 +27,13 @@ from citytrack.data.formats.aicity.aic19_scene import Aic19CameraSetup, read_aic
 from citytrack.data.formats.errors import FormatError
 from citytrack.data.video import SyncedVideoReader
 from citytrack.multicam.topology import CameraTopology, TravelModel
-from citytrack.multicam.vehicle_link import LinkConfig, build_tracklets, global_rows, link_tracklets, scene_gps
+from citytrack.multicam.vehicle_link import (
+    LinkConfig,
+    build_tracklets,
+    global_rows,
+    link_tracklets,
+    scene_gps,
+)
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,14 @@ from citytrack.data.synth.config import compose_config, overrides_from_kwargs, v
 from citytrack.data.synth.pose_crops import PoseCameraWriter, PoseCropWriter
 from citytrack.data.synth.render import CameraRenderer, PoseCache
 from citytrack.data.synth.world import SynthConfigError, World, build_world
-from citytrack.data.synth.writers import SINKS, WORLD_VERSION, ReidCameraWriter, ReidWriter, SceneSink, write_meta
+from citytrack.data.synth.writers import (
+    SINKS,
+    WORLD_VERSION,
+    ReidCameraWriter,
+    ReidWriter,
+    SceneSink,
+    write_meta,
+)
 
 log = logging.getLogger(__name__)
 
