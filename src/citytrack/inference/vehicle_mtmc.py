@@ -71,9 +71,9 @@ def write_map(path: Path, run: VehicleRun, size_px: int = 900) -> None:
     canvas[road] = (canvas[road] * 0.4 + 0.6 * np.array([150, 150, 150])).astype(np.uint8)
     rows = run.linked
     trails, last = {}, {}
+    setups = {s.camera.camera_id: s for s in run.setups}
     for gid in np.unique(rows[:, 1]).astype(int):
         r = rows[rows[:, 1] == gid]
-        setups = {s.camera.camera_id: s for s in run.setups}
         t = np.array([setups[int(c)].frame_time(f) for c, f in r[:, [0, 2]]])
         order = np.argsort(t, kind="stable")
         pts = r[order, 7:9]

@@ -52,6 +52,8 @@ class Tracklet:
     feature: np.ndarray | None = None
     rows: np.ndarray | None = None
     label: int = -1  # ground-truth id when known (fitting, diagnostics)
+    _ends_cache: dict[tuple[bool, float], tuple[np.ndarray, np.ndarray]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def start(self) -> float:
@@ -63,7 +65,14 @@ class Tracklet:
 
     def _ends(self, first: bool, seconds: float) -> tuple[np.ndarray, np.ndarray]:
         """Ground point at the first / last time and the velocity, from a line fitted over the
-        first / last `seconds` (robust to one box's noise, exact for a steady drive)."""
+        first / last `seconds` (robust to one box's noise, exact for a steady drive); computed once
+        per tracklet, since every pair test asks for it."""
+        key = (first, float(seconds))
+        if key not in self._ends_cache:
+            self._ends_cache[key] = self._fit_end(first, seconds)
+        return self._ends_cache[key]
+
+    def _fit_end(self, first: bool, seconds: float) -> tuple[np.ndarray, np.ndarray]:
         ok = np.isfinite(self.ground).all(1)
         t, g = self.times[ok], self.ground[ok]
         if len(t) == 0:
@@ -226,17 +235,17 @@ class CameraTopology:
 
 
 def overlap_distance(a: Tracklet, b: Tracklet, tolerance: float = 0.5) -> float:
-    """Median ground distance of two tracklets over the scene times both cover (NaN if they do not overlap)."""
-    lo, hi = max(a.start, b.start) - tolerance, min(a.end, b.end) + tolerance
-    if hi < lo:
+    """Median ground distance of two tracklets over the scene times both cover; for tracklets that
+    only come within `tolerance` seconds of each other, the distance between the facing ends (NaN
+    when they are further apart in time)."""
+    lo, hi = max(a.start, b.start), min(a.end, b.end)
+    if hi < lo - tolerance:
         return float("nan")
-    t = np.concatenate([a.times[(a.times >= lo) & (a.times <= hi)], b.times[(b.times >= lo) & (b.times <= hi)]])
-    t = np.clip(t, max(a.start, b.start), min(a.end, b.end)) if max(a.start, b.start) <= min(a.end, b.end) else t
-    pa, pb = a.position_at(t), b.position_at(t)
-    if max(a.start, b.start) > min(a.end, b.end):  # within tolerance only: compare the facing ends
+    if hi < lo:
         first, second = (a, b) if a.start <= b.start else (b, a)
         return float(np.linalg.norm(second.entry()[0] - first.exit()[0]))
-    d = np.linalg.norm(pa - pb, axis=1)
+    t = np.concatenate([a.times[(a.times >= lo) & (a.times <= hi)], b.times[(b.times >= lo) & (b.times <= hi)]])
+    d = np.linalg.norm(a.position_at(t) - b.position_at(t), axis=1)
     d = d[np.isfinite(d)]
     return float(np.median(d)) if len(d) else float("nan")
 
