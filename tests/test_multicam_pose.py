@@ -35,6 +35,7 @@ from citytrack.multicam.tracks import (
     SceneTracks,
     part_visibility,
 )
+from citytrack.utils.boxes import clip_xywh
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SYNTH_HEIGHTS = {"ankle": 0.0156, "knee": 0.26, "hip": 0.52, "shoulder": 0.795, "head": 0.925}
@@ -313,7 +314,7 @@ def test_bench_foot_error_pose_beats_the_box_on_cut_people(scene: Any) -> None:
             self.feet = np.stack([calib[int(g[0])].ground_to_image(g[None, 7:9])[0] for g in gt])
 
         def __call__(self, images: torch.Tensor, boxes: list[np.ndarray]) -> list[np.ndarray]:
-            clipped = bench_pose.clip_boxes(self.gt[:, 3:7], (images.shape[3], images.shape[2]))
+            clipped = clip_xywh(self.gt[:, 3:7], (images.shape[3], images.shape[2]))
             out = []
             for b in boxes:
                 k = np.zeros((len(b), 17, 3))
@@ -333,7 +334,7 @@ def test_bench_foot_error_pose_beats_the_box_on_cut_people(scene: Any) -> None:
     expected_hidden = []
     for cam in sorted(ankle_seen):  # the bench's order: cameras, then their ground-truth rows on the image
         rows = gt[frames & (gt[:, 0] == cam)]
-        on_image = (bench_pose.clip_boxes(rows[:, 3:7], (320, 180))[:, 2:] >= 1).all(axis=1)
+        on_image = (clip_xywh(rows[:, 3:7], (320, 180))[:, 2:] >= 1).all(axis=1)
         expected_hidden += [not ankle_seen[cam][(0, int(o))] for o in rows[on_image, 1]]
     assert res["hidden"].tolist() == expected_hidden
     summary = bench_pose.error_summary(res)

@@ -18,6 +18,7 @@ from citytrack.data.synth.city import CitySpec, build_city
 from citytrack.data.synth.city_writer import WORLD_COLUMNS
 from citytrack.data.synth.config import compose_config, validate
 from citytrack.data.video import VideoReader
+from citytrack.utils.boxes import clip_xywh
 
 TINY = ["layout=aic19", "cameras=2", "frames=10", "width=256", "height=144", "progress=false",
         "layout.city.vehicles=10", "layout.city.grid=[2,1]", "seed=1"]
@@ -61,12 +62,31 @@ def test_reads_back_through_the_aic19_readers(city_dir: Path) -> None:
     order_e = np.lexsort((expected[:, 2], expected[:, 1], expected[:, 0]))
     order_g = np.lexsort((gt[:, aic24.FRAME_ID], gt[:, aic24.OBJ_ID], gt[:, aic24.CAMERA_ID]))
     np.testing.assert_array_equal(gt[order_g][:, [aic24.CAMERA_ID, aic24.OBJ_ID, aic24.FRAME_ID]], expected[order_e][:, :3])
-    np.testing.assert_allclose(gt[order_g][:, aic24.BX:aic24.BH + 1], expected[order_e][:, 3:7], atol=0.006)
+    # gt.txt boxes: the world's full boxes clipped to the image (the real annotation is drawn on the frame)
+    boxes = gt[order_g][:, aic24.BX:aic24.BH + 1]
+    np.testing.assert_allclose(boxes, clip_xywh(expected[order_e][:, 3:7], (256, 144)), atol=0.006)
+    assert boxes[:, :2].min() >= 0 and (boxes[:, 0] + boxes[:, 2]).max() <= 256 + 0.006
+    assert (boxes[:, 1] + boxes[:, 3]).max() <= 144 + 0.006
     assert len(set(world[:, 1].tolist())) > len(multi) or len(world) == len(expected)
     raw = (city_dir / "train" / "S01" / "c001" / "gt" / "gt.txt").read_text().splitlines()[0].split(",")
     assert raw[6:] == ["1", "-1", "-1", "-1"]
     det = mot.read_mot(setups[0].camera.dets["gt_jitter"], kind="det")
     assert len(det) and det[:, mot.FRAME].min() >= 1
+
+
+def test_gt_boxes_are_the_full_boxes_clipped_to_the_image(tmp_path: Path) -> None:
+    """A vehicle entering the frame is annotated where it is seen (real AIC19 boxes lie on the frame);
+    `gt_world.txt` keeps the unclipped full box."""
+    root = generate(_cfg(tmp_path, "frames=30"))
+    world = _world_table(root)
+    full = world[:, 3:7]
+    cut = (full[:, 0] < 0) | (full[:, 1] < 0) | (full[:, 0] + full[:, 2] > 256) | (full[:, 1] + full[:, 3] > 144)
+    assert cut.any(), "30 frames of the tiny city should have vehicles cut by the frame"
+    gt, _ = read_aic19_ground_truth(root / "train" / "S01")
+    key = {(int(r[0]), int(r[1]), int(r[2])): k for k, r in enumerate(world)}
+    rows = [key[(int(g[aic24.CAMERA_ID]), int(g[aic24.OBJ_ID]), int(g[aic24.FRAME_ID]))] for g in gt]
+    np.testing.assert_allclose(gt[:, aic24.BX:aic24.BH + 1], clip_xywh(full[rows], (256, 144)), atol=0.006)
+    assert cut[rows].any(), "some multi-camera vehicle is cut by the frame"
 
 
 def test_world_positions_project_into_the_box_bottom(city_dir: Path) -> None:

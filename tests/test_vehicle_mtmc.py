@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -33,6 +34,7 @@ from citytrack.multicam.vehicle_link import (
 )
 from citytrack.multicam.vehicle_pipeline import FileDetections, VehiclePipeline, in_roi
 from citytrack.tracking.deepsort import DeepSort
+from citytrack.utils.paths import config_dir as conf_root
 
 MODEL = TravelModel(v_min=5.0, v_max=25.0, max_wait=10.0, slack=1.0, overlap_distance=8.0)
 
@@ -180,8 +182,19 @@ class OracleExtractor:
         return out
 
 
-def test_pipeline_on_ground_truth_boxes_links_vehicles_across_cameras(tiny_city: Path) -> None:
-    pipe = VehiclePipeline(FileDetections("gt"), lambda: DeepSort(max_cosine_distance=0.3, n_init=2, max_age=30),
+def _config_tracker(name: str) -> Any:
+    """A fresh tracker from `conf/tracker/<name>.yaml`, as `infer.py task=vehicle_mtmc tracker=<name>` builds it."""
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    with initialize_config_dir(config_dir=str(conf_root()), version_base="1.3"):
+        cfg = compose("infer", overrides=["task=vehicle_mtmc", f"tracker={name}"])
+    return instantiate(cfg.tracker)()  # the task makes it a factory: one fresh tracker per camera
+
+
+@pytest.mark.parametrize("tracker", ["deepsort_vehicle", "botsort_vehicle"])
+def test_pipeline_on_ground_truth_boxes_links_vehicles_across_cameras(tiny_city: Path, tracker: str) -> None:
+    pipe = VehiclePipeline(FileDetections("gt"), lambda: _config_tracker(tracker),
                            OracleExtractor(tiny_city), LinkConfig(threshold=0.3), MODEL, progress=False)
     run = pipe.run(tiny_city)
     gt, _ = read_aic19_ground_truth(tiny_city)

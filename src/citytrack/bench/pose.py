@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from citytrack.utils.boxes import clip_xywh
 from citytrack.utils.io import atomic_open
 from citytrack.utils.paths import config_dir
 
@@ -75,15 +76,6 @@ def compose_config(device: str, overrides: list[str], conf_dir: Path = CONF_DIR)
 
 
 # ----------------------------------------------------------------------------- feet hidden
-def clip_boxes(boxes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """xywh boxes clipped to a `(width, height)` image (zero size where wholly outside)."""
-    x0 = np.clip(boxes[:, 0], 0, size[0])
-    y0 = np.clip(boxes[:, 1], 0, size[1])
-    x1 = np.clip(boxes[:, 0] + boxes[:, 2], 0, size[0])
-    y1 = np.clip(boxes[:, 1] + boxes[:, 3], 0, size[1])
-    return np.c_[x0, y0, x1 - x0, y1 - y0]
-
-
 def feet_hidden_from_boxes(full: np.ndarray, size: tuple[int, int], margin: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
     """Ground-truth-only definition for the people of one camera frame (`full` amodal xywh boxes; their
     bottom centre stands for the feet, as the boxes are all that is known): `(cut, occluded)` bool arrays."""
@@ -178,7 +170,7 @@ def foot_errors(
                 dets = detector(x.flip(1), members, frame) if detector is not None else [None] * len(members)
                 for c, d in zip(members, dets, strict=True):
                     rows = gt[(gt[:, CAMERA_ID] == c) & (gt[:, FRAME_ID] == frame)]
-                    truth = clip_boxes(rows[:, BX : BH + 1], sizes[c])
+                    truth = clip_xywh(rows[:, BX : BH + 1], sizes[c])
                     keep = (truth[:, 2] >= 1) & (truth[:, 3] >= 1)
                     rows, truth = rows[keep], truth[keep]
                     if boxes == "gt":
@@ -278,7 +270,14 @@ def pets_picture(out: Path, extractor: Any, conf_thresh: float, boxes: str = "gt
     import cv2
     import torch
 
-    from citytrack.bench.transfer import DATA, PETS_SCALE, PETS_SEQ, PETS_VIDEO, split_ground_truth, video_frames
+    from citytrack.bench.transfer import (
+        DATA,
+        PETS_SCALE,
+        PETS_SEQ,
+        PETS_VIDEO,
+        split_ground_truth,
+        video_frames,
+    )
     from citytrack.data.formats.mot import read_mot
     from citytrack.visualize.draw import draw_skeletons
 

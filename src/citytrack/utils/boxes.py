@@ -36,3 +36,14 @@ def cxcywh_to_xyxy(boxes: Any) -> Any:
     import torch  # only tensors get here: numpy users need not import torch
 
     return torch.cat([cxcy - wh / 2, cxcy + wh / 2], -1)
+
+
+def clip_xywh(boxes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """xywh boxes clipped to a `(width, height)` image (zero size where wholly outside): what an
+    annotator can draw and a detector can see."""
+    boxes = np.asarray(boxes, dtype=np.float64)
+    x0 = np.clip(boxes[:, 0], 0, size[0])
+    y0 = np.clip(boxes[:, 1], 0, size[1])
+    x1 = np.clip(boxes[:, 0] + boxes[:, 2], 0, size[0])
+    y1 = np.clip(boxes[:, 1] + boxes[:, 3], 0, size[1])
+    return np.c_[x0, y0, x1 - x0, y1 - y0]

@@ -27,7 +27,7 @@ names too): `colorID` and `typeID` use VeRi-776's tables (`VERI_COLORS`, `VERI_T
 VeRi's gray, car a sedan), `orientationID` is our extension: the camera-relative heading bin 0..7
 of `vehicles_render.orientation_bins` (0 front, 2 driving to the camera's right, 4 rear, 6 left).
 
-`python -m citytrack.data.synth.city_crops out=DIR [train_seed=11 test_seed=12 scenes=3 ...]`.
+`python -m citytrack.data.synth.city_crops out=DIR [train_seed=11 test_seed=12 scenes=3 test_scenes=3 ...]`.
 """
 
 from __future__ import annotations
@@ -184,8 +184,11 @@ def select_queries(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def ensure_city_veri(root: str | Path, train_seed: int = 11, test_seed: int = 12, scenes: int = 3, cameras: int = 6,
                      frames: int = 300, vehicles: int = 30, frame_stride: int = 5, min_visibility: float = 0.5,
-                     min_height: int = 24, progress: bool = False) -> Path:
+                     min_height: int = 24, progress: bool = False, test_scenes: int | None = None) -> Path:
     """The VeRi-776 folder at `root` (module docstring), written unless `root/meta.json` holds these arguments.
+
+    `scenes` is the train city's size and, unless `test_scenes` is given, the test city's: more train
+    scenes give more identities (the lever that matters most for ReID) without growing the gallery.
 
     `meta.json` is removed first and written last: a folder without it is incomplete and is written
     again. The two cities under `root/_city_train` / `_city_test` are reused when their own meta.json
@@ -195,9 +198,12 @@ def ensure_city_veri(root: str | Path, train_seed: int = 11, test_seed: int = 12
     args = {"train_seed": int(train_seed), "test_seed": int(test_seed), "scenes": int(scenes), "cameras": int(cameras),
             "frames": int(frames), "vehicles": int(vehicles), "frame_stride": int(frame_stride),
             "min_visibility": float(min_visibility), "min_height": int(min_height)}
+    test_scenes = int(scenes if test_scenes is None else test_scenes)
+    if test_scenes != scenes:  # recorded only when it differs, so folders written before it stay valid
+        args["test_scenes"] = test_scenes
     if train_seed == test_seed:
         raise ValueError(f"ensure_city_veri: train_seed and test_seed must differ (got {train_seed} for both)")
-    if frame_stride < 1 or min(scenes, cameras, frames, vehicles) < 1:
+    if frame_stride < 1 or min(scenes, test_scenes, cameras, frames, vehicles) < 1:
         raise ValueError(f"ensure_city_veri: frame_stride, scenes, cameras, frames and vehicles must be >= 1; got {args}")
     meta_path = root / "meta.json"
     if meta_path.is_file():
@@ -212,11 +218,11 @@ def ensure_city_veri(root: str | Path, train_seed: int = 11, test_seed: int = 12
     meta_path.unlink(missing_ok=True)
     test_offset = scenes * vehicles  # the train city's ids are 1 .. scenes * vehicles
     cities = {}
-    for which, seed, offset in (("train", train_seed, 0), ("test", test_seed, test_offset)):
+    for which, seed, n, offset in (("train", train_seed, scenes, 0), ("test", test_seed, test_scenes, test_offset)):
         out = root / f"_city_{which}"
         if progress:
-            print(f"city_crops: {which} city (seed {seed}) -> {out}", file=sys.stderr, flush=True)
-        cities[which] = _ensure_city(out, _city_config(out, seed, scenes, cameras, frames, vehicles, offset))
+            print(f"city_crops: {which} city (seed {seed}, {n} scenes) -> {out}", file=sys.stderr, flush=True)
+        cities[which] = _ensure_city(out, _city_config(out, seed, n, cameras, frames, vehicles, offset))
     for name in SPLIT_FOLDERS:
         if (root / name).is_dir():
             shutil.rmtree(root / name)

@@ -5,7 +5,8 @@ project's AIC19 and MOT writers, so that `aicity.read_aic19_scene` and
     DIR/<split>/SXX/cXXX/vdo.avi
     DIR/<split>/SXX/cXXX/calibration.txt   Homography matrix: ground (x, y, 1) in metres -> image; Reprojection error: 0.0
     DIR/<split>/SXX/cXXX/roi.jpg           white where road is visible, the video's size
-    DIR/<split>/SXX/cXXX/gt/gt.txt         frame,id,x,y,w,h,1,-1,-1,-1 (1-based frames; full, amodal boxes)
+    DIR/<split>/SXX/cXXX/gt/gt.txt         frame,id,x,y,w,h,1,-1,-1,-1 (1-based frames; full, amodal boxes
+                                           clipped to the image, as the real annotation is drawn)
     DIR/<split>/SXX/cXXX/det/det_gt_jitter.txt
     DIR/<split>/SXX/gt_world.txt           every camera's exact ground truth (columns in `WORLD_COLUMNS`, last
                                            `orientation`: camera-relative heading bin 0..7, 0 front, 2 moving
@@ -17,7 +18,7 @@ project's AIC19 and MOT writers, so that `aicity.read_aic19_scene` and
 The real dataset's homography maps GPS (latitude, longitude); the synthetic one maps the world's
 metric ground plane, which the readers treat the same way. As the AIC19 rule says, `gt.txt`
 holds only vehicles seen (at least `gt.min_visible_pixels` visible pixels) by two or more
-cameras of the scene; `gt_world.txt` keeps every vehicle drawn. `det_gt_jitter.txt` is the
+cameras of the scene; `gt_world.txt` keeps every vehicle drawn, with its unclipped full box. `det_gt_jitter.txt` is the
 ground truth through `writers.DetectionSimulator` (misses for occluded and small vehicles, box
 noise, scores), standing in for a vehicle detector we do not have yet.
 
@@ -50,6 +51,7 @@ from citytrack.data.synth.vehicles_render import CityRenderer
 from citytrack.data.synth.world import SynthConfigError
 from citytrack.data.synth.writers import DetectionSimulator, write_meta
 from citytrack.data.video import AtomicVideoWriter
+from citytrack.utils.boxes import clip_xywh
 from citytrack.utils.io import atomic_open, atomic_path
 
 log = logging.getLogger(__name__)
@@ -127,13 +129,14 @@ def write_city_scene(city: City, root: Path, cfg: DictConfig) -> dict:
         rows = rows[np.lexsort((rows[:, 1], rows[:, 2]))]
         gt = np.full((len(rows), 10), -1.0)
         gt[:, :2] = rows[:, [2, 1]]
-        gt[:, 2:6] = rows[:, 3:7]
+        size = (city.spec.width, city.spec.height)
+        gt[:, 2:6] = clip_xywh(rows[:, 3:7], size)  # a vehicle entering the frame is annotated where it is seen
         gt[:, 6] = 1.0
         mot.write_mot(sdir / name / "gt" / "gt.txt", gt, kind="result")  # frame,id,x,y,w,h,1,-1,-1,-1
         ss = np.random.SeedSequence([int(cfg.seed), city.scene_index, 23]).spawn(city.spec.cameras)[c]
         sim = DetectionSimulator(cfg.layout.det, np.random.default_rng(ss), (city.spec.width, city.spec.height))
         frames = tables[c][:, 2]
-        dets = [sim(f + 1, tables[c][frames == f + 1, 3:7], tables[c][frames == f + 1, 7:11],
+        dets = [sim(f + 1, clip_xywh(tables[c][frames == f + 1, 3:7], size), tables[c][frames == f + 1, 7:11],
                     tables[c][frames == f + 1, 11]) for f in range(city.spec.frames)]
         mot.write_mot(sdir / name / "det" / "det_gt_jitter.txt", np.vstack(dets), kind="det")
     write_cam_timestamps(root / "cam_timestamp" / f"{sdir.name}.txt",
