@@ -168,12 +168,29 @@ def test_stops_and_turns_happen() -> None:
     assert turned > 0
 
 
+def test_type_mix_draws_the_types_asked_for() -> None:
+    """`layout.city.type_mix` sets the chance per type (a detector needs more than a handful of buses);
+    the real-road shares written out give the very same city as leaving it out."""
+    mixed = build_city(CitySpec.from_config(compose_config(["layout=aic19", "layout.city.vehicles=30",
+                                                            "layout.city.type_mix={bus: 1.0, truck: 3.0}"])), seed=1)
+    kinds = [v.kind for v in mixed.vehicles]
+    assert set(kinds) == {"bus", "truck"} and kinds.count("truck") > kinds.count("bus")
+    plain = build_city(CitySpec.from_config(compose_config(["layout=aic19", "layout.city.vehicles=30"])), seed=1)
+    same = build_city(CitySpec.from_config(compose_config([
+        "layout=aic19", "layout.city.vehicles=30",
+        "layout.city.type_mix={car: 0.5, suv: 0.22, van: 0.13, bus: 0.05, truck: 0.10}"])), seed=1)
+    assert [v.kind for v in plain.vehicles] == [v.kind for v in same.vehicles]
+    assert {"car", "suv"} <= {v.kind for v in plain.vehicles}
+
+
 @pytest.mark.parametrize(("override", "key"), [
     ("layout.city.speed=[20,10]", "layout.city.speed"),
     ("layout.city.vehicles=0", "layout.city.vehicles"),
     ("layout.city.camera_height=[1,3]", "layout.city.camera_height"),
     ("layout.city.grid=[1,1]", "layout.city.grid"),
     ("+layout.city.lanes=2", "layout.city.lanes"),
+    ("layout.city.type_mix={boat: 1.0}", "layout.city.type_mix"),
+    ("layout.city.type_mix={car: 0.0}", "layout.city.type_mix"),
 ])
 def test_bad_config_names_the_key(tmp_path: Path, override: str, key: str) -> None:
     with pytest.raises(SynthConfigError, match=key.replace(".", r"\.")):

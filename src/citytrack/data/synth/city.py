@@ -70,6 +70,7 @@ class CitySpec:
     noise_sigma: tuple[float, float] = (1.5, 4.0)
     gain: tuple[float, float] = (0.85, 1.1)
     colour_cast: float = 0.05
+    type_mix: Mapping[str, float] | None = None  # chance per vehicle type (None: VEHICLE_TYPES' real-road shares)
 
     @classmethod
     def from_config(cls, cfg: Any) -> CitySpec:
@@ -79,7 +80,9 @@ class CitySpec:
         unknown = set(city) - names
         if unknown:
             raise SynthConfigError(f"synth config: unknown key layout.city.{min(unknown)}")
-        values: dict[str, Any] = {k: tuple(v) if not isinstance(v, (int, float, str)) else v for k, v in city.items()}
+        values: dict[str, Any] = {k: v if v is None or isinstance(v, (int, float, str)) else
+                                  {str(n): float(w) for n, w in v.items()} if isinstance(v, Mapping) else tuple(v)
+                                  for k, v in city.items()}
         spec = cls(cameras=cfg.cameras, frames=cfg.frames, fps=float(cfg.fps), width=cfg.width, height=cfg.height, **values)
         spec.validate()
         return spec
@@ -108,6 +111,11 @@ class CitySpec:
             raise bad("stop_time", "[lo, hi] seconds with 0 <= lo <= hi")
         if not 2.0 <= self.camera_height[0] <= self.camera_height[1]:
             raise bad("camera_height", "[lo, hi] metres with 2 <= lo <= hi")
+        if self.type_mix is not None:
+            mix = self.type_mix
+            if (not isinstance(mix, Mapping) or not set(mix) <= set(VEHICLE_TYPES) or min(mix.values(), default=-1) < 0
+                    or sum(mix.values()) <= 0):
+                raise bad("type_mix", f"a mapping of {sorted(VEHICLE_TYPES)} to non-negative weights, not all zero")
         if not 10 <= self.camera_hfov[0] <= self.camera_hfov[1] < 150:
             raise bad("camera_hfov", "within [10, 150) degrees")
         if not 0 <= self.camera_setback[0] <= self.camera_setback[1]:
@@ -315,8 +323,10 @@ def make_vehicles(spec: CitySpec, rng: np.random.Generator, id_offset: int, dura
     """
     out: list[Vehicle] = []
     check = np.arange(-1.0, duration + 1.0, 0.1)
+    types = VEHICLE_TYPES if spec.type_mix is None else {
+        name: (*VEHICLE_TYPES[name][:3], float(spec.type_mix.get(name, 0.0))) for name in VEHICLE_TYPES}
     for k in range(spec.vehicles):
-        kind = _pick(rng, VEHICLE_TYPES, 3)
+        kind = _pick(rng, types, 3)
         (l0, l1), (w0, w1), (h0, h1), _ = VEHICLE_TYPES[kind]
         colour_name = _pick(rng, COLOURS, 1) if kind not in ("bus",) or rng.random() < 0.5 else "yellow"
         path, stops = plan_route(spec, rng)
