@@ -42,6 +42,7 @@ from torch.utils.data import Dataset
 from citytrack.data.formats.errors import FormatError
 from citytrack.data.letterbox import Letterbox, letterbox_image
 from citytrack.data.video import VideoError, VideoReader, probe_video
+from citytrack.utils.boxes import clip_xywh, xywh_to_xyxy
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +74,10 @@ def sampled_frames(count: int, stride: int, max_frames: int | None) -> list[int]
 def _clip_and_mark(boxes_xywh: np.ndarray, labels: np.ndarray, width: int, height: int, min_inside: float) -> tuple[np.ndarray, np.ndarray]:
     """xywh -> clipped xyxy; boxes mostly outside the image become ignore regions, empty ones dropped."""
     b = np.asarray(boxes_xywh, dtype=np.float64).reshape(-1, 4)
-    xyxy = np.concatenate([b[:, :2], b[:, :2] + b[:, 2:4]], 1)
     area = np.maximum(b[:, 2] * b[:, 3], 1e-9)
-    clipped = xyxy.copy()
-    clipped[:, 0::2] = clipped[:, 0::2].clip(0, width)
-    clipped[:, 1::2] = clipped[:, 1::2].clip(0, height)
-    inside = (clipped[:, 2] - clipped[:, 0]).clip(0) * (clipped[:, 3] - clipped[:, 1]).clip(0) / area
+    inside_box = clip_xywh(b, (width, height))
+    inside = inside_box[:, 2] * inside_box[:, 3] / area
+    clipped = xywh_to_xyxy(inside_box)
     labels = np.where(inside < min_inside, IGNORE, labels).astype(np.int64)
     keep = inside > 0
     return clipped[keep], labels[keep]

@@ -46,6 +46,15 @@ COLOURS: dict[str, tuple[BGR, float]] = {
 }
 
 
+def _plain(value: Any) -> Any:
+    """A config value as the spec holds it: scalars as they are, lists as tuples, mappings as dicts."""
+    if value is None or isinstance(value, (int, float, str)):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): float(v) for k, v in value.items()}
+    return tuple(value)
+
+
 @dataclass
 class CitySpec:
     """The vehicle world's settings (`conf/synth/layout/aic19.yaml`, key `layout.city`) plus the frame grid."""
@@ -80,9 +89,7 @@ class CitySpec:
         unknown = set(city) - names
         if unknown:
             raise SynthConfigError(f"synth config: unknown key layout.city.{min(unknown)}")
-        values: dict[str, Any] = {k: v if v is None or isinstance(v, (int, float, str)) else
-                                  {str(n): float(w) for n, w in v.items()} if isinstance(v, Mapping) else tuple(v)
-                                  for k, v in city.items()}
+        values = {k: _plain(v) for k, v in city.items()}
         spec = cls(cameras=cfg.cameras, frames=cfg.frames, fps=float(cfg.fps), width=cfg.width, height=cfg.height, **values)
         spec.validate()
         return spec

@@ -124,20 +124,20 @@ def write_city_scene(city: City, root: Path, cfg: DictConfig) -> dict:
     for cam_id, vid in table[:, :2].astype(int).tolist():
         cams_per_id.setdefault(vid, set()).add(cam_id)
     multi = sorted(v for v, cams in cams_per_id.items() if len(cams) >= 2)
+    size = (city.spec.width, city.spec.height)
     for c, name in enumerate(names):
         rows = tables[c][np.isin(tables[c][:, 1], multi)]
         rows = rows[np.lexsort((rows[:, 1], rows[:, 2]))]
         gt = np.full((len(rows), 10), -1.0)
         gt[:, :2] = rows[:, [2, 1]]
-        size = (city.spec.width, city.spec.height)
         gt[:, 2:6] = clip_xywh(rows[:, 3:7], size)  # a vehicle entering the frame is annotated where it is seen
         gt[:, 6] = 1.0
         mot.write_mot(sdir / name / "gt" / "gt.txt", gt, kind="result")  # frame,id,x,y,w,h,1,-1,-1,-1
         ss = np.random.SeedSequence([int(cfg.seed), city.scene_index, 23]).spawn(city.spec.cameras)[c]
-        sim = DetectionSimulator(cfg.layout.det, np.random.default_rng(ss), (city.spec.width, city.spec.height))
-        frames = tables[c][:, 2]
-        dets = [sim(f + 1, clip_xywh(tables[c][frames == f + 1, 3:7], size), tables[c][frames == f + 1, 7:11],
-                    tables[c][frames == f + 1, 11]) for f in range(city.spec.frames)]
+        sim = DetectionSimulator(cfg.layout.det, np.random.default_rng(ss), size)
+        frames, seen = tables[c][:, 2], clip_xywh(tables[c][:, 3:7], size)
+        dets = [sim(f + 1, seen[frames == f + 1], tables[c][frames == f + 1, 7:11], tables[c][frames == f + 1, 11])
+                for f in range(city.spec.frames)]
         mot.write_mot(sdir / name / "det" / "det_gt_jitter.txt", np.vstack(dets), kind="det")
     write_cam_timestamps(root / "cam_timestamp" / f"{sdir.name}.txt",
                          {name: float(city.time_offsets[c]) for c, name in enumerate(names)})
