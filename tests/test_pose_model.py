@@ -189,3 +189,23 @@ def test_checkpoint_round_trip(tmp_path: Path) -> None:
     x = torch.rand(2, 3, 64, 32)
     module.eval()
     torch.testing.assert_close(ext.net(x), module.net(x))
+
+
+def test_warm_start_copies_the_checkpoint_weights_and_refuses_another_net(tmp_path: Path) -> None:
+    source = KeypointModule(PoseNet(**TINY_NET), input_size=(64, 32))
+    with torch.no_grad():
+        for p in source.net.parameters():
+            p.add_(torch.randn_like(p))
+    ckpt = {"state_dict": source.state_dict(), "hyper_parameters": dict(source.hparams)}
+    source.on_save_checkpoint(ckpt)
+    torch.save(ckpt, tmp_path / "pose.ckpt")
+    warm = KeypointModule(PoseNet(**TINY_NET), input_size=(64, 32), init_from=str(tmp_path / "pose.ckpt"))
+    for (name, a), b in zip(source.net.state_dict().items(), warm.net.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, msg=name)
+    saved = {"state_dict": warm.state_dict(), "hyper_parameters": dict(warm.hparams)}
+    warm.on_save_checkpoint(saved)
+    assert saved["hyper_parameters"]["init_from"] is None  # a rebuilt module must not load the source again
+    with pytest.raises(ValueError, match="pose.ckpt.*differs"):
+        KeypointModule(PoseNet(**{**TINY_NET, "width": 8}), init_from=str(tmp_path / "pose.ckpt"))
+    with pytest.raises(FileNotFoundError, match="missing.ckpt"):
+        KeypointModule(PoseNet(**TINY_NET), init_from=str(tmp_path / "missing.ckpt"))

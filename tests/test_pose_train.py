@@ -61,6 +61,24 @@ def test_experiments_compose(config_dir: Path, tmp_path: Path, experiment: str) 
     assert model.input_size == (64, 32)
 
 
+def test_second_stage_starts_from_the_committed_checkpoint(config_dir: Path, tmp_path: Path) -> None:
+    """experiment=pose_synthetic_cpu_more: the CPU net (not the tiny test net) warm-started from the
+    committed checkpoint, so its first heatmaps are the checkpoint's."""
+    import hydra
+
+    from citytrack.models.pose.extractor import KeypointExtractor
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["experiment=pose_synthetic_cpu_more", f"paths.data_dir={tmp_path}"])
+    GlobalHydra.instance().clear()
+    assert cfg.data.eval_name != "synth/pose_eval"  # the world-1 cache must not be validated on
+    model = hydra.utils.instantiate(cfg.model).eval()
+    ext = KeypointExtractor.from_checkpoint(cfg.model.init_from)
+    x = torch.rand(2, 3, *model.input_size)
+    torch.testing.assert_close(model.net(x), ext.net(x))
+
+
 def test_tiny_training_run_logs_ap_and_a_picture_and_extracts(config_dir: Path, tmp_path: Path) -> None:
     from citytrack.models.pose.extractor import KeypointExtractor
     from citytrack.train import train

@@ -26,6 +26,7 @@ import torch
 
 from citytrack.data.formats.coco import COCO_FLIP_INDEX
 from citytrack.models.pose.augment import PoseAugment, apply_matrices, input_from_crop_matrices, warp_crops
+from citytrack.models.pose.extractor import load_pose_net
 from citytrack.models.pose.heatmaps import box_regions, decode_heatmaps, gaussian_targets
 from citytrack.models.pose.metrics import KeypointEvaluator
 from citytrack.models.pose.net import HEATMAP_STRIDE, PoseNet
@@ -48,6 +49,8 @@ class KeypointModule(pl.LightningModule):
         occluded_target / unlabelled_weight: see the module docstring.
         flip_test: average the heatmaps of the crop and of its mirror at evaluation.
         log_images: crops in the validation picture (0 = none).
+        init_from: a `KeypointModule` checkpoint whose weights start the net (a warm start, e.g. on a
+            changed world); its net config must equal `net`'s.
     """
 
     def __init__(
@@ -64,12 +67,15 @@ class KeypointModule(pl.LightningModule):
         flip_test: bool = False,
         log_images: int = 16,
         channels_last: bool = True,
+        init_from: str | None = None,
     ) -> None:
         super().__init__()
         # plain values only in the checkpoint (torch.load(weights_only=True) must read it back): the
         # hyperparameters are read from these locals, so a Hydra ListConfig becomes a list here
         input_size = [int(input_size[0]), int(input_size[1])]
         self.save_hyperparameters(logger=False, ignore=["net", "augment", "optimizer", "scheduler"])
+        if init_from:
+            self._warm_start(net, init_from)
         self.net = net
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.augment = augment
@@ -77,6 +83,15 @@ class KeypointModule(pl.LightningModule):
         self.val_eval = KeypointEvaluator()
         self.test_eval = KeypointEvaluator()
         self._picture: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    @staticmethod
+    @torch.no_grad()
+    def _warm_start(net: PoseNet, path: str) -> None:
+        source, _ = load_pose_net(path)
+        if dict(source.config) != dict(net.config):
+            raise ValueError(f"{path}: its net config {source.config} differs from the configured {net.config}")
+        net.load_state_dict(source.state_dict())
+        log.info("keypoint net warm-started from %s", path)
 
     # ------------------------------------------------------------------ data on device
     def prepare_batch(self, batch: dict[str, torch.Tensor], train: bool) -> dict[str, torch.Tensor]:
@@ -225,5 +240,7 @@ class KeypointModule(pl.LightningModule):
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """What `KeypointExtractor.from_checkpoint` needs to rebuild the net without the training config."""
+        if "hyper_parameters" in checkpoint:
+            checkpoint["hyper_parameters"]["init_from"] = None  # the weights are here now
         checkpoint["pose_net"] = {"config": dict(self.net.config), "input_size": list(self.input_size),
                                   "padding": float(self.hparams.padding)}
