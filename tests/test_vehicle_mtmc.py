@@ -32,7 +32,7 @@ from citytrack.multicam.vehicle_link import (
     ground_truth_tracklets,
     link_tracklets,
 )
-from citytrack.multicam.vehicle_pipeline import FileDetections, VehiclePipeline, in_roi
+from citytrack.multicam.vehicle_pipeline import FileDetections, NetworkDetections, VehiclePipeline, in_roi
 from citytrack.tracking.deepsort import DeepSort
 from citytrack.utils.paths import config_dir as conf_root
 
@@ -289,3 +289,46 @@ def test_soft_cost_prefers_the_pair_whose_travel_time_fits_its_speed() -> None:
         t.feature = np.asarray(f)
     labels = link_tracklets(tracklets, link, MODEL)  # appearance ties; the travel time decides
     assert labels[0] == labels[1] != labels[2]
+
+
+class _ScaleDetector:
+    """Stands in for a `CheckpointDetector`: a near car found at input 416 and, less surely, at 640,
+    a far car only at 640, a weak box at 640; records the sizes and classes it was asked for."""
+
+    img_size, batch_size, score_thresh, rect = 416, 4, None, True
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int | None, list[int]]] = []
+        self.module = self
+        self.hparams = type("H", (), {"class_names": ["person", "car", "bus", "truck"]})()
+
+    def predict_images(self, x: Any, batch_size: int, score_thresh: Any, size: int | None, rect: bool,
+                       classes: list[int]) -> list[np.ndarray]:
+        self.calls.append((size, classes))
+        near = [100.0, 100.0, 80.0, 60.0]
+        if size == 416:
+            rows = [[*near, 0.9]]
+        else:
+            rows = [[near[0] + 2, near[1], near[2], near[3], 0.8], [500.0, 50.0, 12.0, 8.0, 0.7], [300.0, 50.0, 12.0, 8.0, 0.2]]
+        return [np.asarray(rows, dtype=np.float32) for _ in range(len(x))]
+
+
+def test_multi_scale_detections_pool_both_passes_and_merge_duplicates() -> None:
+    images = {1: np.zeros((36, 64, 3), np.uint8), 2: np.zeros((36, 64, 3), np.uint8)}
+    single = _ScaleDetector()
+    dets = NetworkDetections(single, min_score=0.5)
+    dets.reset([])
+    out = dets(images, 1)
+    assert single.calls == [(416, [1, 2, 3])]  # one pass, vehicle classes only
+    assert [len(out[c]) for c in (1, 2)] == [1, 1]
+
+    multi = _ScaleDetector()
+    dets = NetworkDetections(multi, min_score=0.5, img_sizes=[416, 640])
+    dets.reset([])
+    out = dets(images, 1)
+    assert [size for size, _ in multi.calls] == [416, 640]
+    for c in (1, 2):
+        d = out[c][np.argsort(out[c][:, 0])]
+        assert len(d) == 2  # the near car once (the surer 416 box), the far car from 640, the weak box cut
+        np.testing.assert_allclose(d[0], [100.0, 100.0, 80.0, 60.0, 0.9], rtol=1e-6)
+        np.testing.assert_allclose(d[1, :4], [500.0, 50.0, 12.0, 8.0])

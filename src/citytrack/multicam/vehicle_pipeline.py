@@ -99,11 +99,18 @@ class FileDetections:
 class NetworkDetections:
     """A detector checkpoint run on every camera's frame at once; keeps the vehicle `classes`
     (class names of the checkpoint) above `min_score`, then suppresses boxes of different vehicle
-    classes overlapping by `merge_iou` (the detector's NMS is per class)."""
+    classes overlapping by `merge_iou` (the detector's NMS is per class).
+
+    `img_sizes`: one pass per input size (multi-scale test), pooled before that suppression, which
+    then also merges one vehicle found at two scales. City cameras see vehicles from ~10 px (far
+    down the road) to a third of the frame: a larger input finds the far ones, the checkpoint's own
+    size the near ones. None: one pass at the detector's `img_size`.
+    """
 
     def __init__(self, detector: Any, classes: list[str] | None = None, min_score: float = 0.3,
-                 merge_iou: float = 0.7) -> None:
+                 merge_iou: float = 0.7, img_sizes: list[int] | None = None) -> None:
         self.detector, self.classes, self.min_score, self.merge_iou = detector, classes, float(min_score), float(merge_iou)
+        self.img_sizes: list[int | None] = [int(s) for s in img_sizes] if img_sizes else [detector.img_size]
 
     def reset(self, setups: list[Aic19CameraSetup]) -> None:
         names = list(getattr(self.detector.module.hparams, "class_names", None) or ["person"])
@@ -123,13 +130,13 @@ class NetworkDetections:
             groups.setdefault(img.shape, []).append(c)
         for members in groups.values():
             x = torch.from_numpy(np.stack([images[c] for c in members])).permute(0, 3, 1, 2).flip(1)
-            dets = self.detector.module.predict_images(x, self.detector.batch_size, self.detector.score_thresh,
-                                                       self.detector.img_size, self.detector.rect,
-                                                       classes=self._keep.tolist())
-            for c, d in zip(members, dets, strict=True):
-                d = np.asarray(d, dtype=np.float64).reshape(-1, 5)
+            passes = [self.detector.module.predict_images(x, self.detector.batch_size, self.detector.score_thresh,
+                                                          size, self.detector.rect, classes=self._keep.tolist())
+                      for size in self.img_sizes]
+            for i, c in enumerate(members):
+                d = np.vstack([np.asarray(p[i], dtype=np.float64).reshape(-1, 5) for p in passes])
                 d = d[d[:, 4] >= self.min_score]
-                if len(d) > 1:  # one vehicle, two class guesses (car / truck): keep the surer box
+                if len(d) > 1:  # one vehicle, two class guesses (car / truck) or two scales: keep the surer box
                     xyxy = torch.from_numpy(np.column_stack([d[:, :2], d[:, :2] + d[:, 2:4]]))
                     d = d[nms(xyxy, torch.from_numpy(d[:, 4]), self.merge_iou).numpy()]
                 out[c] = d
