@@ -254,6 +254,8 @@ def hota_runs(scenes: list[Any], device: str, variants: list[str], boxes: list[s
             keys = next(iter(per_scene.values())).keys()
             out[f"{src}/{var}"] = {**{k: float(np.mean([s[k] for s in per_scene.values()])) for k in keys},
                                    "scenes": per_scene, "seconds": time.perf_counter() - t0, "overrides": ov}
+            print(f"multicam=online {src}/{var}: HOTA {100 * out[f'{src}/{var}']['HOTA']:.1f} "
+                  f"({out[f'{src}/{var}']['seconds']:.0f} s)", file=sys.stderr, flush=True)
     return out
 
 
@@ -348,10 +350,13 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                               "foot_point": foot_point.__class__.__name__, "foot_error": {}}
     for src in args.boxes:
         detector = hydra.utils.instantiate(cfg.detector) if src == "detector" else None
+        t0 = time.perf_counter()
         res = [foot_errors(s, extractor, foot_point, src, detector, args.device, args.max_frames, args.match_iou)
                for s in scenes]
         merged = {k: np.concatenate([r[k] for r in res]) for k in res[0]}
         result["foot_error"][src] = error_summary(merged)
+        print(f"foot points, {src} boxes: {len(merged['err_box'])} boxes ({time.perf_counter() - t0:.0f} s)",
+              file=sys.stderr, flush=True)
     if args.hota:
         result["hota"] = hota_runs(scenes, args.device, args.variants, args.boxes, args.pose, args.override, args.max_frames)
     return result
