@@ -12,6 +12,8 @@ Remote URLs (`s3://...`) keep Lightning's own path. Configured as a trainer plug
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -32,3 +34,34 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise TypeError(f"{type(self).__name__} takes no storage_options for local checkpoints")
         with atomic_open(os.fspath(path), "wb") as handle:
             torch.save(checkpoint, handle)
+
+
+def load_net_from_checkpoint(
+    path: str | Path,
+    entry: str,
+    build: Callable[[dict[str, Any]], torch.nn.Module],
+    owner: str,
+    prefixes: Sequence[str] = ("net.",),
+) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The net of a LightningModule checkpoint that stores how to rebuild it under `entry` (a dict
+    with the net's `config`), without the training config: `build(config)` makes the net, the weights
+    under the first matching prefix of `prefixes` fill it exactly. Returns (net, the `entry` dict).
+    Errors name the file and the `owner` module (a missing file, no `entry`, weights that do not fit)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: {owner} checkpoint not found")
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(ckpt, dict) or entry not in ckpt or "state_dict" not in ckpt:
+        raise ValueError(f"{path}: not a {owner} checkpoint (no '{entry}' entry)")
+    meta = dict(ckpt[entry])
+    net = build(dict(meta["config"]))
+    state = {}
+    for key, value in ckpt["state_dict"].items():
+        prefix = next((p for p in prefixes if key.startswith(p)), None)
+        if prefix is not None:
+            state[key[len(prefix) :]] = value
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{path}: checkpoint does not match its saved net config: missing {missing[:5]}, "
+                         f"unexpected {unexpected[:5]}")
+    return net, meta

@@ -18,25 +18,15 @@ from torchvision.ops import roi_align
 from citytrack.data.formats.coco import COCO_FLIP_INDEX, NUM_KEYPOINTS
 from citytrack.models.pose.heatmaps import box_regions, decode_heatmaps, region_to_image
 from citytrack.models.pose.net import HEATMAP_STRIDE, PoseNet
+from citytrack.utils.checkpoint import load_net_from_checkpoint
 from citytrack.utils.device import resolve_device
 
 
 def load_pose_net(path: str | Path) -> tuple[PoseNet, dict[str, Any]]:
     """The `PoseNet` of a `KeypointModule` checkpoint (fp32) and its `pose_net` entry (net config,
     input size, crop padding): what inference and a warm start need, without the training config."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: keypoint checkpoint not found")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(ckpt, dict) or "pose_net" not in ckpt or "state_dict" not in ckpt:
-        raise ValueError(f"{path}: not a KeypointModule checkpoint (no 'pose_net' entry)")
-    meta = ckpt["pose_net"]
-    net = PoseNet(**meta["config"])
-    state = {k[len("net.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
-    missing, unexpected = net.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ValueError(f"{path}: checkpoint does not match its net config: missing {missing[:5]}, unexpected {unexpected[:5]}")
-    return net.float(), dict(meta)  # fp16 inference checkpoints come back as fp32
+    net, meta = load_net_from_checkpoint(path, "pose_net", lambda config: PoseNet(**config), "KeypointModule")
+    return net.float(), meta  # fp16 inference checkpoints come back as fp32
 
 
 class KeypointExtractor:

@@ -17,6 +17,7 @@ from torchvision.ops import roi_align
 
 from citytrack.models.reid.backbones import ReIDNet
 from citytrack.utils.boxes import xywh_to_xyxy
+from citytrack.utils.checkpoint import load_net_from_checkpoint
 from citytrack.utils.device import resolve_device
 
 
@@ -49,25 +50,9 @@ class FeatureExtractor:
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "auto", **kwargs: Any) -> FeatureExtractor:
         """Rebuild the net from a `ReIDModule` checkpoint (Lightning .ckpt) without the training config."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: ReID checkpoint not found")
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        if not isinstance(ckpt, dict) or "reid_net" not in ckpt or "state_dict" not in ckpt:
-            raise ValueError(f"{path}: not a ReIDModule checkpoint (no 'reid_net' entry)")
-        meta = ckpt["reid_net"]
-        net = ReIDNet(**meta["config"])
-        prefixes = ("net._orig_mod.", "net.")
-        state = {}
-        for key, value in ckpt["state_dict"].items():
-            for prefix in prefixes:
-                if key.startswith(prefix):
-                    state[key[len(prefix) :]] = value
-                    break
-        missing, unexpected = net.load_state_dict(state, strict=False)
-        if missing or unexpected:
-            raise ValueError(f"{path}: checkpoint does not match the saved net config: missing {missing[:5]}, "
-                             f"unexpected {unexpected[:5]}")
+        # a run with torch.compile saves the weights under net._orig_mod.
+        net, meta = load_net_from_checkpoint(path, "reid_net", lambda config: ReIDNet(**config), "ReIDModule",
+                                             prefixes=("net._orig_mod.", "net."))
         kwargs.setdefault("input_size", tuple(meta.get("input_size", (256, 128))))
         return cls(net, device=device, **kwargs)
 
