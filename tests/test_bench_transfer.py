@@ -3,6 +3,7 @@ path on MOT17-02 against hand-computed mAPs, tracking plumbing, and (slow) the w
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -138,6 +139,25 @@ def test_track_video_tracks_ground_truth_boxes_in_every_mode(shared_data: Path) 
 
 
 @pytest.mark.skipif(not (DETECTOR_CKPT.is_file() and REID_CKPT.is_file()), reason="checkpoints/ lacks the detector or ReID checkpoint")
+def test_img_size_argument_reads_native_checkpoint_one_or_several_sizes() -> None:
+    assert transfer.img_size_arg("native") == "native"
+    assert transfer.img_size_arg("checkpoint") is None
+    assert transfer.img_size_arg("640") == 640
+    assert transfer.img_size_arg("416,832") == [416, 832]
+    for bad in ("big", "416,", "16"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            transfer.img_size_arg(bad)
+
+
+def test_score_sizes_scores_each_test_size_on_synthetic_street_frames(tmp_path: Path) -> None:
+    out = transfer.score_sizes(DETECTOR_CKPT, [None, 416, [320, 416], "native"], frame_stride=2,
+                               resolution=(320, 180), data_dir=tmp_path, scenes=1, cameras=1, frames=4)
+    assert list(out) == ["checkpoint", "416", "320+416", "native"]
+    assert out["checkpoint"] == out["416"]  # the checkpoint was trained at 416
+    assert all(0.0 <= m["mAP"] <= m["mAP50"] <= 1.0 for m in out.values())
+    assert out["native"] != out["416"]  # native runs these 320 px frames at 320
+
+
 def test_transfer_end_to_end_on_a_few_frames(tmp_path: Path, shared_data: Path, capsys: pytest.CaptureFixture) -> None:
     out, picture = tmp_path / "t.json", tmp_path / "t.png"
     argv = ["--data", str(shared_data), "--max-frames", "3", "--hog-upscale", "1.0", "--threads", "1",
@@ -146,6 +166,7 @@ def test_transfer_end_to_end_on_a_few_frames(tmp_path: Path, shared_data: Path, 
     assert transfer.main(argv) == 0
     res = json.loads(out.read_text())
     assert set(res["detection"]) == {"PETS09-S2L1", "MOT17-02"}
+    assert res["detector_img_size"] == "native"  # each frame at its own resolution by default
     for row in res["detection"].values():
         assert row["frames"] == 3
         assert {"ours", "hog", "frcnn"} <= set(row)

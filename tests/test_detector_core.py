@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,13 @@ from citytrack.data.detection_augment import augment_batch
 from citytrack.data.detection_datasets import DetectionDataset, FrameRecord, collate_detection
 from citytrack.data.formats.errors import FormatError
 from citytrack.data.formats.mot import read_mot
-from citytrack.data.letterbox import Letterbox, letterbox_batch, letterbox_image
+from citytrack.data.letterbox import (
+    NATIVE_MAX_SIZE,
+    Letterbox,
+    letterbox_batch,
+    letterbox_image,
+    native_input_size,
+)
 from citytrack.eval.detection import DetectionEvaluator
 from citytrack.inference.detect import detections_table, find_inputs
 from citytrack.models.detector.assign import simota_assign
@@ -195,6 +202,60 @@ def test_overfit_one_image_finds_the_box() -> None:
     # the BGR uint8 -> letterbox -> net path gives the box of the direct forward (xyxy -> xywh)
     direct = dets[0, :4].numpy().astype(np.float64)
     assert np.allclose(out[0][0, :4], [*direct[:2], *(direct[2:] - direct[:2])], atol=1.0)
+
+
+class _SizeAwareNet(torch.nn.Module):
+    """Decoded outputs `(B, A, 5 + 1)` (cxcywh in input pixels, logits) that depend on the input size:
+    at 64 px a near person (score ~0.9); at 128 px the same person less sure (~0.6) and a far one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[int] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[-1]
+        self.sizes.append(size)
+        logit = lambda p: math.log(p / (1 - p))
+        rows = [[30.0, 34.0, 16.0, 40.0, 10.0, logit(0.9)]]  # near person at the 64 px scale
+        if size == 128:
+            rows = [[61.0, 68.0, 32.0, 80.0, 10.0, logit(0.6)],  # the near person again (image px x2)
+                    [100.0, 20.0, 6.0, 14.0, 10.0, logit(0.7)]]  # far person, only at 128
+        return torch.tensor(rows).expand(x.shape[0], -1, -1)
+
+
+def test_multi_scale_predict_pools_sizes_and_keeps_the_surer_duplicate() -> None:
+    module = _tiny_module()
+    module.net = _SizeAwareNet()
+    images = torch.zeros((2, 3, 64, 64), dtype=torch.uint8)
+    single = module.predict_images(images, score_thresh=0.3)
+    assert module.net.sizes == [64] and [len(d) for d in single] == [1, 1]
+    assert np.allclose(module.predict_images(images, score_thresh=0.3, img_size=[64])[0], single[0])
+
+    module.net.sizes.clear()
+    multi = module.predict_images(images, score_thresh=0.3, img_size=[64, 128], return_class=True)
+    assert module.net.sizes == [64, 128]  # one pass per size, the batch together
+    for d in multi:
+        assert d.shape == (2, 6)
+        d = d[np.argsort(d[:, 0])]
+        np.testing.assert_allclose(d[0, :5], [22.0, 14.0, 16.0, 40.0, 0.9], atol=1e-4)  # the 64 px box wins
+        np.testing.assert_allclose(d[1, :4], [48.5, 6.5, 3.0, 7.0], atol=1e-4)  # far person, 128 px / 2
+    with pytest.raises(ValueError, match="empty"):
+        module.predict_images(images, img_size=[])
+
+    module.net.sizes.clear()
+    module.predict_images(torch.zeros((1, 3, 72, 100), dtype=torch.uint8), img_size="native")
+    assert module.net.sizes == [128]  # the frame's own 100 px, up to the stride; not the checkpoint's 64
+    with pytest.raises(ValueError, match="'native'"):
+        module.predict_images(images, img_size="big")
+
+
+def test_native_input_size_keeps_the_frame_resolution_up_to_the_cap() -> None:
+    assert native_input_size(480, 360) == 480  # PETS09 clip
+    assert native_input_size(640, 360) == 640
+    assert native_input_size(1920, 1080) == NATIVE_MAX_SIZE == 1280  # MOT17 frames: capped
+    assert native_input_size(100, 72) == 128 and native_input_size(100, 72, max_size=96) == 96
+    with pytest.raises(ValueError, match="positive"):
+        native_input_size(0, 360)
 
 
 def test_onnx_export_matches_torch(tmp_path: Path) -> None:

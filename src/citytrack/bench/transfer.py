@@ -2,7 +2,7 @@
 
     OMP_NUM_THREADS=1 python -m citytrack.bench transfer [--parts detection,tracking] [--datasets pets,mot17] \
         [--detectors ours,hog,frcnn] [--ckpt checkpoints/detector_synthetic_cpu.pt] \
-        [--reid-ckpt checkpoints/reid_synthetic_osnet.ckpt] [--stride 1] [--max-frames N] [--img-size 416] \
+        [--reid-ckpt checkpoints/reid_synthetic_osnet.ckpt] [--stride 1] [--max-frames N] [--img-size native] \
         [--json results.json] [--picture transfer.png]
 
 Detection (`--parts detection`), on every real frame with ground truth under `--data` (`../shared/data`):
@@ -11,7 +11,9 @@ Detection (`--parts detection`), on every real frame with ground truth under `--
   ground truth scaled by 0.625 (MOT15 is annotated at 768x576).
 - `mot17`: the MOT17-02 frames present in `img1/` (4 of 600) at 1920x1080.
 
-Three detectors: ours (`--ckpt`, scores down to 0.001 as COCO wants), OpenCV's HOG (frames upscaled by
+Three detectors: ours (`--ckpt`, scores down to 0.001 as COCO wants; by default at each frame's own
+resolution, at most 1280 px, as `data.letterbox.NATIVE_MAX_SIZE` says why; `--img-size checkpoint` for
+the 416 px it was trained at), OpenCV's HOG (frames upscaled by
 `--hog-upscale`, the same on both datasets, so its 64x128 window fits PETS's ~50 px people), and the public
 Faster R-CNN detections of each sequence's `det/det.txt` (PETS's MOT15 file scaled by 0.625). Scored with
 `citytrack.eval.detection.DetectionEvaluator` (pycocotools mAP@.5 and mAP@[.5:.95]).
@@ -27,6 +29,10 @@ Ground-truth rules (`split_ground_truth`), preprocessing apart from the metric:
   as in `citytrack.eval.mot_metrics`.
 - MOT15 (PETS): the 174 zero-marked rows (of 4650; people the annotators excluded, which the MOT15 devkit
   drops from the ground truth) are ignore regions.
+
+Test size (`--parts sizes`): our detector's mAP at each `--size-grid` input size on held-out synthetic
+street frames (`SIZE_WORLD`, 1920x1080), scored like MOT17: how `native` (the default above) was chosen
+without looking at real ground truth.
 
 Tracking (`--parts tracking`) on the PETS clip: our detector's boxes at the checkpoint's score threshold
 (0.1, ByteTrack's low threshold, as `infer.py`'s `CheckpointDetector` gives them), the same boxes to every
@@ -328,6 +334,70 @@ def score_synthetic(ckpt: Path, roots: Sequence[Path] | None, device: Any, strid
     return out
 
 
+# --------------------------------------------------------------------------- test size, on synthetic frames
+SIZE_WORLD = {"layout": "mot", "seed": 3031, "scenes": 3, "cameras": 4, "people": 40, "frames": 30,
+              "width": 1920, "height": 1080, "progress": False, "workers": 1}
+"""The world `--parts sizes` chooses the test input size on: the detector's domain-randomised training recipe
+(`conf/data/detection_synthetic_dr.yaml`, its world overrides) with an unseen seed, on a 50 x 16 m street
+(`SIZE_AREA`) so people stand up to ~60 m from a camera, as on a real street, rendered at 1920x1080."""
+SIZE_AREA = [50.0, 16.0]
+
+
+def size_label(size: int | Sequence[int] | str | None) -> str:
+    """`416`, `416+1280` (multi-scale), `native`, or `checkpoint` (None: the checkpoint's size)."""
+    if size is None:
+        return "checkpoint"
+    return size if isinstance(size, str) else str(size) if isinstance(size, int) else "+".join(map(str, size))
+
+
+def score_sizes(ckpt: Path, sizes: Sequence[int | Sequence[int] | str | None], frame_stride: int = 3,
+                resolution: tuple[int, int] | None = None, data_dir: Path | None = None,
+                **world_size: Any) -> dict[str, dict[str, float]]:
+    """Our detector's mAP on the `SIZE_WORLD` frames at each test input size (`predict_images`'s `img_size`),
+    scored like MOT17 (`split_ground_truth`: visibility >= 0.5, less visible people ignored): the test
+    size is chosen on synthetic frames, never on the real ground truth."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from citytrack.data.synth import ensure_synthetic_dataset
+    from citytrack.models.detector.module import load_detector
+    from citytrack.utils.paths import config_dir
+
+    if data_dir is None:
+        with initialize_config_dir(str(config_dir()), version_base="1.3", job_name="bench_transfer"):
+            data_dir = Path(compose("train").paths.data_dir)
+    recipe = OmegaConf.load(config_dir() / "data" / "detection_synthetic_dr.yaml").train[0].overrides
+    world = {**OmegaConf.to_container(recipe.world), "area": SIZE_AREA}
+    spec = {**SIZE_WORLD, **world_size}  # world_size: scenes, cameras, frames (tests make it tiny)
+    if resolution:
+        spec["width"], spec["height"] = resolution
+    name = "_".join(f"{k}{spec[k]}" for k in ("seed", "scenes", "cameras", "frames"))
+    root = ensure_synthetic_dataset(data_dir / "synth" / f"transfer_sizes_{spec['width']}x{spec['height']}_{name}",
+                                    world=world, **spec)
+    model = load_detector(ckpt, map_location="cpu")
+    dets: dict[str, dict[int, np.ndarray]] = {size_label(sz): {} for sz in sizes}
+    gt_all: dict[int, np.ndarray] = {}
+    ignore_all: dict[int, np.ndarray] = {}
+    keys: list[int] = []
+    for seq_dir in tqdm(sorted(p.parent for p in Path(root).rglob("seqinfo.ini")), desc="test sizes", unit="seq"):
+        seq = load_sequence(seq_dir)
+        gt, ignore = split_ground_truth(seq.gt, 0.5)
+        for f in range(1, seq.info.seq_length + 1, frame_stride):
+            key = len(keys) + 1
+            frame = cv2.imread(str(seq.image_path(f)))
+            if frame is None:
+                raise SystemExit(f"{seq.image_path(f)}: could not read the frame")
+            for sz in sizes:
+                dets[size_label(sz)][key] = model.predict_frames([frame], 1, score_thresh=0.001, img_size=sz)[0]
+            gt_all[key], ignore_all[key] = gt.get(f, np.zeros((0, 4))), ignore.get(f, np.zeros((0, 4)))
+            keys.append(key)
+    out = {}
+    for sz, per_frame in dets.items():
+        m = evaluate(per_frame, keys, gt_all, ignore_all)
+        out[sz] = {"mAP50": float(m["mAP50"]), "mAP": float(m["mAP"])}
+    return out
+
+
 # --------------------------------------------------------------------------- tracking
 def build_tracker(name: str, overrides: Sequence[str] = ()) -> Any:
     """`conf/tracker/<name>.yaml` composed as `python infer.py task=mot tracker=<name>` composes it."""
@@ -399,9 +469,24 @@ def print_tables(results: Mapping[str, Any]) -> None:
         print("|---|---|---|---|---|")
         for label, m in trk.items():
             print(f"| {label} | {m['IDF1']:.1f} | {m['MOTA']:.1f} | {m['HOTA']:.1f} | {m['IDs']:.0f} |")
+    for size, m in results.get("sizes", {}).items():
+        print(f"synthetic street frames, test size {size}: mAP@.5 {m['mAP50']:.3f}, mAP@[.5:.95] {m['mAP']:.3f}")
     for root, m in results.get("synthetic", {}).items():
         print(f"synthetic held-out {root}: mAP@.5 {m.get('mAP50', float('nan')):.3f}, "
               f"mAP@[.5:.95] {m.get('mAP', float('nan')):.3f}")
+
+
+def img_size_arg(text: str) -> int | list[int] | str | None:
+    """`--img-size`: "native", "checkpoint" (None: the checkpoint's size), an int or "a,b" sizes."""
+    if text in ("native", "checkpoint"):
+        return None if text == "checkpoint" else text
+    try:
+        sizes = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: native, checkpoint, an int or comma-separated ints") from None
+    if any(v < 32 for v in sizes):
+        raise argparse.ArgumentTypeError(f"{text!r}: input sizes must be >= 32")
+    return sizes[0] if len(sizes) == 1 else sizes
 
 
 def csv(choices: Sequence[str]) -> Callable[[str], list[str]]:
@@ -418,8 +503,12 @@ def csv(choices: Sequence[str]) -> Callable[[str], list[str]]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m citytrack.bench transfer", description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, default=DATA, help="the real data folder (../shared/data)")
-    p.add_argument("--parts", type=csv(("detection", "tracking", "synthetic")), default=["detection", "tracking"],
-                   help="synthetic: our detector's mAP on held-out synthetic scenes (see --synth-root)")
+    p.add_argument("--parts", type=csv(("detection", "tracking", "synthetic", "sizes")), default=["detection", "tracking"],
+                   help="synthetic: our detector's mAP on held-out synthetic scenes (see --synth-root); "
+                        "sizes: its mAP at each --size-grid test size on held-out synthetic street frames")
+    p.add_argument("--size-grid", default="checkpoint,640,832,1024,1280,1536,native",
+                   help="sizes part: test sizes separated by ',' (a '+' joins a multi-scale test: 416+1280)")
+    p.add_argument("--size-resolution", default="1920x1080", help="sizes part: WxH of the synthetic frames")
     p.add_argument("--synth-root", type=Path, action="append", default=None,
                    help="synthetic part: AI City 2024 scene folders to score (default: the seed-202 validation world)")
     p.add_argument("--datasets", type=csv(("pets", "mot17")), default=["pets", "mot17"], help="detection part")
@@ -429,7 +518,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trackers", type=csv(tuple(TRACKER_OVERRIDES)), default=list(TRACKER_OVERRIDES))
     p.add_argument("--stride", type=int, default=1, help="detection part: every n-th PETS frame")
     p.add_argument("--max-frames", type=int, default=None, help="only the first N frames of each sequence")
-    p.add_argument("--img-size", type=int, default=None, help="our detector's input (default: the checkpoint's)")
+    p.add_argument("--img-size", type=img_size_arg, default="native",
+                   help="our detector's input: native (each frame's own size, at most 1280; the default), "
+                        "checkpoint (its training size), an int, or sizes a,b (a multi-scale test)")
     p.add_argument("--hog-upscale", type=float, default=2.0, help="HOG's window is 64x128: upscale small people")
     p.add_argument("--min-visibility", type=float, default=0.5, help="MOT17: less visible pedestrians are ignored")
     p.add_argument("--device", default="auto")
@@ -481,7 +572,7 @@ def main(argv: list[str] | None = None) -> int:
         if detection:
             results["detection"] = score_detection(sets, names)
             if ours is not None:
-                results["detector_img_size"] = int(args.img_size or ours.hparams.img_size)
+                results["detector_img_size"] = args.img_size or int(ours.hparams.img_size)
             if args.picture:
                 save_picture(args.picture, sets, names)
     if tracking and pets is not None and ours is not None:
@@ -501,6 +592,10 @@ def main(argv: list[str] | None = None) -> int:
         results["tracking_seconds"] = round(time.perf_counter() - t0 + pets.seconds.get("ours", 0.0), 1)
     if "synthetic" in args.parts:
         results["synthetic"] = score_synthetic(args.ckpt, args.synth_root, device)
+    if "sizes" in args.parts:
+        grid = [img_size_arg(t.replace("+", ",")) for t in args.size_grid.split(",") if t]
+        width, height = (int(v) for v in args.size_resolution.lower().split("x"))
+        results["sizes"] = score_sizes(args.ckpt, grid, resolution=(width, height))
     results["seconds"] = round(time.perf_counter() - t_start, 1)
     print_tables(results)
     print(f"{results['seconds']:.0f} s in all")

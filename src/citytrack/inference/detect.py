@@ -122,7 +122,7 @@ def detections_table(frames: list[int], dets: list[np.ndarray]) -> np.ndarray:
 
 def detect_to_file(
     detector: Any, path: Path, kind: str, out_file: Path, batch_size: int = 8, stride: int = 1,
-    max_frames: int | None = None, score_thresh: float | None = None, img_size: int | None = None,
+    max_frames: int | None = None, score_thresh: float | None = None, img_size: int | Sequence[int] | str | None = None,
     classes: Sequence[int] | None = None, with_class: bool = False,
 ) -> int:
     """Run `detector.predict_frames` over one input and write its det.txt; returns the number of detections.
@@ -222,7 +222,7 @@ def run(
     detector: DetectorModule,
     *,
     batch_size: int,
-    img_size: int | None,
+    img_size: int | Sequence[int] | str | None,
     score_thresh: float | None,
     frame_stride: int,
     max_frames: int | None,

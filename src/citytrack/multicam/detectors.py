@@ -28,14 +28,16 @@ class CheckpointDetector:
         device: str = "auto",
         batch_size: int = 16,
         score_thresh: float | None = None,
-        img_size: int | None = None,
+        img_size: int | Sequence[int] | str | None = None,
         rect: bool = True,
     ) -> None:
         self.device = resolve_device(device)
         self.module = load_detector(ckpt, map_location=self.device)
         if self.device.type == "cuda" and self.module.hparams.channels_last:
             self.module.eval_net.to(memory_format=torch.channels_last)
-        self.batch_size, self.score_thresh, self.img_size, self.rect = int(batch_size), score_thresh, img_size, rect
+        # "native": each frame's own resolution; a list of sizes: a multi-scale test (`DetectorModule.predict_images`)
+        sizes = img_size if img_size is None or isinstance(img_size, int | str) else [int(s) for s in img_size]
+        self.batch_size, self.score_thresh, self.img_size, self.rect = int(batch_size), score_thresh, sizes, rect
 
     def reset(self, scene: SceneInput) -> None:
         """Nothing per scene: the network does not know the scene."""

@@ -28,8 +28,9 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from torchmetrics.detection import MeanAveragePrecision
+from torchvision.ops import batched_nms
 
-from citytrack.data.letterbox import letterbox_batch, rect_input_size
+from citytrack.data.letterbox import letterbox_batch, native_input_size, rect_input_size
 from citytrack.eval.detection import TRACKER_THRESHOLDS, DetectionEvaluator, draw_predictions
 from citytrack.models.detector.losses import YoloxLoss
 from citytrack.models.detector.net import YoloxNet
@@ -267,7 +268,7 @@ class DetectorModule(pl.LightningModule):
         frames: Sequence[np.ndarray],
         batch_size: int = 8,
         score_thresh: float | None = None,
-        img_size: int | None = None,
+        img_size: int | Sequence[int] | str | None = None,
         classes: Sequence[int] | None = None,
         return_class: bool = False,
     ) -> list[np.ndarray]:
@@ -300,7 +301,7 @@ class DetectorModule(pl.LightningModule):
         images: torch.Tensor,
         batch_size: int = 8,
         score_thresh: float | None = None,
-        img_size: int | None = None,
+        img_size: int | Sequence[int] | str | None = None,
         rect: bool = False,
         classes: Sequence[int] | None = None,
         return_class: bool = False,
@@ -311,9 +312,24 @@ class DetectorModule(pl.LightningModule):
         and to the ReID crops, so frames stay on the device from upload to features.
         Rows are `x, y, w, h, score` (plus the class index with `return_class`); `classes` keeps
         only those class indices (NMS is per class, so dropping a class never revives a box).
+        `img_size`: None, the checkpoint's size; "native", the frames' own resolution
+        (`data.letterbox.native_input_size`, at most 1280: a large frame shrunk to the checkpoint's
+        size loses its far people); or a list of sizes, a multi-scale test: one pass per size, the
+        boxes pooled and suppressed once more per class at `nms_thresh` (one person, one box).
         """
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"images must be (B, 3, H, W), got {tuple(images.shape)}")
+        if isinstance(img_size, str):
+            if img_size != "native":
+                raise ValueError(f"img_size: an int, a list of ints or 'native', got {img_size!r}")
+            img_size = native_input_size(images.shape[-1], images.shape[-2])
+        if img_size is not None and not isinstance(img_size, int | np.integer):
+            sizes = [int(s) for s in img_size]
+            if not sizes:
+                raise ValueError("img_size: an empty list of input sizes")
+            if len(sizes) > 1:
+                return self._predict_multi_scale(images, sizes, batch_size, score_thresh, rect, classes, return_class)
+            img_size = sizes[0]
         was_training = self.training
         self.eval()
         size = int(img_size or self.hparams.img_size)
@@ -346,6 +362,23 @@ class DetectorModule(pl.LightningModule):
                 out_dets.append(np.concatenate(cols, 1)[keep])
         self.train(was_training)
         return out_dets
+
+    def _predict_multi_scale(self, images: torch.Tensor, sizes: Sequence[int], batch_size: int,
+                             score_thresh: float | None, rect: bool, classes: Sequence[int] | None,
+                             return_class: bool) -> list[np.ndarray]:
+        """`predict_images` at each of `sizes`, pooled per image and suppressed per class."""
+        passes = [self.predict_images(images, batch_size, score_thresh, size, rect, classes, return_class=True)
+                  for size in sizes]
+        out: list[np.ndarray] = []
+        for per_size in zip(*passes, strict=True):
+            d = np.concatenate(per_size, 0)
+            if len(d) > 1:
+                xyxy = torch.from_numpy(np.column_stack([d[:, :2], d[:, :2] + d[:, 2:4]]))
+                kept = batched_nms(xyxy, torch.from_numpy(d[:, 4]), torch.from_numpy(d[:, 5]).long(),
+                                   float(self.hparams.nms_thresh))[: int(self.hparams.max_det)]
+                d = d[kept.numpy()]
+            out.append(d if return_class else d[:, :5])
+        return out
 
 
 def save_inference_checkpoint(module: DetectorModule, path: str | Path, half: bool = True) -> Path:
