@@ -166,7 +166,7 @@ def test_transfer_end_to_end_on_a_few_frames(tmp_path: Path, shared_data: Path, 
     assert transfer.main(argv) == 0
     res = json.loads(out.read_text())
     assert set(res["detection"]) == {"PETS09-S2L1", "MOT17-02"}
-    assert res["detector_img_size"] == "native"  # each frame at its own resolution by default
+    assert res["detector_img_size"] == 416  # the checkpoint's own input size by default
     for row in res["detection"].values():
         assert row["frames"] == 3
         assert {"ours", "hog", "frcnn"} <= set(row)

@@ -135,6 +135,26 @@ def test_joints_on_the_frame_edge_are_cut_not_seen() -> None:
     assert fp(box, keypoints=kp[None])[0, 1] < 265
 
 
+def test_extrapolate_cut_keeps_the_amodal_box_for_legs_hidden_in_frame() -> None:
+    """`extrapolate="cut"`: legs hidden behind something keep the (amodal) box bottom; a box cut by
+    the frame bottom is still extrapolated; seen ankles still win."""
+    fp = PoseFootPoint(joint_heights=SYNTH_HEIGHTS, extrapolate="cut")
+    size = np.array([[640.0, 360.0], [640.0, 260.0], [640.0, 360.0]])
+    boxes = np.array([[170.0, 150.0, 60.0, 160.0],   # amodal box of a person hidden below the hips
+                      [170.0, 150.0, 60.0, 110.0],   # box clipped at the frame bottom (y = 260)
+                      [170.0, 140.0, 60.0, 180.0]])  # feet seen, loose box
+    kp = np.stack([skeleton((200.0, 300.0), 150.0, hidden=("ankle", "knee")),
+                   skeleton((200.0, 300.0), 150.0, hidden=("ankle", "knee")),
+                   skeleton((200.0, 300.0), 150.0)])
+    uv, rule = fp.estimate(boxes, kp, size)
+    assert rule.tolist() == [BOX, EXTRAPOLATED, ANKLES]
+    np.testing.assert_allclose(uv, [[200.0, 310.0], [200.0, 300.0], [200.0, 300.0]], atol=1e-6)
+    # the default extrapolates the hidden legs as well
+    assert PoseFootPoint(joint_heights=SYNTH_HEIGHTS).estimate(boxes, kp, size)[1].tolist() == [EXTRAPOLATED] * 2 + [ANKLES]
+    with pytest.raises(ValueError, match="extrapolate"):
+        PoseFootPoint(extrapolate="never")
+
+
 def test_fallback_to_the_box_and_vectorised_mix() -> None:
     fp = PoseFootPoint(joint_heights=SYNTH_HEIGHTS)
     boxes = np.array([[170.0, 140.0, 60.0, 180.0], [10.0, 20.0, 30.0, 90.0], [50, 60, 20, 50], [300, 40, 40, 100]])

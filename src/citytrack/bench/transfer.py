@@ -2,7 +2,7 @@
 
     OMP_NUM_THREADS=1 python -m citytrack.bench transfer [--parts detection,tracking] [--datasets pets,mot17] \
         [--detectors ours,hog,frcnn] [--ckpt checkpoints/detector_synthetic_cpu.pt] \
-        [--reid-ckpt checkpoints/reid_synthetic_osnet.ckpt] [--stride 1] [--max-frames N] [--img-size native] \
+        [--reid-ckpt checkpoints/reid_synthetic_osnet.ckpt] [--stride 1] [--max-frames N] [--img-size checkpoint] \
         [--json results.json] [--picture transfer.png]
 
 Detection (`--parts detection`), on every real frame with ground truth under `--data` (`../shared/data`):
@@ -11,9 +11,9 @@ Detection (`--parts detection`), on every real frame with ground truth under `--
   ground truth scaled by 0.625 (MOT15 is annotated at 768x576).
 - `mot17`: the MOT17-02 frames present in `img1/` (4 of 600) at 1920x1080.
 
-Three detectors: ours (`--ckpt`, scores down to 0.001 as COCO wants; by default at each frame's own
-resolution, at most 1280 px, as `data.letterbox.NATIVE_MAX_SIZE` says why; `--img-size checkpoint` for
-the 416 px it was trained at), OpenCV's HOG (frames upscaled by
+Three detectors: ours (`--ckpt`, scores down to 0.001 as COCO wants, at the checkpoint's input size;
+`--img-size native` runs each frame at its own resolution, which the synthetic street frames of
+`--parts sizes` favour but real frames do not: checkpoints/README.md), OpenCV's HOG (frames upscaled by
 `--hog-upscale`, the same on both datasets, so its 64x128 window fits PETS's ~50 px people), and the public
 Faster R-CNN detections of each sequence's `det/det.txt` (PETS's MOT15 file scaled by 0.625). Scored with
 `citytrack.eval.detection.DetectionEvaluator` (pycocotools mAP@.5 and mAP@[.5:.95]).
@@ -31,8 +31,8 @@ Ground-truth rules (`split_ground_truth`), preprocessing apart from the metric:
   drops from the ground truth) are ignore regions.
 
 Test size (`--parts sizes`): our detector's mAP at each `--size-grid` input size on held-out synthetic
-street frames (`SIZE_WORLD`, 1920x1080), scored like MOT17: how `native` (the default above) was chosen
-without looking at real ground truth.
+street frames (`SIZE_WORLD`, 1920x1080), scored like MOT17: a test size is chosen there, never on the
+real ground truth.
 
 Tracking (`--parts tracking`) on the PETS clip: our detector's boxes at the checkpoint's score threshold
 (0.1, ByteTrack's low threshold, as `infer.py`'s `CheckpointDetector` gives them), the same boxes to every
@@ -518,9 +518,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trackers", type=csv(tuple(TRACKER_OVERRIDES)), default=list(TRACKER_OVERRIDES))
     p.add_argument("--stride", type=int, default=1, help="detection part: every n-th PETS frame")
     p.add_argument("--max-frames", type=int, default=None, help="only the first N frames of each sequence")
-    p.add_argument("--img-size", type=img_size_arg, default="native",
-                   help="our detector's input: native (each frame's own size, at most 1280; the default), "
-                        "checkpoint (its training size), an int, or sizes a,b (a multi-scale test)")
+    p.add_argument("--img-size", type=img_size_arg, default=None,
+                   help="our detector's input: checkpoint (its training size, the default), native (each "
+                        "frame's own size, at most 1280), an int, or sizes a,b (a multi-scale test)")
     p.add_argument("--hog-upscale", type=float, default=2.0, help="HOG's window is 64x128: upscale small people")
     p.add_argument("--min-visibility", type=float, default=0.5, help="MOT17: less visible pedestrians are ignored")
     p.add_argument("--device", default="auto")

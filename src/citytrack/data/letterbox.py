@@ -79,9 +79,10 @@ def rect_input_size(width: int, height: int, size: int, stride: int = 32) -> tup
 
 
 NATIVE_MAX_SIZE = 1280
-"""Cap of `native_input_size`. Chosen on held-out synthetic frames only (the detector's domain-randomised
-recipe, unseen seed 3031, a 50 m street so people are far): at 1920x1080 a letterbox of 1280 gave mAP@.5 /
-mAP@[.5:.95] 0.813 / 0.405, 1536 gave 0.791 / 0.394, the checkpoint's 416 gave 0.463 / 0.179."""
+"""Cap of `native_input_size`. Chosen on held-out synthetic frames only (`bench transfer --parts sizes`:
+the detector's domain-randomised recipe, unseen seed, a 50 m street): at 1920x1080 a letterbox of 1280
+gave mAP@.5 / mAP@[.5:.95] 0.813 / 0.405, 1536 gave 0.791 / 0.394, the checkpoint's 416 0.463 / 0.179.
+On real frames the CPU checkpoint does worse at its native size (checkpoints/README.md)."""
 
 
 def native_input_size(width: int, height: int, max_size: int = NATIVE_MAX_SIZE, stride: int = 32) -> int:

@@ -82,6 +82,11 @@ class PoseFootPoint:
     3. otherwise (no pose, one level only, or a reference level less than `min_span` of stature
        above the lowest, too short to scale from): `fallback` (the box bottom centre).
 
+    `extrapolate="cut"` keeps rule 2 for boxes cut by the bottom of the frame and takes the box bottom
+    centre for the lower body hidden by something in front, where an amodal box (as the synthetic-trained
+    detector gives, and as MOTChallenge and AI City annotate) already covers the hidden legs; the default
+    `"hidden"` extrapolates in both cases, as AIC24 does for visible-extent boxes.
+
     The extrapolation follows the body's axis in the image, so people leaning in the image (steep
     cameras, image corners) keep their foot under the body. `joint_heights` are fractions of
     stature above the sole (`ANTHROPOMETRIC_HEIGHTS` by default).
@@ -94,6 +99,7 @@ class PoseFootPoint:
         min_span: float = 0.2,
         edge_margin: float = 2.0,
         fallback: BoxBottomCentre | None = None,
+        extrapolate: str = "hidden",
     ) -> None:
         heights = dict(ANTHROPOMETRIC_HEIGHTS if joint_heights is None else joint_heights)
         names = [name for name, _ in LEVELS]
@@ -102,6 +108,9 @@ class PoseFootPoint:
         h = np.array([float(heights[n]) for n in names])
         if not (np.all(np.diff(h) > 0) and h[0] >= 0 and h[-1] <= 1):
             raise ValueError(f"joint_heights must rise from ankle to head within [0, 1], got {heights}")
+        if extrapolate not in ("hidden", "cut"):
+            raise ValueError(f"extrapolate must be 'hidden' or 'cut', got {extrapolate!r}")
+        self.extrapolate = extrapolate
         self.conf_thresh, self.min_span, self.edge_margin = float(conf_thresh), float(min_span), float(edge_margin)
         self.heights = h
         self.fallback = fallback if fallback is not None else BoxBottomCentre()
@@ -160,6 +169,12 @@ class PoseFootPoint:
         extrap = p_low + (p_low - p_up) * scale[:, None]
         ankles = any_seen & (low == 0)
         use = has_up
+        if self.extrapolate == "cut" and image_sizes is not None:
+            # an amodal box (the detector's) already stands in for feet hidden by something in front;
+            # its bottom is only wrong where the frame cuts it
+            size = np.asarray(image_sizes, dtype=np.float64).reshape(-1, 2)
+            cut = boxes[:, 1] + boxes[:, 3] >= size[:, 1] - self.edge_margin
+            use = has_up & (ankles | cut)
         out[use] = extrap[use]
         rule[use] = np.where(ankles[use], ANKLES, EXTRAPOLATED)
         lone = ankles & ~has_up  # ankles and nothing to scale by: the box height stands for stature
