@@ -506,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--parts", type=csv(("detection", "tracking", "synthetic", "sizes")), default=["detection", "tracking"],
                    help="synthetic: our detector's mAP on held-out synthetic scenes (see --synth-root); "
                         "sizes: its mAP at each --size-grid test size on held-out synthetic street frames")
-    p.add_argument("--size-grid", default="checkpoint,640,832,1024,1280,1536,native",
+    p.add_argument("--size-grid", default="checkpoint,640,832,1024,1280,1536",
                    help="sizes part: test sizes separated by ',' (a '+' joins a multi-scale test: 416+1280)")
     p.add_argument("--size-resolution", default="1920x1080", help="sizes part: WxH of the synthetic frames")
     p.add_argument("--synth-root", type=Path, action="append", default=None,
