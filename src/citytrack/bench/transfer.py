@@ -345,9 +345,9 @@ SIZE_AREA = [50.0, 16.0]
 
 def size_label(size: int | Sequence[int] | str | None) -> str:
     """`416`, `416+1280` (multi-scale), `native`, or `checkpoint` (None: the checkpoint's size)."""
-    if size is None:
-        return "checkpoint"
-    return size if isinstance(size, str) else str(size) if isinstance(size, int) else "+".join(map(str, size))
+    if size is None or isinstance(size, str | int):
+        return "checkpoint" if size is None else str(size)
+    return "+".join(map(str, size))
 
 
 def score_sizes(ckpt: Path, sizes: Sequence[int | Sequence[int] | str | None], frame_stride: int = 3,

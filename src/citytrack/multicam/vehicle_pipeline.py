@@ -122,7 +122,8 @@ class NetworkDetections:
 
     def __call__(self, images: dict[int, np.ndarray], frame_id: int) -> dict[int, np.ndarray]:
         import torch
-        from torchvision.ops import nms
+
+        from citytrack.models.detector.postprocess import suppress_xywh
 
         out: dict[int, np.ndarray] = {}
         groups: dict[tuple[int, ...], list[int]] = {}
@@ -137,8 +138,7 @@ class NetworkDetections:
                 d = np.vstack([np.asarray(p[i], dtype=np.float64).reshape(-1, 5) for p in passes])
                 d = d[d[:, 4] >= self.min_score]
                 if len(d) > 1:  # one vehicle, two class guesses (car / truck) or two scales: keep the surer box
-                    xyxy = torch.from_numpy(np.column_stack([d[:, :2], d[:, :2] + d[:, 2:4]]))
-                    d = d[nms(xyxy, torch.from_numpy(d[:, 4]), self.merge_iou).numpy()]
+                    d = d[suppress_xywh(d, self.merge_iou)]
                 out[c] = d
         return out
 

@@ -28,13 +28,12 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from torchmetrics.detection import MeanAveragePrecision
-from torchvision.ops import batched_nms
 
 from citytrack.data.letterbox import letterbox_batch, native_input_size, rect_input_size
 from citytrack.eval.detection import TRACKER_THRESHOLDS, DetectionEvaluator, draw_predictions
 from citytrack.models.detector.losses import YoloxLoss
 from citytrack.models.detector.net import YoloxNet
-from citytrack.models.detector.postprocess import postprocess
+from citytrack.models.detector.postprocess import postprocess, suppress_xywh
 from citytrack.models.detector.warmstart import init_from_checkpoint
 from citytrack.utils.boxes import xyxy_to_xywh
 from citytrack.utils.io import atomic_path
@@ -373,10 +372,7 @@ class DetectorModule(pl.LightningModule):
         for per_size in zip(*passes, strict=True):
             d = np.concatenate(per_size, 0)
             if len(d) > 1:
-                xyxy = torch.from_numpy(np.column_stack([d[:, :2], d[:, :2] + d[:, 2:4]]))
-                kept = batched_nms(xyxy, torch.from_numpy(d[:, 4]), torch.from_numpy(d[:, 5]).long(),
-                                   float(self.hparams.nms_thresh))[: int(self.hparams.max_det)]
-                d = d[kept.numpy()]
+                d = d[suppress_xywh(d, self.hparams.nms_thresh, classes=d[:, 5])[: int(self.hparams.max_det)]]
             out.append(d if return_class else d[:, :5])
         return out
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torchvision.ops import batched_nms
 
-from citytrack.utils.boxes import cxcywh_to_xyxy
+from citytrack.utils.boxes import cxcywh_to_xyxy, xywh_to_xyxy
 
 
 def postprocess(
@@ -34,3 +35,13 @@ def postprocess(
         kept = batched_nms(bx, sc, lb, nms_thresh)[:max_det]
         results.append(torch.cat([bx[kept], sc[kept, None], lb[kept, None].float()], 1))
     return results
+
+
+def suppress_xywh(dets: np.ndarray, iou: float, classes: np.ndarray | None = None) -> np.ndarray:
+    """NMS over detections already in image pixels, `(N, 5+)` x, y, w, h, score: the kept row
+    indices, surest first. Per class with `classes` `(N,)`, across all rows without. Merges boxes
+    pooled from several passes (test sizes, class guesses) into one per object."""
+    xyxy = torch.from_numpy(xywh_to_xyxy(dets[:, :4]))
+    scores = torch.from_numpy(np.ascontiguousarray(dets[:, 4], dtype=np.float64))
+    groups = torch.zeros(len(dets), dtype=torch.long) if classes is None else torch.from_numpy(np.asarray(classes)).long()
+    return batched_nms(xyxy, scores, groups, float(iou)).numpy()
