@@ -32,7 +32,14 @@ from citytrack.multicam.vehicle_link import (
     ground_truth_tracklets,
     link_tracklets,
 )
-from citytrack.multicam.vehicle_pipeline import FileDetections, NetworkDetections, VehiclePipeline, in_roi
+from citytrack.multicam.vehicle_pipeline import (
+    FileDetections,
+    NetworkDetections,
+    VehiclePipeline,
+    in_roi,
+    interpolate_track_gaps,
+    roi_with_margin,
+)
 from citytrack.tracking.deepsort import DeepSort
 from citytrack.utils.paths import config_dir as conf_root
 
@@ -96,12 +103,13 @@ def test_fit_brackets_the_speeds_it_saw() -> None:
     for vid in range(8):
         speed = rng.uniform(8, 14)
         t_exit = 3.0
-        gap = 70.0 / speed
+        gap = 70.0 / speed + (4.0 if vid == 5 else 0.0)  # one vehicle waits 4 s at a light on the way
         tracklets.append(drive(1, 0.0, t_exit, (0.0, 0.0), (speed, 0.0), label=vid))
         x_exit = speed * t_exit
         tracklets.append(drive(2, t_exit + gap, t_exit + gap + 2, (x_exit + 70.0, 0.0), (speed, 0.0), label=vid))
     model = TravelModel.fit(tracklets, quantile=0.0, margin=0.1)
-    assert 6.5 < model.v_min < 8.0 and 14.0 < model.v_max < 16.0
+    assert 4.0 < model.v_min < 8.0 and 14.0 < model.v_max < 16.0
+    assert model.max_wait == pytest.approx(4.4, abs=0.01)  # the stop seen, widened by the margin
     assert model.fitted_on["transitions"] == 8
     with pytest.raises(ValueError, match="transitions"):
         TravelModel.fit(tracklets[:4])
@@ -222,7 +230,41 @@ def test_ground_truth_tracklets_and_roi(tiny_city: Path) -> None:
     v, u = np.argwhere(setup.roi)[0]
     off = np.argwhere(~setup.roi)[0]
     boxes = np.array([[u - 5, v - 10, 10, 10], [off[1] - 5, off[0] - 10, 10, 10]], dtype=float)
-    assert in_roi(setup, boxes).tolist() == [True, False]
+    assert in_roi(setup.roi, boxes).tolist() == [True, False]
+
+
+def test_roi_margin_keeps_boxes_just_off_a_thin_far_road() -> None:
+    roi = np.zeros((40, 60), dtype=bool)
+    roi[20, :] = True  # a far road, one pixel high
+    boxes = np.array([[10, 12, 6, 10], [30, 3, 6, 10], [40, 1, 6, 8]], dtype=float)  # bottoms at rows 22, 13, 9
+    assert in_roi(roi, boxes).tolist() == [False, False, False]
+    assert in_roi(roi_with_margin(roi, 2), boxes).tolist() == [True, False, False]
+    assert in_roi(roi_with_margin(roi, 7), boxes).tolist() == [True, True, False]
+    assert roi_with_margin(roi, 0) is roi
+
+
+def test_interpolate_track_gaps_fills_short_gaps_per_camera_with_unseen_features() -> None:
+    # camera 1, track 5: frames 1, 4 (gap of 2) and 10 (gap of 5); camera 2, track 5: frames 1, 3
+    tracks = np.array([
+        [1, 5, 1, 0, 0, 10, 10],
+        [1, 5, 4, 30, 0, 10, 40],
+        [1, 5, 10, 90, 0, 10, 40],
+        [2, 5, 1, 0, 0, 4, 4],
+        [2, 5, 3, 2, 2, 4, 4],
+    ], dtype=float)
+    feats = np.arange(10, dtype=float).reshape(5, 2)
+    out, f = interpolate_track_gaps(tracks, feats, max_gap=2)
+    assert len(out) == 8 and f.shape == (8, 2)
+    key = {(int(r[0]), int(r[2])): (r, ff) for r, ff in zip(out, f, strict=True)}
+    assert set(key) == {(1, 1), (1, 2), (1, 3), (1, 4), (1, 10), (2, 1), (2, 2), (2, 3)}
+    np.testing.assert_allclose(key[(1, 2)][0][3:7], [10, 0, 10, 20])
+    np.testing.assert_allclose(key[(1, 3)][0][3:7], [20, 0, 10, 30])
+    np.testing.assert_allclose(key[(2, 2)][0][3:7], [1, 1, 4, 4])
+    assert np.isnan(key[(1, 2)][1]).all() and np.isnan(key[(2, 2)][1]).all()
+    for (cam, frame), row in [((1, 1), 0), ((1, 4), 1), ((1, 10), 2), ((2, 1), 3), ((2, 3), 4)]:
+        np.testing.assert_array_equal(key[(cam, frame)][1], feats[row])  # features follow their rows
+    same, none = interpolate_track_gaps(tracks, None, max_gap=0)
+    assert same is tracks and none is None
 
 
 def test_missing_detection_file_names_it(tiny_city: Path) -> None:

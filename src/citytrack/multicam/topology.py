@@ -147,14 +147,15 @@ class TravelModel:
 
         Consecutive visits of one vehicle to two cameras give effective speeds `d / gap`: `v_max`
         is their upper `quantile` widened by `margin`, `v_min` the lower one narrowed by it;
-        `max_wait` covers the longest stop seen (the gap beyond the fastest plausible drive).
+        `max_wait` the upper `quantile` of the stops seen (the gap beyond driving on at the vehicle's
+        own exit or entry speed), widened by `margin`.
         Overlapping visits give the ground distance two cameras see a vehicle apart at once.
         """
         by_id: dict[int, list[Tracklet]] = {}
         for t in tracklets:
             if t.label >= 0:
                 by_id.setdefault(t.label, []).append(t)
-        speeds, overlaps, ratios = [], [], []
+        speeds, overlaps, ratios, waits = [], [], [], []
         for visits in by_id.values():
             visits = sorted(visits, key=lambda t: t.start)
             for a, b in pairwise(visits):
@@ -168,6 +169,7 @@ class TravelModel:
                         speeds.append(d / gap)
                         seen = max(float(np.linalg.norm(va)), float(np.linalg.norm(vb)), 1.0)
                         ratios.append(abs(np.log(d / gap / seen)))
+                        waits.append(max(gap - d / seen, 0.0))  # time beyond driving on at the seen speed
                 else:
                     dist = overlap_distance(a, b)
                     if np.isfinite(dist):
@@ -180,6 +182,7 @@ class TravelModel:
         v_min = float(max(np.quantile(speeds_a, quantile) * (1 - margin), 0.5))
         params: dict[str, Any] = {"v_max": v_max, "v_min": v_min}
         params["speed_ratio_scale"] = float(max(np.median(ratios), 0.02))
+        params["max_wait"] = float(np.quantile(waits, 1 - quantile) * (1 + margin))
         if overlaps:
             params["overlap_distance"] = float(max(np.quantile(overlaps, 1 - quantile) * (1 + margin), 3.0))
             params["overlap_scale"] = float(max(np.median(overlaps), 0.5))

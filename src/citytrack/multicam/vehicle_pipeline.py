@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -27,6 +28,7 @@ from citytrack.data.formats.aicity.aic19_scene import Aic19CameraSetup, read_aic
 from citytrack.data.formats.errors import FormatError
 from citytrack.data.video import SyncedVideoReader
 from citytrack.multicam.topology import CameraTopology, TravelModel
+from citytrack.tracking.postprocess import linear_interpolation
 from citytrack.multicam.vehicle_link import (
     LinkConfig,
     build_tracklets,
@@ -57,14 +59,48 @@ class VehicleRun:
     dropped: dict[int, str] = field(default_factory=dict)
 
 
-def in_roi(setup: Aic19CameraSetup, boxes_xywh: np.ndarray) -> np.ndarray:
-    """Boolean per box: its bottom centre (clipped into the image) lies on the ROI mask."""
+def roi_with_margin(roi: np.ndarray, margin: int) -> np.ndarray:
+    """The ROI mask grown by `margin` pixels (square neighbourhood). A box's bottom centre is the
+    nearest ground contact in the image, not the middle of the vehicle's footprint, and a far road
+    is only a few pixels wide, so a box a pixel or two off a thin road mask is still on the road."""
+    if margin <= 0:
+        return roi
+    size = 2 * int(margin) + 1
+    return cv2.dilate(roi.astype(np.uint8), np.ones((size, size), np.uint8)) > 0
+
+
+def in_roi(roi: np.ndarray, boxes_xywh: np.ndarray) -> np.ndarray:
+    """Boolean per box: its bottom centre (clipped into the image) lies on the `(h, w)` ROI mask."""
     if len(boxes_xywh) == 0:
         return np.zeros(0, dtype=bool)
-    h, w = setup.roi.shape
+    h, w = roi.shape
     u = np.clip(np.rint(boxes_xywh[:, 0] + boxes_xywh[:, 2] / 2), 0, w - 1).astype(int)
     v = np.clip(np.rint(boxes_xywh[:, 1] + boxes_xywh[:, 3]), 0, h - 1).astype(int)
-    return setup.roi[v, u]
+    return roi[v, u]
+
+
+def interpolate_track_gaps(tracks: np.ndarray, features: np.ndarray | None, max_gap: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per-camera tracks (`camera, id, frame, x, y, w, h`) with gaps of at most `max_gap` missing frames
+    filled linearly (`tracking.postprocess.linear_interpolation`: frames where a track was coasting
+    on its Kalman prediction unseen); filled rows get NaN features (no appearance seen there)."""
+    if max_gap <= 0 or len(tracks) == 0:
+        return tracks, features
+    out_rows: list[np.ndarray] = []
+    out_feats: list[np.ndarray] = []
+    for cam in np.unique(tracks[:, 0]):
+        sel = np.flatnonzero(tracks[:, 0] == cam)
+        table = np.zeros((len(sel), 10))
+        table[:, [mot.FRAME, mot.ID]] = tracks[sel][:, [2, 1]]
+        table[:, mot.X : mot.H + 1] = tracks[sel, 3:7]
+        table[:, mot.CONF] = np.arange(len(sel))  # the source row, copied into filled rows
+        filled = linear_interpolation(table, max_gap)
+        seen = np.isin(filled[:, mot.ID] * 1e6 + filled[:, mot.FRAME], table[:, mot.ID] * 1e6 + table[:, mot.FRAME])
+        out_rows.append(np.column_stack([np.full(len(filled), cam), filled[:, [mot.ID, mot.FRAME]], filled[:, mot.X : mot.H + 1]]))
+        if features is not None:
+            f = np.full((len(filled), features.shape[1]), np.nan)
+            f[seen] = features[sel[filled[seen, mot.CONF].astype(np.int64)]]
+            out_feats.append(f)
+    return np.vstack(out_rows), (np.vstack(out_feats) if features is not None else None)
 
 
 class FileDetections:
@@ -158,6 +194,8 @@ class VehiclePipeline:
         topology: CameraTopology | None = None,
         min_tracklet_length: int = 3,
         min_box_height: float = 0.0,
+        roi_margin: int = 0,
+        interpolate_max_gap: int = 0,
         max_frames: int | None = None,
         progress: bool = True,
     ) -> None:
@@ -169,6 +207,8 @@ class VehiclePipeline:
         self.topology = topology
         self.min_tracklet_length = int(min_tracklet_length)
         self.min_box_height = float(min_box_height)
+        self.roi_margin = int(roi_margin)
+        self.interpolate_max_gap = int(interpolate_max_gap)
         self.max_frames = max_frames
         self.progress = progress
 
@@ -176,6 +216,7 @@ class VehiclePipeline:
         """Per-camera tracks (rows of `camera, id, frame, x, y, w, h`) and the matched detections' features."""
         self.detections.reset(setups)
         by_cam = {s.camera.camera_id: s for s in setups}
+        rois = {c: roi_with_margin(s.roi, self.roi_margin) for c, s in by_cam.items()}
         paths = {s.camera.camera_id: s.camera.video for s in setups}
         trackers = {c: self.tracker_factory() for c in paths}
         for c, t in trackers.items():
@@ -203,7 +244,7 @@ class VehiclePipeline:
                 dets = self.detections(images, frame_id)
                 for c in list(dets):
                     d = dets[c]
-                    keep = in_roi(by_cam[c], d[:, :4]) & (d[:, 3] >= self.min_box_height)
+                    keep = in_roi(rois[c], d[:, :4]) & (d[:, 3] >= self.min_box_height)
                     dets[c] = d[keep]
                 seconds["detect"] += time.perf_counter() - t0
                 t0 = time.perf_counter()
@@ -240,6 +281,7 @@ class VehiclePipeline:
         setups = read_aic19_scene(scene_dir)  # every file checked before decoding
         tracks, features, camera_frames, dropped = self.track_cameras(setups, seconds)
         t0 = time.perf_counter()
+        tracks, features = interpolate_track_gaps(tracks, features, self.interpolate_max_gap)
         gps = scene_gps(setups)
         tracklets = build_tracklets(tracks, setups, features, self.min_tracklet_length, gps)
         labels = link_tracklets(tracklets, self.link, self.travel_model, self.topology)
