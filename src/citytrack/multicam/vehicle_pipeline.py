@@ -28,7 +28,6 @@ from citytrack.data.formats.aicity.aic19_scene import Aic19CameraSetup, read_aic
 from citytrack.data.formats.errors import FormatError
 from citytrack.data.video import SyncedVideoReader
 from citytrack.multicam.topology import CameraTopology, TravelModel
-from citytrack.tracking.postprocess import linear_interpolation
 from citytrack.multicam.vehicle_link import (
     LinkConfig,
     build_tracklets,
@@ -36,6 +35,7 @@ from citytrack.multicam.vehicle_link import (
     link_tracklets,
     scene_gps,
 )
+from citytrack.tracking.postprocess import linear_interpolation
 
 log = logging.getLogger(__name__)
 
@@ -94,11 +94,12 @@ def interpolate_track_gaps(tracks: np.ndarray, features: np.ndarray | None, max_
         table[:, mot.X : mot.H + 1] = tracks[sel, 3:7]
         table[:, mot.CONF] = np.arange(len(sel))  # the source row, copied into filled rows
         filled = linear_interpolation(table, max_gap)
-        seen = np.isin(filled[:, mot.ID] * 1e6 + filled[:, mot.FRAME], table[:, mot.ID] * 1e6 + table[:, mot.FRAME])
+        source = filled[:, mot.CONF].astype(np.int64)
+        seen = filled[:, mot.FRAME] == table[source, mot.FRAME]  # a filled row keeps its earlier box's source
         out_rows.append(np.column_stack([np.full(len(filled), cam), filled[:, [mot.ID, mot.FRAME]], filled[:, mot.X : mot.H + 1]]))
         if features is not None:
             f = np.full((len(filled), features.shape[1]), np.nan)
-            f[seen] = features[sel[filled[seen, mot.CONF].astype(np.int64)]]
+            f[seen] = features[sel[source[seen]]]
             out_feats.append(f)
     return np.vstack(out_rows), (np.vstack(out_feats) if features is not None else None)
 
