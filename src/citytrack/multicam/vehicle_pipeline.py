@@ -142,11 +142,16 @@ class NetworkDetections:
     then also merges one vehicle found at two scales. City cameras see vehicles from ~10 px (far
     down the road) to a third of the frame: a larger input finds the far ones, the checkpoint's own
     size the near ones. None: one pass at the detector's `img_size`.
+
+    `contain`: then drops a box when more than this share of it (or of the surer box, the smaller
+    one) lies inside a surer box (`postprocess.suppress_contained`): part boxes that IoU-NMS keeps
+    and that the tracker would follow as a second vehicle. None: off.
     """
 
     def __init__(self, detector: Any, classes: list[str] | None = None, min_score: float = 0.3,
-                 merge_iou: float = 0.7, img_sizes: list[int] | None = None) -> None:
+                 merge_iou: float = 0.7, img_sizes: list[int] | None = None, contain: float | None = None) -> None:
         self.detector, self.classes, self.min_score, self.merge_iou = detector, classes, float(min_score), float(merge_iou)
+        self.contain = None if contain is None else float(contain)
         self.img_sizes: list[int | None] = [int(s) for s in img_sizes] if img_sizes else [detector.img_size]
 
     def reset(self, setups: list[Aic19CameraSetup]) -> None:
@@ -160,7 +165,7 @@ class NetworkDetections:
     def __call__(self, images: dict[int, np.ndarray], frame_id: int) -> dict[int, np.ndarray]:
         import torch
 
-        from citytrack.models.detector.postprocess import suppress_xywh
+        from citytrack.models.detector.postprocess import suppress_contained, suppress_xywh
 
         out: dict[int, np.ndarray] = {}
         groups: dict[tuple[int, ...], list[int]] = {}
@@ -176,6 +181,8 @@ class NetworkDetections:
                 d = d[d[:, 4] >= self.min_score]
                 if len(d) > 1:  # one vehicle, two class guesses (car / truck) or two scales: keep the surer box
                     d = d[suppress_xywh(d, self.merge_iou)]
+                if self.contain is not None and len(d) > 1:
+                    d = d[suppress_contained(d, self.contain)]
                 out[c] = d
         return out
 
