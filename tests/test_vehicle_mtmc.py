@@ -88,6 +88,33 @@ def test_one_camera_never_holds_one_vehicle_twice_at_once() -> None:
     assert not ok[0, 1]
 
 
+def test_a_part_box_track_riding_on_its_vehicle_may_join_it_and_is_reported_once() -> None:
+    """Two tracks at once in one camera are two vehicles, unless their ground points stay within
+    `same_camera_duplicate` metres (a part box on the vehicle's own box); in the submission the
+    vehicle then keeps one box per frame, the longer track's."""
+    import dataclasses
+
+    whole = drive(1, 0.0, 4.0, (0.0, 0.0), (10.0, 0.0))
+    part = drive(1, 1.0, 2.0, (11.0, 0.5), (10.0, 0.0))       # 1.1 m off the whole box's ground point
+    neighbour = drive(1, 1.0, 2.0, (10.0, 3.5), (10.0, 0.0))  # the next lane, 3.5 m over
+    model = dataclasses.replace(MODEL, same_camera_duplicate=3.0)
+    assert not pair_feasible(whole, part, MODEL)  # off by default
+    assert pair_feasible(whole, part, model) and not pair_feasible(whole, neighbour, model)
+
+    frames = [np.arange(1, 42), np.arange(11, 22), np.arange(1, 30)]
+    rows = np.vstack([np.column_stack([np.full(len(f), cam), np.full(len(f), tid), f, np.zeros((len(f), 4))])
+                      for cam, tid, f in ((1, 7, frames[0]), (1, 8, frames[1]), (2, 3, frames[2]))])
+    rows[:, 3] = np.repeat([0.0, 50.0, 0.0], [len(f) for f in frames])  # x tells the tracks apart
+    tracklets, start = [], 0
+    for cam, f in zip((1, 1, 2), frames, strict=True):
+        tracklets.append(Tracklet(cam, 0, f.astype(float), f / 10.0, np.zeros((len(f), 2)), rows=np.arange(start, start + len(f))))
+        start += len(f)
+    out = global_rows(rows, tracklets, np.array([0, 0, 0]), min_cameras=2)
+    key = out[:, [0, 2]]
+    assert len(np.unique(key, axis=0)) == len(out) == 41 + 29  # one box per camera and frame
+    assert (out[out[:, 0] == 1, 3] == 0.0).all()  # camera 1 keeps the longer (whole) track's boxes
+
+
 def test_topology_windows_and_only_pairs() -> None:
     a = drive(1, 0.0, 3.0, (0.0, 0.0), (10.0, 0.0))
     b = drive(3, 10.0, 12.0, (100.0, 0.0), (10.0, 0.0))

@@ -116,7 +116,10 @@ class TravelModel:
     when its median ground distance over the shared times is at most `overlap_distance`.
     `direction_cos`: the exit velocity at A and the entry velocity at B must both point along the
     A->B displacement with cosine above it (vehicles do not reverse); skipped for vehicles slower
-    than `min_speed` or pairs closer than `min_direction_distance`.
+    than `min_speed` or pairs closer than `min_direction_distance`. One camera's tracks are one
+    vehicle's fragments when the later starts at most `same_camera_max_gap` s after the earlier
+    ends, never when both run at once, unless their ground points stay within
+    `same_camera_duplicate` m (a part box riding on its vehicle's box; 0: never).
 
     Feasible pairs also get a soft cost (`pair_cost`), in units of what true pairs show in the
     training ground truth: overlapping pairs their ground distance over `overlap_scale` (the true
@@ -136,6 +139,7 @@ class TravelModel:
     min_direction_distance: float = 15.0
     same_camera_max_gap: float = 5.0
     same_camera_distance: float = 15.0
+    same_camera_duplicate: float = 0.0
     overlap_scale: float = 4.0
     speed_ratio_scale: float = 0.12
     fitted_on: dict[str, Any] = field(default_factory=dict)
@@ -265,8 +269,9 @@ def pair_feasible(a: Tracklet, b: Tracklet, model: TravelModel, topology: Camera
     first, second = (a, b) if a.start <= b.start else (b, a)
     gap = second.start - first.end
     if a.camera == b.camera:
-        if gap <= 0:
-            return False  # one camera sees two tracks at once: two vehicles
+        if gap <= 0:  # one camera sees two tracks at once: two vehicles, unless one box rides on the other
+            dist = overlap_distance(a, b, model.overlap_tolerance) if model.same_camera_duplicate > 0 else float("nan")
+            return bool(np.isfinite(dist) and dist <= model.same_camera_duplicate)
         if gap > model.same_camera_max_gap:
             return False
         d = float(np.linalg.norm(second.entry()[0] - first.exit()[0]))

@@ -5,8 +5,8 @@ appearance distance between tracklet features; a soft spatio-temporal penalty (`
 so that k-reciprocal neighbourhoods are built from plausible pairs; k-reciprocal re-ranking
 (optional); then the hard filter: pairs `topology.feasible_pairs` refuses never link. Linking is
 average-linkage agglomerative clustering under a complete-link feasibility constraint: two
-clusters merge only if every cross pair is feasible (so one camera never holds one vehicle twice
-at once, and a chain A-B-C cannot smuggle in an impossible A-C). Clusters seen by fewer than
+clusters merge only if every cross pair is feasible (so one camera never holds two vehicles' tracks
+at once in one cluster, and a chain A-B-C cannot smuggle in an impossible A-C). Clusters seen by fewer than
 `min_cameras` cameras are dropped from the submission, as the AI City 2019 ground truth only
 holds vehicles that two or more cameras saw.
 """
@@ -231,6 +231,7 @@ def global_rows(rows: np.ndarray, tracklets: Sequence[Tracklet], labels: np.ndar
     """`rows` with column 1 replaced by 1-based global ids; rows of clusters seen by fewer than
     `min_cameras` cameras (and of tracks left out of linking) are dropped."""
     gid = np.full(len(rows), -1, dtype=np.int64)
+    length = np.zeros(len(rows))
     cams_of: dict[int, set[int]] = {}
     for t, lab in zip(tracklets, labels, strict=True):
         cams_of.setdefault(int(lab), set()).add(t.camera)
@@ -239,6 +240,12 @@ def global_rows(rows: np.ndarray, tracklets: Sequence[Tracklet], labels: np.ndar
     for t, lab in zip(tracklets, labels, strict=True):
         if int(lab) in new_id and t.rows is not None:
             gid[t.rows] = new_id[int(lab)]
-    out = rows[gid > 0].copy()
-    out[:, 1] = gid[gid > 0]
+            length[t.rows] = len(t.rows)
+    keep = np.flatnonzero(gid > 0)
+    # one box per vehicle, camera and frame: where a part box's track joined its vehicle, the longer track's box
+    order = keep[np.argsort(-length[keep], kind="stable")]
+    _, first = np.unique(np.column_stack([rows[order, 0], rows[order, 2], gid[order]]), axis=0, return_index=True)
+    keep = np.sort(order[first])
+    out = rows[keep].copy()
+    out[:, 1] = gid[keep]
     return out
