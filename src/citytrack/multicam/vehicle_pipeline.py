@@ -143,9 +143,9 @@ class NetworkDetections:
     down the road) to a third of the frame: a larger input finds the far ones, the checkpoint's own
     size the near ones. None: one pass at the detector's `img_size`.
 
-    `contain`: then drops a box when more than this share of it (or of the surer box, the smaller
-    one) lies inside a surer box (`postprocess.suppress_contained`): part boxes that IoU-NMS keeps
-    and that the tracker would follow as a second vehicle. None: off.
+    `contain`: then drops a box when more than this share of the smaller of it and a surer box lies
+    inside the other (`postprocess.suppress_contained`): part boxes that IoU-NMS keeps and that the
+    tracker would follow as a second vehicle. None: off.
     """
 
     def __init__(self, detector: Any, classes: list[str] | None = None, min_score: float = 0.3,
