@@ -270,8 +270,8 @@ def pair_feasible(a: Tracklet, b: Tracklet, model: TravelModel, topology: Camera
     gap = second.start - first.end
     if a.camera == b.camera:
         if gap <= 0:  # one camera sees two tracks at once: two vehicles, unless one box rides on the other
-            dist = overlap_distance(a, b, model.overlap_tolerance) if model.same_camera_duplicate > 0 else float("nan")
-            return bool(np.isfinite(dist) and dist <= model.same_camera_duplicate)
+            return bool(model.same_camera_duplicate > 0
+                        and overlap_distance(a, b, model.overlap_tolerance) <= model.same_camera_duplicate)
         if gap > model.same_camera_max_gap:
             return False
         d = float(np.linalg.norm(second.entry()[0] - first.exit()[0]))

@@ -56,12 +56,14 @@ def suppress_contained(dets: np.ndarray, contain: float) -> np.ndarray:
     a near vehicle's bonnet): their IoU is the area ratio, small. Two real vehicles rarely put most
     of one's visible box inside the other's, so intersection over the smaller area tells them apart.
     """
+    from citytrack.tracking.matching import iou_matrix
+
     order = np.argsort(-np.asarray(dets[:, 4], dtype=np.float64), kind="stable")
-    xyxy = xywh_to_xyxy(dets[order, :4])
-    area = np.maximum((xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1]), 1e-9)
-    iw = np.clip(np.minimum(xyxy[:, None, 2], xyxy[None, :, 2]) - np.maximum(xyxy[:, None, 0], xyxy[None, :, 0]), 0, None)
-    ih = np.clip(np.minimum(xyxy[:, None, 3], xyxy[None, :, 3]) - np.maximum(xyxy[:, None, 1], xyxy[None, :, 1]), 0, None)
-    over_smaller = iw * ih / np.minimum(area[:, None], area[None, :])
+    boxes = np.asarray(dets[order, :4], dtype=np.float64)
+    area = np.maximum(boxes[:, 2] * boxes[:, 3], 1e-9)
+    iou = iou_matrix(boxes, boxes)
+    inter = iou * (area[:, None] + area[None, :]) / (1.0 + iou)  # IoU = inter / (a + b - inter)
+    over_smaller = inter / np.minimum(area[:, None], area[None, :])
     alive = np.ones(len(order), dtype=bool)
     for i in range(len(order)):
         if alive[i]:
