@@ -23,6 +23,7 @@ from citytrack.multicam.topology import (
     TravelModel,
     feasible_pairs,
     ground_scale,
+    overlap_evidence,
     pair_feasible,
     to_metres,
 )
@@ -359,6 +360,59 @@ def test_soft_cost_prefers_the_pair_whose_travel_time_fits_its_speed() -> None:
         t.feature = np.asarray(f)
     labels = link_tracklets(tracklets, link, MODEL)  # appearance ties; the travel time decides
     assert labels[0] == labels[1] != labels[2]
+
+
+def test_overlap_evidence_rewards_views_that_agree_on_the_ground() -> None:
+    a = drive(1, 0.0, 4.0, (0.0, 0.0), (10.0, 0.0))
+    near = drive(2, 2.0, 6.0, (20.0, 1.0), (10.0, 0.0))  # 1 m off `a` while both see it
+    off = drive(2, 2.0, 6.0, (20.0, 6.0), (10.0, 0.0))  # 6 m off: still feasible (overlap_distance 8)
+    gone = drive(2, 2.0, 6.0, (20.0, 30.0), (10.0, 0.0))  # infeasible
+    later = drive(3, 10.0, 12.0, (100.0, 0.0), (10.0, 0.0))  # a sequential visit
+    fragment = drive(1, 5.0, 6.0, (52.0, 0.0), (10.0, 0.0))  # one camera's fragment
+    tracklets = [a, near, off, gone, later, fragment]
+    feasible = feasible_pairs(tracklets, MODEL)
+    ev = overlap_evidence(tracklets, MODEL, feasible, cap=3.0)
+    assert ev[0, 1] == pytest.approx(1.0 / MODEL.overlap_scale - 1.0, abs=0.02) and ev[0, 1] < 0
+    assert ev[0, 2] == pytest.approx(6.0 / MODEL.overlap_scale - 1.0, abs=0.02) and ev[0, 2] > 0
+    assert ev[0, 3] == 0.0 and not feasible[0, 3]
+    assert ev[0, 4] == 0.0 and feasible[0, 4]
+    assert ev[0, 5] == 0.0 and feasible[0, 5]
+    assert np.array_equal(ev, ev.T)
+    capped = overlap_evidence([a, off], MODEL, np.ones((2, 2), dtype=bool), cap=1.2)
+    assert capped[0, 1] == pytest.approx(0.2)
+
+    # appearance alone is just too far for either camera-2 track; the ground point picks the near one
+    for t, f in zip((a, near, off), ([1.0, 0.0], [0.6, 0.8], [0.6, 0.8]), strict=True):
+        t.feature = np.asarray(f)
+    plain = LinkConfig(threshold=0.35)
+    assert len(set(link_tracklets([a, near, off], plain, MODEL).tolist())) == 3
+    labels = link_tracklets([a, near, off], LinkConfig(threshold=0.35, overlap_weight=0.1), MODEL)
+    assert labels[0] == labels[1] != labels[2]
+
+
+def test_same_camera_pairs_keep_their_appearance_distance_after_re_ranking(monkeypatch: pytest.MonkeyPatch) -> None:
+    from citytrack.multicam import vehicle_link
+
+    a = drive(1, 0.0, 3.0, (0.0, 0.0), (10.0, 0.0), np.array([1.0, 0.0]))
+    b = drive(1, 4.0, 6.0, (40.0, 0.0), (10.0, 0.0), np.array([0.2, 0.98]))  # a fragment in time, another look
+    c = drive(2, 10.0, 12.0, (130.0, 0.0), (10.0, 0.0), np.array([0.9, 0.44]))
+    tracklets = [a, b, c]
+    # stands in for re-ranking's neighbourhood effect: a and b share their partners, so they come out near
+    monkeypatch.setattr(vehicle_link, "re_ranking", lambda q, g, qg, **_: np.array(
+        [[0.0, 0.1, 0.3], [0.1, 0.0, 0.6], [0.3, 0.6, 0.0]], dtype=np.float32))
+    feasible = feasible_pairs(tracklets, MODEL)
+    assert feasible.all()
+    appearance = 1.0 - 0.2 * 1.0 - 0.98 * 0.0
+    plain = LinkConfig(threshold=0.5, rerank=True)
+    floored = LinkConfig(threshold=0.5, rerank=True, same_camera_floor=True)
+    d0 = vehicle_link.link_distance(tracklets, feasible, plain, MODEL)
+    d1 = vehicle_link.link_distance(tracklets, feasible, floored, MODEL)
+    assert d0[0, 1] == pytest.approx(0.1)
+    assert d1[0, 1] == pytest.approx(appearance) and d1[1, 0] == d1[0, 1]
+    assert d1[0, 2] == pytest.approx(0.3) and d1[1, 2] == pytest.approx(0.6)  # cross-camera pairs untouched
+    assert link_tracklets(tracklets, plain, MODEL).tolist() == [0, 0, 0]  # two vehicles merged through re-ranking
+    labels = link_tracklets(tracklets, floored, MODEL)
+    assert labels[0] == labels[2] != labels[1]
 
 
 class _ScaleDetector:

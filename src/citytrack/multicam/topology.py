@@ -324,6 +324,26 @@ def pair_costs(tracklets: Sequence[Tracklet], model: TravelModel, feasible: np.n
     return cost
 
 
+def overlap_evidence(tracklets: Sequence[Tracklet], model: TravelModel, feasible: np.ndarray, cap: float = 3.0) -> np.ndarray:
+    """`(N, N)`: for feasible pairs of two cameras that see the vehicle at the same time, their
+    median ground distance in units of what true pairs show (`overlap_scale`), capped at `cap`,
+    minus 1: below 0 when the views agree better than a typical true pair, up to `cap - 1` when
+    they disagree. 0 for every other pair (one camera's fragments, sequential visits)."""
+    n = len(tracklets)
+    out = np.zeros((n, n))
+    for i in range(n):
+        for j in range(i + 1, n):
+            a, b = tracklets[i], tracklets[j]
+            if not feasible[i, j] or a.camera == b.camera:
+                continue
+            if max(a.start, b.start) - min(a.end, b.end) > model.overlap_tolerance:
+                continue
+            dist = overlap_distance(a, b, model.overlap_tolerance)
+            if np.isfinite(dist):
+                out[i, j] = out[j, i] = min(dist / model.overlap_scale, cap) - 1.0
+    return out
+
+
 def feasible_pairs(tracklets: Sequence[Tracklet], model: TravelModel | None,
                    topology: CameraTopology | None = None) -> np.ndarray:
     """`(N, N)` bool: pairs that may be linked. Without a model only the same-camera rule holds

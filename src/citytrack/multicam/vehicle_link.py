@@ -1,8 +1,10 @@
 """City-scale vehicle linking (AI City 2019 Track 1): per-camera tracks -> tracklets -> global ids.
 
 Order, as the 2019 winner applies it to its distance matrix (`../shared/notes/aic19_vehicle_mtmc.md`):
-appearance distance between tracklet features; a soft spatio-temporal penalty (`st_penalty`)
-so that k-reciprocal neighbourhoods are built from plausible pairs; k-reciprocal re-ranking
+appearance distance between tracklet features; soft space-time costs of plausible pairs
+(`st_weight`: travel time against the speeds seen; `overlap_weight`: how well two views seen at
+once agree on the ground, a bonus when better than a typical true pair); a penalty (`st_penalty`)
+on impossible pairs so that k-reciprocal neighbourhoods are built from plausible pairs; k-reciprocal re-ranking
 (optional); then the hard filter: pairs `topology.feasible_pairs` refuses never link. Linking is
 average-linkage agglomerative clustering under a complete-link feasibility constraint: two
 clusters merge only if every cross pair is feasible (so one camera never holds two vehicles' tracks
@@ -28,6 +30,7 @@ from citytrack.multicam.topology import (
     TravelModel,
     feasible_pairs,
     ground_scale,
+    overlap_evidence,
     pair_costs,
     to_metres,
 )
@@ -141,6 +144,9 @@ class LinkConfig:
     k1: int = 20
     k2: int = 6
     lambda_value: float = 0.3
+    overlap_weight: float = 0.0
+    overlap_cap: float = 3.0
+    same_camera_floor: bool = False
     use_constraints: bool = True
     min_cameras: int = 2
 
@@ -167,9 +173,13 @@ def link_distance(tracklets: Sequence[Tracklet], feasible: np.ndarray, cfg: Link
                   model: TravelModel | None = None) -> np.ndarray:
     """The distance the clustering uses: appearance, soft space-time cost and penalty, optional
     k-reciprocal re-ranking."""
-    d = appearance_distance(tracklets)
+    appearance = appearance_distance(tracklets)
+    d = appearance
     if cfg.use_constraints and cfg.st_weight and model is not None:
         d = d + cfg.st_weight * np.minimum(pair_costs(tracklets, model, feasible), cfg.st_cap)
+    if cfg.use_constraints and cfg.overlap_weight and model is not None:
+        d = np.maximum(d + cfg.overlap_weight * overlap_evidence(tracklets, model, feasible, cfg.overlap_cap), 0.0)
+        np.fill_diagonal(d, 0.0)
     if cfg.use_constraints and cfg.st_penalty:
         d = d + cfg.st_penalty * (~feasible)
     if cfg.rerank and len(tracklets) > 2:
@@ -178,6 +188,12 @@ def link_distance(tracklets: Sequence[Tracklet], feasible: np.ndarray, cfg: Link
         r = re_ranking(d, d, d, k1=k1, k2=k2, lambda_value=cfg.lambda_value).astype(np.float64)
         d = (r + r.T) / 2
         np.fill_diagonal(d, 0.0)
+    if cfg.rerank and cfg.same_camera_floor and len(tracklets) > 2:
+        # one camera's tracks near in time share their feasible partners, hence their k-reciprocal
+        # neighbourhoods, so re-ranking pulls two vehicles of one view together; in one view the
+        # look is reliable, so such a pair keeps at least its appearance distance
+        cams = np.array([t.camera for t in tracklets])
+        d = np.where(cams[:, None] == cams[None, :], np.maximum(d, appearance), d)
     return d
 
 
