@@ -24,6 +24,7 @@ from citytrack.multicam.topology import (
     feasible_pairs,
     ground_scale,
     overlap_evidence,
+    pair_costs,
     pair_feasible,
     to_metres,
 )
@@ -371,14 +372,15 @@ def test_overlap_evidence_rewards_views_that_agree_on_the_ground() -> None:
     fragment = drive(1, 5.0, 6.0, (52.0, 0.0), (10.0, 0.0))  # one camera's fragment
     tracklets = [a, near, off, gone, later, fragment]
     feasible = feasible_pairs(tracklets, MODEL)
-    ev = overlap_evidence(tracklets, MODEL, feasible, cap=3.0)
+    ev = overlap_evidence(tracklets, MODEL, feasible, pair_costs(tracklets, MODEL, feasible), cap=3.0)
     assert ev[0, 1] == pytest.approx(1.0 / MODEL.overlap_scale - 1.0, abs=0.02) and ev[0, 1] < 0
     assert ev[0, 2] == pytest.approx(6.0 / MODEL.overlap_scale - 1.0, abs=0.02) and ev[0, 2] > 0
     assert ev[0, 3] == 0.0 and not feasible[0, 3]
     assert ev[0, 4] == 0.0 and feasible[0, 4]
     assert ev[0, 5] == 0.0 and feasible[0, 5]
     assert np.array_equal(ev, ev.T)
-    capped = overlap_evidence([a, off], MODEL, np.ones((2, 2), dtype=bool), cap=1.2)
+    both = np.ones((2, 2), dtype=bool)
+    capped = overlap_evidence([a, off], MODEL, both, pair_costs([a, off], MODEL, both), cap=1.2)
     assert capped[0, 1] == pytest.approx(0.2)
 
     # appearance alone is just too far for either camera-2 track; the ground point picks the near one

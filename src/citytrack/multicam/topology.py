@@ -324,24 +324,24 @@ def pair_costs(tracklets: Sequence[Tracklet], model: TravelModel, feasible: np.n
     return cost
 
 
-def overlap_evidence(tracklets: Sequence[Tracklet], model: TravelModel, feasible: np.ndarray, cap: float = 3.0) -> np.ndarray:
+def overlapping_views(tracklets: Sequence[Tracklet], model: TravelModel) -> np.ndarray:
+    """`(N, N)` bool: pairs of two cameras whose tracklets run at the same time (within
+    `overlap_tolerance`), the pairs `pair_feasible` and `pair_cost` judge by their ground distance."""
+    cams = np.array([t.camera for t in tracklets])
+    start = np.array([t.start for t in tracklets])
+    end = np.array([t.end for t in tracklets])
+    later_start = np.maximum(start[:, None], start[None, :])
+    earlier_end = np.minimum(end[:, None], end[None, :])
+    return (cams[:, None] != cams[None, :]) & (later_start - earlier_end <= model.overlap_tolerance)
+
+
+def overlap_evidence(tracklets: Sequence[Tracklet], model: TravelModel, feasible: np.ndarray, costs: np.ndarray,
+                     cap: float = 3.0) -> np.ndarray:
     """`(N, N)`: for feasible pairs of two cameras that see the vehicle at the same time, their
-    median ground distance in units of what true pairs show (`overlap_scale`), capped at `cap`,
-    minus 1: below 0 when the views agree better than a typical true pair, up to `cap - 1` when
-    they disagree. 0 for every other pair (one camera's fragments, sequential visits)."""
-    n = len(tracklets)
-    out = np.zeros((n, n))
-    for i in range(n):
-        for j in range(i + 1, n):
-            a, b = tracklets[i], tracklets[j]
-            if not feasible[i, j] or a.camera == b.camera:
-                continue
-            if max(a.start, b.start) - min(a.end, b.end) > model.overlap_tolerance:
-                continue
-            dist = overlap_distance(a, b, model.overlap_tolerance)
-            if np.isfinite(dist):
-                out[i, j] = out[j, i] = min(dist / model.overlap_scale, cap) - 1.0
-    return out
+    `pair_costs` (median ground distance over `overlap_scale`, what true pairs show) capped at
+    `cap`, minus 1: below 0 when the views agree better than a typical true pair, up to `cap - 1`
+    when they disagree. 0 for every other pair (one camera's fragments, sequential visits)."""
+    return np.where(feasible & overlapping_views(tracklets, model), np.minimum(costs, cap) - 1.0, 0.0)
 
 
 def feasible_pairs(tracklets: Sequence[Tracklet], model: TravelModel | None,

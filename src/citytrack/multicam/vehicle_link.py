@@ -175,11 +175,12 @@ def link_distance(tracklets: Sequence[Tracklet], feasible: np.ndarray, cfg: Link
     k-reciprocal re-ranking."""
     appearance = appearance_distance(tracklets)
     d = appearance
-    if cfg.use_constraints and cfg.st_weight and model is not None:
-        d = d + cfg.st_weight * np.minimum(pair_costs(tracklets, model, feasible), cfg.st_cap)
-    if cfg.use_constraints and cfg.overlap_weight and model is not None:
-        d = np.maximum(d + cfg.overlap_weight * overlap_evidence(tracklets, model, feasible, cfg.overlap_cap), 0.0)
-        np.fill_diagonal(d, 0.0)
+    soft = cfg.use_constraints and model is not None
+    costs = pair_costs(tracklets, model, feasible) if soft and (cfg.st_weight or cfg.overlap_weight) else None
+    if costs is not None and cfg.st_weight:
+        d = d + cfg.st_weight * np.minimum(costs, cfg.st_cap)
+    if costs is not None and cfg.overlap_weight:
+        d = np.maximum(d + cfg.overlap_weight * overlap_evidence(tracklets, model, feasible, costs, cfg.overlap_cap), 0.0)
     if cfg.use_constraints and cfg.st_penalty:
         d = d + cfg.st_penalty * (~feasible)
     if cfg.rerank and len(tracklets) > 2:
