@@ -312,6 +312,7 @@ def test_infer_task_writes_the_track1_submission(tiny_city: Path, tmp_path: Path
         cfg = compose("infer", overrides=[
             "task=vehicle_mtmc", f"scene={tiny_city}", f"out={tmp_path}", "vehicle_detector=gt", "reid=none",
             "task.pipeline.progress=false", "task.video=true", f"paths.output_dir={tmp_path}", "device=cpu",
+            "task.pipeline.zones.source=roi",
         ])
     metrics = run_task(cfg)
     table = aic24.read_track1(tmp_path / "track1.txt")
@@ -342,6 +343,48 @@ def test_bad_scenarios_are_refused_naming_the_file(tiny_city: Path, tmp_path: Pa
     cv2.imwrite(str(scene / "c003" / "roi.jpg"), np.zeros((10, 20), np.uint8))
     with pytest.raises(FormatError, match=r"c003/roi\.jpg"):
         pipe.run(scene)
+
+
+def test_zone_maps_of_a_city_and_the_zone_links_its_ground_truth_drove(tiny_city: Path, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from citytrack.data.formats.aicity.aic19_scene import read_aic19_scene
+    from citytrack.multicam import topology
+    from citytrack.multicam.zones import ZoneConfig
+
+    setups = read_aic19_scene(tiny_city)
+    maps = ZoneConfig(source="roi", band=12).maps(setups)
+    assert sorted(maps) == [s.camera.camera_id for s in setups]
+    for s in setups:  # every camera's road leaves the picture somewhere, and zones lie on the road
+        assert maps[s.camera.camera_id].zone_ids and s.roi[maps[s.camera.camera_id].labels > 0].all()
+    tracklets = ground_truth_tracklets(tiny_city, ZoneConfig(source="roi", band=12, tolerance=4))
+    assert all(t.entry_zone >= 0 and t.exit_zone >= 0 for t in tracklets)
+    assert any(t.entry_zone > 0 for t in tracklets) and any(t.exit_zone > 0 for t in tracklets)
+    gt, _ = read_aic19_ground_truth(tiny_city)
+    width, height = setups[0].image_size
+    for t in tracklets:  # a zone end is a box within band + tolerance of the frame edge
+        rows = gt[(gt[:, 0] == t.camera) & (gt[:, 1] == t.label)]
+        for zone, frame in ((t.entry_zone, t.frames[0]), (t.exit_zone, t.frames[-1])):
+            x, y, w, h = rows[rows[:, 2] == frame, 3:7][0]
+            if zone > 0:
+                assert min(x, width - x - w, height - y - h, y + h) <= 12 + 4
+            u, v = int(np.clip(x + w / 2, 0, width - 1)), int(np.clip(y + h, 0, height - 1))
+            roi = next(s.roi for s in setups if s.camera.camera_id == t.camera)
+            if roi[v, u] and min(u, width - 1 - u, height - 1 - v, v) < 12:
+                assert zone > 0  # on the road at the frame edge
+
+    out = tmp_path / "topology.json"
+    # the tiny city drives too few camera-to-camera transitions to fit speeds (TravelModel.fit wants 5)
+    monkeypatch.setattr(topology.TravelModel, "fit", classmethod(lambda cls, tracklets, **kw: cls()))
+    assert topology.main(["fit", str(tiny_city), "--zones", "roi", "--topology-out", str(out)]) == 0
+    topo = topology.CameraTopology.from_config(None, file=out)
+    # (80 frames: no vehicle of this tiny city leaves one camera's zone and reaches another's; the
+    # links themselves are tested in test_vehicle_zones.py)
+    assert out.is_file() and topo.zone_links == topology.fit_zone_links(tracklets)
+
+    with pytest.raises(FormatError, match=r"c001/zones\.png.*missing"):
+        ZoneConfig(source="file").maps(setups)
+    with pytest.raises(ValueError, match="c009"):
+        ZoneConfig(source="polygons", polygons={"c009": {1: [[0, 0], [9, 0], [9, 9]]}}).maps(setups)
 
 
 def test_soft_cost_prefers_the_pair_whose_travel_time_fits_its_speed() -> None:

@@ -69,6 +69,7 @@ def write_map(path: Path, run: VehicleRun, size_px: int = 900) -> None:
         road[px[inside, 1], px[inside, 0]] = 255
     road = cv2.morphologyEx(road, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8)) > 0
     canvas[road] = (canvas[road] * 0.4 + 0.6 * np.array([150, 150, 150])).astype(np.uint8)
+    draw_zones(canvas, w2p, run)
     rows = run.linked
     trails, last = {}, {}
     setups = {s.camera.camera_id: s for s in run.setups}
@@ -84,6 +85,27 @@ def write_map(path: Path, run: VehicleRun, size_px: int = 900) -> None:
     with atomic_path(path, suffix=".png") as tmp:
         if not cv2.imwrite(str(tmp), canvas):
             raise OSError(f"cannot write {path}")
+
+
+def draw_zones(canvas: np.ndarray, w2p: Any, run: VehicleRun) -> None:
+    """Each camera's entry/exit zones on the ground, tinted, labelled `cXXX:zone` at their middle."""
+    for s in run.setups:
+        zmap = run.zones.get(s.camera.camera_id)
+        if zmap is None:
+            continue
+        for zone in zmap.zone_ids:
+            v, u = np.nonzero(zmap.labels == zone)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                px = w2p(s.calibration.image_to_ground(np.column_stack([u, v]).astype(np.float64)))
+            px = np.rint(px[np.isfinite(px).all(1)]).astype(int)
+            inside = (px[:, 0] >= 0) & (px[:, 0] < canvas.shape[1]) & (px[:, 1] >= 0) & (px[:, 1] < canvas.shape[0])
+            px = px[inside]
+            if len(px) == 0:
+                continue
+            canvas[px[:, 1], px[:, 0]] = (0, 200, 255)
+            x, y = np.median(px, axis=0).astype(int)
+            cv2.putText(canvas, f"{s.camera.name}:{zone}", (int(x) + 3, int(y)), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
+                        (0, 200, 255), 1, cv2.LINE_AA)
 
 
 def write_video(path: Path, run: VehicleRun, tile_width: int, max_frames: int | None) -> None:

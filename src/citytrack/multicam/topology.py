@@ -14,7 +14,7 @@ Times are scene seconds, i.e. with the `cam_timestamp` offsets applied; ground p
 metres (`ground_scale` converts a GPS calibration, as AI City 2019's real files map
 latitude/longitude).
 
-    python -m citytrack.multicam.topology fit <dataset or SXX folders...> [--out FILE]
+    python -m citytrack.multicam.topology fit <dataset or SXX folders...> [--out FILE] [--zones roi --topology-out FILE]
 """
 
 from __future__ import annotations
@@ -41,7 +41,9 @@ class Tracklet:
 
     `times` are scene seconds of its frames; `ground` the `(N, 2)` metric ground points of its
     boxes (NaN where a box bottom maps above the horizon); `feature` the L2-normalised mean
-    appearance (None without ReID); `rows` indexes the runner's per-camera output table.
+    appearance (None without ReID); `rows` indexes the runner's per-camera output table;
+    `entry_zone` / `exit_zone` the camera's zone (`zones.py`) of its first / last box: 0 inside the
+    view, -1 when the camera has no zone map.
     """
 
     camera: int
@@ -52,6 +54,8 @@ class Tracklet:
     feature: np.ndarray | None = None
     rows: np.ndarray | None = None
     label: int = -1  # ground-truth id when known (fitting, diagnostics)
+    entry_zone: int = -1
+    exit_zone: int = -1
     _ends_cache: dict[tuple[bool, float], tuple[np.ndarray, np.ndarray]] = field(
         default_factory=dict, init=False, repr=False, compare=False)
 
@@ -119,7 +123,10 @@ class TravelModel:
     than `min_speed` or pairs closer than `min_direction_distance`. One camera's tracks are one
     vehicle's fragments when the later starts at most `same_camera_max_gap` s after the earlier
     ends, never when both run at once, unless their ground points stay within
-    `same_camera_duplicate` m (a part box riding on its vehicle's box; 0: never).
+    `same_camera_duplicate` m (a part box riding on its vehicle's box; 0: never); with zone maps, up
+    to `same_camera_interior_gap` s (when larger) if the earlier ended and the later started inside
+    the view, outside every entry/exit zone: the vehicle was lost in view (occluded, stopped), it did
+    not drive out and back.
 
     Feasible pairs also get a soft cost (`pair_cost`), in units of what true pairs show in the
     training ground truth: overlapping pairs their ground distance over `overlap_scale` (the true
@@ -140,6 +147,7 @@ class TravelModel:
     same_camera_max_gap: float = 5.0
     same_camera_distance: float = 15.0
     same_camera_duplicate: float = 0.0
+    same_camera_interior_gap: float = 0.0
     overlap_scale: float = 4.0
     speed_ratio_scale: float = 0.12
     fitted_on: dict[str, Any] = field(default_factory=dict)
@@ -218,27 +226,125 @@ class CameraTopology:
     """What is known about a deployment's road network: which camera pairs connect and how long
     the drive between them takes (seconds, `[lo, hi]`), e.g. from the city's map or from a
     labelled period. `pairs` keys are `"cA,cB"` camera numbers (either order); with `only_pairs`
-    every pair not listed is refused (the AI City 2019 winners' hand-made topology)."""
+    every pair not listed is refused (the AI City 2019 winners' hand-made topology).
+
+    `zone_links` refine a pair by entry/exit zones (`zones.py`), directed: `"cA:i>cB:j": [lo, hi]`
+    says a vehicle leaving camera A through zone i enters camera B through zone j `lo`..`hi` s
+    later. Two cameras with any zone link between them link a visit that left A through a zone and
+    one that entered B through a zone only along a listed link (the AI City 2021 winner's
+    crossroad-zone gate); a track lost or found inside the view (zone 0) keeps the travel model's
+    tests. Learned by `fit_zone_links`.
+    """
 
     pairs: dict[tuple[int, int], tuple[float, float]] = field(default_factory=dict)
     only_pairs: bool = False
+    zone_links: dict[tuple[int, int, int, int], tuple[float, float]] = field(default_factory=dict)
 
     @classmethod
-    def from_config(cls, pairs: Mapping[str, Sequence[float]] | None, only_pairs: bool = False) -> CameraTopology:
+    def from_config(cls, pairs: Mapping[str, Sequence[float]] | None, only_pairs: bool = False,
+                    zone_links: Mapping[str, Sequence[float]] | None = None, file: str | Path | None = None) -> CameraTopology:
+        """From config mappings, or from a json `file` (`to_json`; config entries are added to it)."""
+        if file:
+            path = Path(file)
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: camera topology not found")
+            try:
+                data = json.loads(path.read_text())
+                pairs = {**data.get("pairs", {}), **(pairs or {})}
+                zone_links = {**data.get("zone_links", {}), **(zone_links or {})}
+                only_pairs = bool(only_pairs or data.get("only_pairs", False))
+            except (json.JSONDecodeError, AttributeError) as err:
+                raise ValueError(f"{path}: not a camera topology ({err})") from None
         parsed: dict[tuple[int, int], tuple[float, float]] = {}
         for key, window in (pairs or {}).items():
             try:
-                a, b = (int(str(p).strip().lstrip("c")) for p in str(key).split(","))
-                lo, hi = (float(x) for x in window)
-            except (ValueError, TypeError):
+                a, b = (_camera_number(p) for p in str(key).split(","))
+            except ValueError:
                 raise ValueError(f"camera topology: pair {key!r}: {window!r} must be 'cA,cB': [lo, hi] seconds") from None
-            if lo > hi:
-                raise ValueError(f"camera topology: pair {key!r} has lo {lo} > hi {hi}")
-            parsed[(min(a, b), max(a, b))] = (lo, hi)
-        return cls(parsed, bool(only_pairs))
+            parsed[(min(a, b), max(a, b))] = _window(key, window)
+        links: dict[tuple[int, int, int, int], tuple[float, float]] = {}
+        for key, window in (zone_links or {}).items():
+            try:
+                (ca, za), (cb, zb) = (str(side).split(":") for side in str(key).split(">"))
+                link = (_camera_number(ca), int(za), _camera_number(cb), int(zb))
+            except ValueError:
+                raise ValueError(f"camera topology: zone link {key!r} must be 'cA:zone>cB:zone': [lo, hi] seconds") from None
+            links[link] = _window(key, window)
+        return cls(parsed, bool(only_pairs), links)
+
+    def to_json(self, path: str | Path) -> None:
+        from citytrack.utils.io import atomic_open
+
+        data = {"pairs": {f"c{a:03d},c{b:03d}": list(w) for (a, b), w in sorted(self.pairs.items())},
+                "only_pairs": self.only_pairs,
+                "zone_links": {f"c{a:03d}:{i}>c{b:03d}:{j}": list(w) for (a, i, b, j), w in sorted(self.zone_links.items())}}
+        with atomic_open(Path(path)) as fh:
+            json.dump(data, fh, indent=1)
 
     def window(self, a: int, b: int) -> tuple[float, float] | None:
         return self.pairs.get((min(a, b), max(a, b)))
+
+    def zone_gated(self, a: int, b: int) -> bool:
+        """Whether vehicles drive from camera `a` to camera `b` along zone links, so only those links join them."""
+        return any(ca == a and cb == b for ca, _, cb, _ in self.zone_links)
+
+    def zone_window(self, first: Tracklet, second: Tracklet) -> tuple[float, float] | None | bool:
+        """For `first` seen before `second` on two cameras: the travel-time window of the zone link
+        `first` left by and `second` came in by; None when the cameras are zone-linked but not by
+        these zones (refused); False when zones cannot decide (no links from `first`'s camera to
+        `second`'s, or a track without a zone end: lost or found inside the view, or one that left by
+        the zone it came in by, a fragment)."""
+        left, came = first.exit_zone, second.entry_zone
+        if left <= 0 or came <= 0 or left == first.entry_zone or came == second.exit_zone:
+            return False
+        if not self.zone_gated(first.camera, second.camera):
+            return False
+        return self.zone_links.get((first.camera, left, second.camera, came))
+
+
+def _camera_number(text: str) -> int:
+    return int(str(text).strip().lstrip("c"))
+
+
+def _window(key: Any, window: Any) -> tuple[float, float]:
+    try:
+        lo, hi = (float(x) for x in window)
+    except (ValueError, TypeError):
+        raise ValueError(f"camera topology: {key!r}: {window!r} must be [lo, hi] seconds") from None
+    if lo > hi:
+        raise ValueError(f"camera topology: {key!r} has lo {lo} > hi {hi}")
+    return lo, hi
+
+
+def fit_zone_links(tracklets: Sequence[Tracklet], margin: float = 0.25, slack: float = 0.0,
+                   min_count: int = 1, overlap_tolerance: float = 0.5) -> dict[tuple[int, int, int, int], tuple[float, float]]:
+    """Zone links seen in ground-truth tracklets (`label` = vehicle id, zones set): for each
+    `(camera A, exit zone, camera B, entry zone)` of a vehicle's visit and any later visit that at
+    least `min_count` vehicles drove, the window
+    from the shortest to the longest gap seen, widened by `margin` of itself and `slack` seconds
+    (`pair_feasible` adds the travel model's `slack` on top, as for camera-pair windows).
+    Visits that overlap in time (overlapping views) and visits without a zone are not links."""
+    by_id: dict[int, list[Tracklet]] = {}
+    for t in tracklets:
+        if t.label >= 0:
+            by_id.setdefault(t.label, []).append(t)
+    gaps: dict[tuple[int, int, int, int], list[float]] = {}
+    for visits in by_id.values():
+        visits = sorted(visits, key=lambda t: t.start)
+        # every later visit, not only the next: linking asks every pair of a cluster to be feasible,
+        # so A -> C must be a link when vehicles drive A -> B -> C
+        for k, a in enumerate(visits):
+            for b in visits[k + 1:]:
+                gap = b.start - a.end
+                if a.camera != b.camera and gap > overlap_tolerance and a.exit_zone > 0 and b.entry_zone > 0:
+                    gaps.setdefault((a.camera, a.exit_zone, b.camera, b.entry_zone), []).append(gap)
+    out = {}
+    for key, g in sorted(gaps.items()):
+        if len(g) >= min_count:
+            lo, hi = min(g), max(g)
+            spread = margin * (hi - lo)
+            out[key] = (round(max(lo - spread - slack, 0.0), 2), round(hi + spread + slack, 2))
+    return out
 
 
 def overlap_distance(a: Tracklet, b: Tracklet, tolerance: float = 0.5) -> float:
@@ -272,7 +378,8 @@ def pair_feasible(a: Tracklet, b: Tracklet, model: TravelModel, topology: Camera
         if gap <= 0:  # one camera sees two tracks at once: two vehicles, unless one box rides on the other
             return bool(model.same_camera_duplicate > 0
                         and overlap_distance(a, b, model.overlap_tolerance) <= model.same_camera_duplicate)
-        if gap > model.same_camera_max_gap:
+        lost_in_view = first.exit_zone == 0 and second.entry_zone == 0
+        if gap > model.same_camera_max_gap and not (lost_in_view and gap <= model.same_camera_interior_gap):
             return False
         d = float(np.linalg.norm(second.entry()[0] - first.exit()[0]))
         return not np.isfinite(d) or d <= model.same_camera_distance + model.v_max * gap
@@ -282,6 +389,9 @@ def pair_feasible(a: Tracklet, b: Tracklet, model: TravelModel, topology: Camera
     if gap <= model.overlap_tolerance:
         dist = overlap_distance(a, b, model.overlap_tolerance)
         return bool(np.isfinite(dist) and dist <= model.overlap_distance)
+    zone_window = topology.zone_window(first, second) if topology is not None and topology.zone_links else False
+    if zone_window is not False:
+        return zone_window is not None and zone_window[0] - model.slack <= gap <= zone_window[1] + model.slack
     if window is not None:
         return window[0] - model.slack <= gap <= window[1] + model.slack
     (p_exit, v_exit), (p_entry, v_entry) = first.exit(), second.entry()
@@ -394,6 +504,11 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--out", default=None, help="write the model as json here")
     fit.add_argument("--quantile", type=float, default=0.01)
     fit.add_argument("--margin", type=float, default=0.25)
+    fit.add_argument("--zones", choices=("none", "roi", "file"), default="none",
+                     help="also learn entry/exit zone links (zones.py): from roi.jpg's frame-edge road, or each camera's zones.png")
+    fit.add_argument("--zone-band", type=int, default=12, help="pixels: frame-edge width of --zones roi")
+    fit.add_argument("--topology-out", default=None,
+                     help="write the zone links as a camera topology json (task.pipeline.topology.file=...)")
     return p
 
 
@@ -401,6 +516,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from citytrack.data.formats.aicity.aic19 import list_aic19_scenes
     from citytrack.multicam.vehicle_link import ground_truth_tracklets
+    from citytrack.multicam.zones import ZoneConfig
 
     scenes: list[Path] = []
     for p in args.paths:
@@ -408,12 +524,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         scenes += [path] if path.name[:1] == "S" and path.name[1:].isdigit() else list_aic19_scenes(path)
     if not scenes:
         raise SystemExit(f"no SXX scene folders under {args.paths}")
-    tracklets = [t for s in scenes for t in ground_truth_tracklets(s)]
+    zones = ZoneConfig(source=args.zones, band=args.zone_band)
+    tracklets = [t for s in scenes for t in ground_truth_tracklets(s, zones)]
     model = TravelModel.fit(tracklets, quantile=args.quantile, margin=args.margin)
     model.fitted_on["scenes"] = [str(s) for s in scenes]
     print(json.dumps(asdict(model), indent=1))
     if args.out:
         model.to_json(args.out)
+    if args.zones != "none":
+        topology = CameraTopology(zone_links=fit_zone_links(tracklets, margin=args.margin,
+                                                            overlap_tolerance=model.overlap_tolerance))
+        print(f"{len(topology.zone_links)} zone links:")
+        for (a, i, b, j), (lo, hi) in topology.zone_links.items():
+            print(f"  c{a:03d}:{i}>c{b:03d}:{j}: [{lo}, {hi}]")
+        if args.topology_out:
+            topology.to_json(args.topology_out)
     return 0
 
 

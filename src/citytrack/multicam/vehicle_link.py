@@ -15,7 +15,7 @@ holds vehicles that two or more cameras saw.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +34,7 @@ from citytrack.multicam.topology import (
     pair_costs,
     to_metres,
 )
+from citytrack.multicam.zones import ZoneConfig, ZoneMap
 
 
 def box_ground_points(setup: Aic19CameraSetup, boxes_xywh: np.ndarray,
@@ -63,13 +64,15 @@ def build_tracklets(
     features: np.ndarray | None = None,
     min_length: int = 1,
     gps: tuple[np.ndarray, float] | None = None,
+    zones: Mapping[int, ZoneMap] | None = None,
 ) -> list[Tracklet]:
     """Tracklets of per-camera tracks.
 
     `rows`: `(N, 7+)` `camera_id, track_id, frame_id, x, y, w, h` (1-based frames, camera ids as
     the `cXXX` numbers); `features`: `(N, D)` per row (NaN rows = no appearance that frame, e.g.
     a predicted box), averaged and normalised per tracklet. Tracks shorter than `min_length`
-    frames are left out (they stay single-camera in the output).
+    frames are left out (they stay single-camera in the output). `zones`: entry/exit zone maps
+    per camera id; a camera without one gives zones -1.
     """
     by_cam = {s.camera.camera_id: s for s in setups}
     out: list[Tracklet] = []
@@ -94,13 +97,17 @@ def build_tracklets(
             if len(f):
                 m = f.mean(0)
                 feature = m / max(float(np.linalg.norm(m)), 1e-12)
-        out.append(Tracklet(cam, int(rows[idx[0], 1]), frames, np.asarray(setup.frame_time(frames), dtype=np.float64),
-                            box_ground_points(setup, rows[idx, 3:7], gps), feature, idx))
+        tracklet = Tracklet(cam, int(rows[idx[0], 1]), frames, np.asarray(setup.frame_time(frames), dtype=np.float64),
+                            box_ground_points(setup, rows[idx, 3:7], gps), feature, idx)
+        if zones and cam in zones:
+            tracklet.entry_zone, tracklet.exit_zone = (int(z) for z in zones[cam].box_zone(rows[idx[[0, -1]], 3:7]))
+        out.append(tracklet)
     return out
 
 
-def ground_truth_tracklets(scene_dir: str | Path) -> list[Tracklet]:
-    """Tracklets of an `SXX` folder's `gt/gt.txt` files (label = vehicle id): what `TravelModel.fit` learns from."""
+def ground_truth_tracklets(scene_dir: str | Path, zones: ZoneConfig | None = None) -> list[Tracklet]:
+    """Tracklets of an `SXX` folder's `gt/gt.txt` files (label = vehicle id): what `TravelModel.fit`
+    and `fit_zone_links` (with `zones`) learn from."""
     setups = read_aic19_scene(scene_dir)
     gps = scene_gps(setups)
     tables = []
@@ -112,7 +119,7 @@ def ground_truth_tracklets(scene_dir: str | Path) -> list[Tracklet]:
     if not tables:
         return []
     rows = np.vstack(tables)
-    tracklets = build_tracklets(rows, setups, gps=gps)
+    tracklets = build_tracklets(rows, setups, gps=gps, zones=zones.maps(setups) if zones is not None else None)
     for t in tracklets:
         t.label = t.track_id
     return tracklets

@@ -35,6 +35,7 @@ from citytrack.multicam.vehicle_link import (
     link_tracklets,
     scene_gps,
 )
+from citytrack.multicam.zones import ZoneConfig, ZoneMap
 from citytrack.tracking.postprocess import linear_interpolation
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class VehicleRun:
     camera_frames: int
     seconds: dict[str, float] = field(default_factory=dict)
     dropped: dict[int, str] = field(default_factory=dict)
+    zones: dict[int, ZoneMap] = field(default_factory=dict)
 
 
 def roi_with_margin(roi: np.ndarray, margin: int) -> np.ndarray:
@@ -200,6 +202,7 @@ class VehiclePipeline:
         link: LinkConfig,
         travel_model: TravelModel | str | Path | None = None,
         topology: CameraTopology | None = None,
+        zones: ZoneConfig | None = None,
         min_tracklet_length: int = 3,
         min_box_height: float = 0.0,
         roi_margin: int = 0,
@@ -213,6 +216,7 @@ class VehiclePipeline:
             travel_model = TravelModel.from_json(travel_model)
         self.travel_model = travel_model
         self.topology = topology
+        self.zones = zones if zones is not None else ZoneConfig()
         self.min_tracklet_length = int(min_tracklet_length)
         self.min_box_height = float(min_box_height)
         self.roi_margin = int(roi_margin)
@@ -291,12 +295,13 @@ class VehiclePipeline:
         t0 = time.perf_counter()
         tracks, features = interpolate_track_gaps(tracks, features, self.interpolate_max_gap)
         gps = scene_gps(setups)
-        tracklets = build_tracklets(tracks, setups, features, self.min_tracklet_length, gps)
+        zone_maps = self.zones.maps(setups)
+        tracklets = build_tracklets(tracks, setups, features, self.min_tracklet_length, gps, zone_maps)
         labels = link_tracklets(tracklets, self.link, self.travel_model, self.topology)
         linked = global_rows(tracks, tracklets, labels, self.link.min_cameras)
         seconds["link"] += time.perf_counter() - t0
         return VehicleRun(scene_dir, setups, with_world(tracks, setups), with_world(linked, setups), features,
-                          tracklets, labels, camera_frames, seconds, dropped)
+                          tracklets, labels, camera_frames, seconds, dropped, zone_maps)
 
 
 def with_world(rows: np.ndarray, setups: list[Aic19CameraSetup]) -> np.ndarray:
