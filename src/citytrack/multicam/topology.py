@@ -230,10 +230,10 @@ class CameraTopology:
 
     `zone_links` refine a pair by entry/exit zones (`zones.py`), directed: `"cA:i>cB:j": [lo, hi]`
     says a vehicle leaving camera A through zone i enters camera B through zone j `lo`..`hi` s
-    later. Two cameras with any zone link between them link a visit that left A through a zone and
-    one that entered B through a zone only along a listed link (the AI City 2021 winner's
-    crossroad-zone gate); a track lost or found inside the view (zone 0) keeps the travel model's
-    tests. Learned by `fit_zone_links`.
+    later. When vehicles drive from A to B along zone links, a visit that left A through a zone and
+    one that entered B through a zone link only along a listed link (the AI City 2021 winner's
+    crossroad-zone gate); a track lost or found inside the view (zone 0), or one that left by the
+    zone it came in by (a fragment), keeps the travel model's tests. Learned by `fit_zone_links`.
     """
 
     pairs: dict[tuple[int, int], tuple[float, float]] = field(default_factory=dict)
