@@ -54,6 +54,14 @@ def resolve_city_scenes(spec: Any, synthetic: dict[str, Any], data_dir: str | Pa
     return scenes
 
 
+def _on_map(setup: Any, uv: np.ndarray, w2p: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """Integer map pixels `(M, 2)` of a camera's image points on the ground, those inside the map only."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        px = w2p(setup.calibration.image_to_ground(uv))
+    px = np.rint(px[np.isfinite(px).all(1)]).astype(int)
+    return px[(px[:, 0] >= 0) & (px[:, 0] < shape[1]) & (px[:, 1] >= 0) & (px[:, 1] < shape[0])]
+
+
 def write_map(path: Path, run: VehicleRun, size_px: int = 900) -> None:
     """The road network seen from above: camera footprints and every linked vehicle's trajectory over all cameras."""
     cams = [s.calibration for s in run.setups]
@@ -62,11 +70,8 @@ def write_map(path: Path, run: VehicleRun, size_px: int = 900) -> None:
     road = np.zeros(canvas.shape[:2], dtype=np.uint8)
     for s in run.setups:  # the roads: each camera's roi.jpg pixels on the ground
         v, u = np.nonzero(s.roi[::2, ::2])
-        with np.errstate(invalid="ignore", divide="ignore"):
-            px = w2p(s.calibration.image_to_ground(np.column_stack([u * 2.0, v * 2.0])))
-        px = np.rint(px[np.isfinite(px).all(1)]).astype(int)
-        inside = (px[:, 0] >= 0) & (px[:, 0] < canvas.shape[1]) & (px[:, 1] >= 0) & (px[:, 1] < canvas.shape[0])
-        road[px[inside, 1], px[inside, 0]] = 255
+        px = _on_map(s, np.column_stack([u * 2.0, v * 2.0]), w2p, canvas.shape)
+        road[px[:, 1], px[:, 0]] = 255
     road = cv2.morphologyEx(road, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8)) > 0
     canvas[road] = (canvas[road] * 0.4 + 0.6 * np.array([150, 150, 150])).astype(np.uint8)
     draw_zones(canvas, w2p, run)
@@ -95,11 +100,7 @@ def draw_zones(canvas: np.ndarray, w2p: Any, run: VehicleRun) -> None:
             continue
         for zone in zmap.zone_ids:
             v, u = np.nonzero(zmap.labels == zone)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                px = w2p(s.calibration.image_to_ground(np.column_stack([u, v]).astype(np.float64)))
-            px = np.rint(px[np.isfinite(px).all(1)]).astype(int)
-            inside = (px[:, 0] >= 0) & (px[:, 0] < canvas.shape[1]) & (px[:, 1] >= 0) & (px[:, 1] < canvas.shape[0])
-            px = px[inside]
+            px = _on_map(s, np.column_stack([u, v]).astype(np.float64), w2p, canvas.shape)
             if len(px) == 0:
                 continue
             canvas[px[:, 1], px[:, 0]] = (0, 200, 255)

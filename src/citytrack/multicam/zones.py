@@ -5,8 +5,9 @@ entry zone is the zone of its first box, its exit zone the zone of its last (0: 
 inside the view, e.g. lost behind an occluder or stopped). Zones feed two rules:
 
 - `CameraTopology.zone_links` (topology.py): a vehicle leaving camera A through zone i reaches camera B
-  through zone j within a time window; a camera pair with zone links links only along them, as the
-  AI City 2021 winner gates its cross-camera matching by crossroad zones.
+  through zone j within a time window; where vehicles drive from A to B along zone links, tracks that
+  left and came in through zones link only along them, as the AI City 2021 winner gates its
+  cross-camera matching by crossroad zones (tracks lost or found inside the view are not gated).
 - one camera's fragments: a track that ended inside the view and a later one that started inside it
   may be further apart in time (`TravelModel.same_camera_interior_gap`) than a track that left the view.
 
@@ -29,7 +30,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from citytrack.data.formats.errors import FormatError
+from citytrack.data.formats.errors import FormatError, require_file
 
 ZONES_FILE = "zones.png"
 
@@ -52,8 +53,7 @@ class ZoneMap:
     def from_image(cls, path: str | Path, image_size: tuple[int, int]) -> ZoneMap:
         """`zones.png` (grey level = zone id), checked against the camera's `(width, height)`."""
         path = Path(path)
-        if not path.is_file():
-            raise FormatError(path, "zone image is missing" if not path.exists() else "zone image is not a file")
+        require_file(path, "zone image")
         img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if img is None:
             raise FormatError(path, "zone image cannot be decoded")

@@ -23,6 +23,12 @@ class FormatError(ValueError):
         super().__init__(f"{where}: {message}")
 
 
+def require_file(path: str | os.PathLike[str], what: str) -> None:
+    """Raise `FormatError` naming `path` when it is missing or not a file (`what` says what it should hold)."""
+    if not Path(path).is_file():
+        raise FormatError(path, f"{what} is missing" if not Path(path).exists() else f"{what} is not a file")
+
+
 def read_text_file(path: str | os.PathLike[str]) -> str:
     """The file's text (UTF-8); a binary or otherwise undecodable file raises `FormatError` naming it."""
     data = Path(path).read_bytes()

@@ -18,7 +18,7 @@ import numpy as np
 
 from citytrack.data.formats.aicity._common import PathLike
 from citytrack.data.formats.aicity.aic19 import Aic19Camera, default_timestamps_path, load_aic19_scene
-from citytrack.data.formats.errors import FormatError
+from citytrack.data.formats.errors import FormatError, require_file
 from citytrack.data.video import probe_video
 from citytrack.multicam.calibration import CalibrationError, CameraCalibration, calibration_from_aicity
 
@@ -48,14 +48,9 @@ class Aic19CameraSetup:
         return self.time_offset + (np.asarray(frame_id, dtype=np.float64) - 1.0) / self.fps
 
 
-def _require_file(path: Path, what: str) -> None:
-    if not path.is_file():
-        raise FormatError(path, f"{what} is missing" if not path.exists() else f"{what} is not a file")
-
-
 def _read_roi(path: Path, image_size: tuple[int, int]) -> np.ndarray:
     """`roi.jpg` as a bool mask (JPEG noise: > 127 is inside), checked against the camera's image size."""
-    _require_file(path, "ROI image")
+    require_file(path, "ROI image")
     gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if gray is None:
         raise FormatError(path, "ROI image cannot be decoded")
@@ -150,7 +145,7 @@ def read_aic19_scene(
     the road behind the camera (`check_road_in_front`).
     """
     stamp_path = Path(timestamps) if timestamps is not None else default_timestamps_path(scene_dir)
-    _require_file(stamp_path, "camera time offsets (cam_timestamp/SXX.txt; pass timestamps=)")
+    require_file(stamp_path, "camera time offsets (cam_timestamp/SXX.txt; pass timestamps=)")
     scene = load_aic19_scene(scene_dir, stamp_path)
     offsets = scene.timestamps or {}
     setups = []
@@ -158,7 +153,7 @@ def read_aic19_scene(
         if camera.name not in offsets:
             raise FormatError(stamp_path, f"camera {camera.name} of {scene.dir} has no time offset here")
         size, fps = _camera_size_and_fps(camera, image_size)
-        _require_file(camera.calibration, "calibration")
+        require_file(camera.calibration, "calibration")
         record = camera.read_calibration()
         try:
             calibration = calibration_from_aicity(record, size)
