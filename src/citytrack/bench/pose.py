@@ -53,7 +53,8 @@ VARIANTS: dict[str, list[str]] = {
     "none": ["pose=none"],
     "foot": ["pose=synthetic", "pose.association.seed_min_joints=0", "pose.association.part_weighting=false",
              "pose.association.bank_min_joints=0"],
-    "full": ["pose=synthetic"],
+    "full": ["pose=synthetic", "pose.association.seed_min_joints=7", "pose.association.part_weighting=true",
+             "pose.association.bank_min_joints=10"],
 }
 """Pose variant -> overrides of `conf/infer.yaml` (the `synthetic` name is replaced by `--pose`)."""
 BOX_SOURCES: dict[str, list[str]] = {"detector": [], "gt": ["detector=gt"]}
@@ -186,7 +187,7 @@ def foot_errors(
                 if not len(b):
                     continue
                 size = np.broadcast_to(np.asarray(sizes[c], np.float64), (len(b), 2))
-                uv_pose, rule = foot_point.estimate(b, kps[c], size)
+                uv_pose, rule = foot_point.estimate(b, kps[c], size, [calib[c]] * len(b))
                 world_gt = rows[:, [XWORLD, YWORLD]]
                 for key, uv in (("err_box", box_foot(b)), ("err_pose", uv_pose)):
                     out[key].append(np.linalg.norm(calib[c].image_to_ground(uv) - world_gt, axis=1))
@@ -207,7 +208,7 @@ def foot_errors(
 
 def error_summary(res: dict[str, np.ndarray]) -> dict[str, Any]:
     """Median / mean / p90 error (m) of both foot points for all boxes, feet hidden, feet visible."""
-    from citytrack.multicam.foot import ANKLES, BOX, EXTRAPOLATED
+    from citytrack.multicam.foot import ANKLES, BOX, EXTRAPOLATED, VERTICAL
 
     subsets = {"all": np.ones(len(res["err_box"]), bool), "feet_hidden": res["hidden"].astype(bool),
                "feet_visible": ~res["hidden"].astype(bool), "cut_by_frame": res["cut"].astype(bool)}
@@ -223,7 +224,8 @@ def error_summary(res: dict[str, np.ndarray]) -> dict[str, Any]:
             entry["median_ratio_pose_over_box"] = entry["pose"]["median"] / max(entry["box"]["median"], 1e-12)
         rules = res["rule"][sel]
         entry["rule_share"] = {n: float(np.mean(rules == r)) if len(rules) else 0.0
-                               for n, r in (("box", BOX), ("ankles", ANKLES), ("extrapolated", EXTRAPOLATED))}
+                               for n, r in (("box", BOX), ("ankles", ANKLES), ("extrapolated", EXTRAPOLATED),
+                                            ("vertical", VERTICAL))}
         out[name] = entry
     out["hidden_definition"] = ("keypoints.json ankles" if res["from_file"].all() and len(res["from_file"])
                                 else "ground-truth boxes (cut by the frame / nearer box over the lowest quarter)"
@@ -371,7 +373,7 @@ def format_table(result: dict[str, Any]) -> str:
     head = (f"pose benchmark: {sc['scenes']} scene(s) x {sc['cameras']} cameras {sc['width']}x{sc['height']}, "
             f"{sc['frames']} frames, {sc['people']} people (seed {sc['seed']}); pose={result['pose']}")
     columns = (f"{'world foot-point error (m)':<34}{'boxes':>7}{'box med':>9}{'pose med':>9}{'box mean':>9}"
-               f"{'pose mean':>10}{'ratio':>7}  rule share box/ankles/extrap")
+               f"{'pose mean':>10}{'ratio':>7}  rule share box/ankles/extrap/vertical")
     lines = [head, "", columns]
     for src, summ in result["foot_error"].items():
         for name in ("all", "feet_hidden", "feet_visible", "cut_by_frame"):
@@ -382,7 +384,7 @@ def format_table(result: dict[str, Any]) -> str:
             r = e["rule_share"]
             lines.append(f"{src + ' / ' + name:<34}{e['boxes']:7d}{e['box']['median']:9.3f}{e['pose']['median']:9.3f}"
                          f"{e['box']['mean']:9.3f}{e['pose']['mean']:10.3f}{e['median_ratio_pose_over_box']:7.2f}"
-                         f"  {r['box']:.2f}/{r['ankles']:.2f}/{r['extrapolated']:.2f}")
+                         f"  {r['box']:.2f}/{r['ankles']:.2f}/{r['extrapolated']:.2f}/{r['vertical']:.2f}")
         lines.append(f"  feet hidden by: {summ['hidden_definition']}")
     if "hota" in result:
         lines += ["", f"{'multicam=online':<20}{'HOTA':>7}{'DetA':>7}{'AssA':>7}{'LocA':>7}{'IDF1':>7}{'s':>7}"]

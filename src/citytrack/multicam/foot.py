@@ -6,19 +6,24 @@ replaceable step (`pose=...`): `BoxBottomCentre` is the AI City baseline without
 `PoseFootPoint` uses body keypoints (COCO-17) where they say more than the box: below the ankles
 when the feet are seen, extrapolated by body proportions when the lower body is hidden or cut by
 the frame edge (the AIC24 rules, `../shared/notes/aic24_cluster_self_refinement.md`), and the box
-bottom centre otherwise.
+bottom centre otherwise. With calibrated cameras (a projection matrix) and a `stature`, it instead
+fits the person's vertical body axis in 3D (`vertical_ground_points`): knees, hips, shoulders and
+head stand at known fractions of stature above one ground point, so that point follows from where
+the joints are in the image, with no need to see the feet.
 
 Both are called as `foot_point(boxes (N, 4) xywh) -> (N, 2)` image points; the scene pipeline adds
-`keypoints=(N, 17, 3)` (x, y, confidence in image pixels) and `image_sizes=(N, 2)` (width, height
-of each box's camera) when a keypoint extractor runs, and `BoxBottomCentre` ignores them.
+`keypoints=(N, 17, 3)` (x, y, confidence in image pixels), `image_sizes=(N, 2)` (width, height
+of each box's camera) and `calibrations` (each box's camera) when a keypoint extractor runs, and
+`BoxBottomCentre` ignores them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from citytrack.multicam.calibration import CameraCalibration
 from citytrack.multicam.tracks import NUM_KEYPOINTS as NUM_JOINTS
 
 # COCO-17 joints (`tracks.KEYPOINT_NAMES`) grouped into the body levels the rules use, lowest first.
@@ -41,8 +46,67 @@ ANTHROPOMETRIC_HEIGHTS: dict[str, float] = {
 greater trochanter 0.530 H, shoulder 0.818 H, eyes 0.936 H). Real people; `conf/pose/synthetic.yaml`
 carries the synthetic body model's own values (`data/synth/body.py`)."""
 
-BOX, ANKLES, EXTRAPOLATED = 0, 1, 2
+BOX, ANKLES, EXTRAPOLATED, VERTICAL = 0, 1, 2, 3
 """Which rule gave a foot point (`PoseFootPoint.estimate`)."""
+
+VERTICAL_LEVELS = ("knee", "hip", "shoulder", "head")
+"""Body levels the 3D fit uses: those that stay above the ground point while walking (ankles swing
+with the stride, so they are left out)."""
+
+
+def vertical_ground_points(
+    projections: np.ndarray, points: np.ndarray, valid: np.ndarray, heights: np.ndarray,
+    stature: float, prior_weight: float, iterations: int = 2,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Ground points `(N, 2)` under upright people from body levels seen in undistorted images.
+
+    A level `l` seen at image point `p_l` lies at `(g, h_l S)`: the ground point `g` raised by its
+    fraction `h_l` of stature `S`, so `p_l ~ P (g_x, g_y, h_l S, 1)` gives two equations linear in
+    `(g_x, g_y, S)`. First `S = stature` is fixed (any one level gives the ray's crossing with its
+    height); then the equations are scaled to pixels by each level's depth and `S` is freed under a
+    Gaussian prior (`prior_weight` = keypoint noise in px / stature spread in m), a MAP estimate:
+    levels far apart vertically say how tall the person is, a single level leans on the prior.
+    Depth from apparent size alone would turn a few pixels of joint noise into metres.
+
+    Args:
+        projections: `(N, 3, 4)` each box's camera projection matrix.
+        points: `(N, L, 2)` undistorted image points of the levels; `valid` `(N, L)` which are seen.
+        heights: `(L,)` fractions of stature above the sole.
+    Returns:
+        `(N, 2)` ground points and `(N,)` whether the fit is usable (a seen level, finite, the
+        person in front of the camera, a stature within 0.5-2.5 m).
+    """
+    P = np.asarray(projections, dtype=np.float64)
+    uv = np.asarray(points, dtype=np.float64)
+    w_seen = np.asarray(valid, dtype=bool).astype(np.float64)
+    h = np.asarray(heights, dtype=np.float64)
+    n, L = w_seen.shape
+    # rows a = u P[2] - P[0] and v P[2] - P[1]: a . (g_x, g_y, h S, 1) = 0, shape (N, L, 2, 4)
+    a = uv[..., :, None] * P[:, None, None, 2, :] - P[:, None, :2, :]
+    A = np.concatenate([a[..., :2], a[..., 2:3] * h[None, :, None, None]], axis=-1)  # unknowns g_x, g_y, S
+    b = -a[..., 3]
+    eye = np.eye(3)[None]
+    # 1. stature fixed: (g_x, g_y) from the rays' crossings with the levels' heights
+    A2 = (A[..., :2] * w_seen[..., None, None]).reshape(n, 2 * L, 2)
+    b2 = ((b - A[..., 2] * stature) * w_seen[..., None]).reshape(n, 2 * L)
+    M = A2.transpose(0, 2, 1) @ A2 + 1e-12 * np.eye(2)[None]
+    g = np.linalg.solve(M, (A2.transpose(0, 2, 1) @ b2[..., None]))[..., 0]
+    S = np.full(n, float(stature))
+    depth = np.ones((n, L))
+    for _ in range(iterations):  # 2. pixel-scaled rows, stature under its prior
+        X = np.concatenate([np.broadcast_to(g[:, None, :], (n, L, 2)), (h[None, :] * S[:, None])[..., None],
+                            np.ones((n, L, 1))], axis=-1)
+        depth = np.einsum("nk,nlk->nl", P[:, 2, :], X)
+        scale = w_seen / np.where(np.abs(depth) > 1e-9, depth, 1.0)
+        A3 = (A * scale[..., None, None]).reshape(n, 2 * L, 3)
+        b3 = (b * scale[..., None]).reshape(n, 2 * L)
+        M3 = A3.transpose(0, 2, 1) @ A3 + prior_weight**2 * np.diag([0.0, 0.0, 1.0])[None] + 1e-12 * eye
+        rhs = A3.transpose(0, 2, 1) @ b3[..., None] + (prior_weight**2 * stature * np.array([0.0, 0.0, 1.0]))[None, :, None]
+        sol = np.linalg.solve(M3, rhs)[..., 0]
+        g, S = sol[:, :2], sol[:, 2]
+    ok = (w_seen.sum(axis=1) > 0) & np.isfinite(g).all(axis=1) & (S > 0.5) & (S < 2.5)
+    ok &= ((depth > 0) | (w_seen == 0)).all(axis=1)
+    return g, ok
 
 
 class BoxBottomCentre:
@@ -60,6 +124,7 @@ class BoxBottomCentre:
         camera_ids: np.ndarray | None = None,
         keypoints: np.ndarray | None = None,
         image_sizes: np.ndarray | None = None,
+        calibrations: Sequence[CameraCalibration] | None = None,
     ) -> np.ndarray:
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         return np.c_[boxes[:, 0] + boxes[:, 2] / 2, boxes[:, 1] + boxes[:, 3] * self.height_fraction]
@@ -90,6 +155,12 @@ class PoseFootPoint:
     The extrapolation follows the body's axis in the image, so people leaning in the image (steep
     cameras, image corners) keep their foot under the body. `joint_heights` are fractions of
     stature above the sole (`ANTHROPOMETRIC_HEIGHTS` by default).
+
+    With `stature` (metres) and `calibrations` that have a projection matrix, every box with a seen
+    knee, hip, shoulder or head level takes the 3D fit instead (`vertical_ground_points`, rule
+    `VERTICAL`), returned as the image of that ground point: the hip and shoulders of a person
+    are right above the ground point, where the ankles of a walker are not, and the fit needs no
+    foot at all. `keypoint_sigma` (px) over `stature_sigma` (m) weighs the stature prior.
     """
 
     def __init__(
@@ -100,6 +171,9 @@ class PoseFootPoint:
         edge_margin: float = 2.0,
         fallback: BoxBottomCentre | None = None,
         extrapolate: str = "hidden",
+        stature: float | None = None,
+        stature_sigma: float = 0.1,
+        keypoint_sigma: float = 2.0,
     ) -> None:
         heights = dict(ANTHROPOMETRIC_HEIGHTS if joint_heights is None else joint_heights)
         names = [name for name, _ in LEVELS]
@@ -110,6 +184,11 @@ class PoseFootPoint:
             raise ValueError(f"joint_heights must rise from ankle to head within [0, 1], got {heights}")
         if extrapolate not in ("hidden", "cut"):
             raise ValueError(f"extrapolate must be 'hidden' or 'cut', got {extrapolate!r}")
+        if stature is not None and not (0.5 < stature < 2.5 and stature_sigma > 0 and keypoint_sigma > 0):
+            raise ValueError(f"stature must be in (0.5, 2.5) m with positive sigmas, got {stature}, "
+                             f"{stature_sigma}, {keypoint_sigma}")
+        self.stature = None if stature is None else float(stature)
+        self.prior_weight = float(keypoint_sigma) / float(stature_sigma)
         self.extrapolate = extrapolate
         self.conf_thresh, self.min_span, self.edge_margin = float(conf_thresh), float(min_span), float(edge_margin)
         self.heights = h
@@ -121,8 +200,9 @@ class PoseFootPoint:
         camera_ids: np.ndarray | None = None,
         keypoints: np.ndarray | None = None,
         image_sizes: np.ndarray | None = None,
+        calibrations: Sequence[CameraCalibration] | None = None,
     ) -> np.ndarray:
-        return self.estimate(boxes, keypoints, image_sizes)[0]
+        return self.estimate(boxes, keypoints, image_sizes, calibrations)[0]
 
     def seen_joints(self, keypoints: np.ndarray, image_sizes: np.ndarray | None = None) -> np.ndarray:
         """`(N, 17)` bool: confident, finite and (with `image_sizes`) not on the image border."""
@@ -137,9 +217,11 @@ class PoseFootPoint:
         return ok
 
     def estimate(
-        self, boxes: np.ndarray, keypoints: np.ndarray | None, image_sizes: np.ndarray | None = None
+        self, boxes: np.ndarray, keypoints: np.ndarray | None, image_sizes: np.ndarray | None = None,
+        calibrations: Sequence[CameraCalibration] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Foot points `(N, 2)` and the rule that gave each (`BOX`, `ANKLES`, `EXTRAPOLATED`)."""
+        """Foot points `(N, 2)` and the rule that gave each (`BOX`, `ANKLES`, `EXTRAPOLATED`, `VERTICAL`);
+        `calibrations`: each box's camera (the 3D fit needs them and `stature`)."""
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         out = self.fallback(boxes)
         rule = np.full(len(boxes), BOX, dtype=np.int64)
@@ -180,4 +262,34 @@ class PoseFootPoint:
         lone = ankles & ~has_up  # ankles and nothing to scale by: the box height stands for stature
         out[lone] = p_low[lone] + np.c_[np.zeros(int(lone.sum())), self.heights[0] * boxes[lone, 3]]
         rule[lone] = ANKLES
+        if self.stature is not None and calibrations is not None:
+            self._vertical(out, rule, point, valid, calibrations)
         return out, rule
+
+    def _vertical(self, out: np.ndarray, rule: np.ndarray, point: np.ndarray, valid: np.ndarray,
+                  calibrations: Sequence[CameraCalibration]) -> None:
+        """Overwrite `out` / `rule` in place with the 3D fit where the box's camera has a projection."""
+        if len(calibrations) != len(out):
+            raise ValueError(f"{len(calibrations)} calibrations for {len(out)} boxes")
+        names = [name for name, _ in LEVELS]
+        cols = [names.index(v) for v in VERTICAL_LEVELS]
+        fit = np.array([c is not None and c.has_projection for c in calibrations]) & valid[:, cols].any(axis=1)
+        if not fit.any():
+            return
+        idx = np.flatnonzero(fit)
+        cams = {id(calibrations[i]): calibrations[i] for i in idx}
+        which = np.array([id(calibrations[i]) for i in idx])
+        pts = point[idx][:, cols].copy()
+        for key, calib in cams.items():
+            if calib.has_lens:  # the projection maps to the undistorted image
+                mine = which == key
+                pts[mine] = calib.undistort(pts[mine].reshape(-1, 2)).reshape(-1, len(cols), 2)
+        P = np.stack([calibrations[i].projection for i in idx])
+        ground, ok = vertical_ground_points(P, pts, valid[idx][:, cols], self.heights[cols], self.stature,
+                                            self.prior_weight)
+        for key, calib in cams.items():
+            mine = (which == key) & ok
+            if mine.any():
+                uv = calib.ground_to_image(ground[mine])
+                good = np.isfinite(uv).all(axis=1)
+                out[idx[mine][good]], rule[idx[mine][good]] = uv[good], VERTICAL

@@ -93,7 +93,8 @@ class ScenePipeline:
         tracker: factory of one per-camera tracker (Hydra `_partial_`), called once per camera and scene.
         associator: cross-camera method (`multicam=online|offline|none`), a factory or an instance.
         foot_point: `boxes (N, 4) -> (N, 2)` image foot points; with a keypoint extractor it is called
-            with `keypoints=(N, 17, 3)` and `image_sizes=(N, 2)` too (`multicam.foot`).
+            with `keypoints=(N, 17, 3)`, `image_sizes=(N, 2)` and `calibrations` (each box's camera) too
+            (`multicam.foot`).
         reid_min_score: boxes below this score get no embedding (zeros): the trackers use
             appearance for their high-score detections only (BoT-SORT's first association).
         max_frames / stride: frames of each video to run on.
@@ -243,7 +244,8 @@ class ScenePipeline:
                             foot = self.foot_point(rows[:, 3:7])
                         else:
                             foot = self.foot_point(rows[:, 3:7], keypoints=kps,
-                                                   image_sizes=np.array([sizes[int(c)] for c in rows[:, 0]], np.float64))
+                                                   image_sizes=np.array([sizes[int(c)] for c in rows[:, 0]], np.float64),
+                                                   calibrations=[calib[int(c)] for c in rows[:, 0]])
                         uv = torch.as_tensor(foot, dtype=torch.float64, device=self.device)
                         index = torch.as_tensor([cam_pos[int(c)] for c in rows[:, 0]], device=self.device)
                         rows[:, 7:9] = image_to_ground_ragged(H_inv, uv, index).cpu().numpy()
