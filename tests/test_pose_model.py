@@ -115,6 +115,7 @@ def test_evaluator_gives_ap_one_for_the_truth() -> None:
     ev.update(np.array([1, 2]), pred, np.stack([kp + 1, kp + 2]), np.array([[5, 5, 50, 110.0]] * 2))
     out = ev.compute(gt)
     assert out["AP"] == pytest.approx(1.0) and out["PCK@0.2"] == 1.0
+    assert out["AP_M"] == pytest.approx(1.0) and out["AP_L"] == -1  # area 3000: COCO's medium, no large person
     ev.reset()
     far = pred.copy()
     far[..., :2] += 25

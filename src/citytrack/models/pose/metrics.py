@@ -2,7 +2,8 @@
 
 AP / AP50 / AP75 are `COCOeval(iouType="keypoints")` over the images that were predicted (so a
 `limit_val_batches` subset evaluates that subset), with COCO's per-joint sigmas and each person's
-`area` as the OKS scale. PCK@0.2: share of labelled joints (v > 0) predicted within 0.2 torso
+`area` as the OKS scale. AP_M / AP_L are COCO's medium (32^2-96^2 px of area) and large people only
+(-1 when there are none), as COCO's own summary reports them. PCK@0.2: share of labelled joints (v > 0) predicted within 0.2 torso
 diameters (left shoulder to right hip, Andriluka et al.'s PCK) of the truth; people without both
 joints labelled use 0.3 x their box height, about a torso.
 """
@@ -74,5 +75,6 @@ class KeypointEvaluator:
             ev.evaluate()
             ev.accumulate()
             ev.summarize()
-        out.update(AP=float(ev.stats[0]), AP50=float(ev.stats[1]), AP75=float(ev.stats[2]))
+        out.update(AP=float(ev.stats[0]), AP50=float(ev.stats[1]), AP75=float(ev.stats[2]),
+                   AP_M=float(ev.stats[3]), AP_L=float(ev.stats[4]))
         return out
