@@ -331,26 +331,32 @@ def test_pose_stage_batches_cameras_and_carries_keypoints(scene: Any) -> None:
         SceneTracks(t, None, {}, 10.0, keypoints=kp[:-1])
 
 
+class Upright(FakeKeypointExtractor):
+    """Per box, the nearest ground-truth box of any camera and frame (clipped to the image with `size`);
+    a 3D skeleton of a 1.71 m person on its world point, as that camera sees it."""
+
+    def __init__(self, scene: Any, size: tuple[int, int] | None = None) -> None:
+        super().__init__()
+        self.gt = scene.ground_truth
+        self.boxes = self.gt[:, 3:7] if size is None else clip_xywh(self.gt[:, 3:7], size)
+        self.calib = {c.camera_id: c.calibration for c in scene.cameras}
+
+    def __call__(self, images: torch.Tensor, boxes: list[np.ndarray]) -> list[np.ndarray]:
+        out = []
+        for b in boxes:
+            rows = self.gt[[int(np.argmin(np.abs(self.boxes - box).sum(axis=1))) for box in b]]
+            out.append(np.stack([skeleton_3d(self.calib[int(r[0])], (r[7], r[8]), 1.71) for r in rows])
+                       if len(b) else np.zeros((0, 17, 3)))
+        return out
+
+
 def test_pipeline_fits_each_box_in_its_own_camera(scene: Any) -> None:
     """`pose=synthetic` (stature on): the runner hands each box its camera's calibration, so keypoints
     of a 1.71 m person standing on a ground-truth point come back as that point."""
-    calib = {c.camera_id: c.calibration for c in scene.cameras}
     gt = scene.ground_truth
-
-    class Upright(FakeKeypointExtractor):
-        """Per box, the nearest ground-truth box of any camera and frame; a 3D skeleton on its world point."""
-
-        def __call__(self, images: torch.Tensor, boxes: list[np.ndarray]) -> list[np.ndarray]:
-            out = []
-            for b in boxes:
-                rows = gt[[int(np.argmin(np.abs(gt[:, 3:7] - box).sum(axis=1))) for box in b]]
-                out.append(np.stack([skeleton_3d(calib[int(r[0])], (r[7], r[8]), 1.71) for r in rows])
-                           if len(b) else np.zeros((0, 17, 3)))
-            return out
-
     cfg = _compose("detector=gt", "reid=none", "multicam=online", "pose=synthetic", "pose.extractor=null")
     assert cfg.pose.foot_point.stature == 1.71
-    t = _pipeline(cfg, keypoint_extractor=Upright()).run(scene).tracks.table
+    t = _pipeline(cfg, keypoint_extractor=Upright(scene)).run(scene).tracks.table
     truth = gt[[int(np.argmin(np.abs(gt[:, 3:7] - box).sum(axis=1))) for box in t[:, 3:7]]]
     assert (truth[:, 0] == t[:, CAM]).all() and len(np.unique(t[:, CAM])) == 2
     err = np.linalg.norm(t[:, [XWORLD, YWORLD]] - truth[:, 7:9], axis=1)
@@ -479,6 +485,23 @@ def test_bench_foot_error_pose_beats_the_box_on_cut_people(scene: Any) -> None:
     table = bench_pose.format_table({"scene": {"scenes": 1, "cameras": 2, "width": 320, "height": 180, "frames": 1,
                                                "people": 4, "seed": 32}, "pose": "test", "foot_error": {"gt": summary}})
     assert "gt / feet_hidden" in table and "feet hidden by" in table
+
+
+def test_bench_foot_picture_draws_every_camera(scene: Any, tmp_path: Path) -> None:
+    import cv2
+
+    out = tmp_path / "foot.png"
+    fp = PoseFootPoint(joint_heights=SYNTH_HEIGHTS, stature=1.71)
+    res = bench_pose.foot_picture(out, scene, Upright(scene, (320, 180)), fp, frame=3)
+    image = cv2.imread(str(out))
+    assert image.shape == (2 * 180 + 30, 2 * 2 * 320, 3)  # two cameras side by side at 2x, and the legend
+    assert res["people"] == int(((scene.ground_truth[:, 2] == 3)).sum()) > 0
+    assert res["median_error_pose"] < 0.01 < res["median_error_box"]
+    green = (np.abs(image[:360].astype(int) - bench_pose.POSE_FOOT).sum(axis=2) < 60).sum()
+    assert green > 5 * res["people"]  # the pose foot dots are drawn
+    with pytest.raises(ValueError, match="no frame 99"):
+        bench_pose.foot_picture(tmp_path / "x.png", scene, Upright(scene), fp, frame=99)
+    assert not (tmp_path / "x.png").exists()
 
 
 def test_bench_hota_runs_through_the_scene_runner(scene: Any) -> None:

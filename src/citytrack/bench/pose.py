@@ -3,6 +3,7 @@
     python -m citytrack.bench pose [--scenes 2] [--frames 100] [--boxes detector,gt] [--variants none,foot,full]
         [--device auto] [--max-frames N] [--no-hota] [--override KEY=VALUE ...] [--json OUT]
     python -m citytrack.bench pose --pets-picture OUT.png [--pets-boxes gt|detector] [--pets-frames 4]
+    python -m citytrack.bench pose ... --foot-picture OUT.png [--foot-frame 50]
 
 Two measurements, both on synthetic AI City 2024 scenes rendered on first use under
 `<data>/synth/bench_pose_<parameters>/` (seed 2024, split `test`: the held-out seed of `python infer.py`):
@@ -329,6 +330,69 @@ def pets_picture(out: Path, extractor: Any, conf_thresh: float, boxes: str = "gt
     return {"picture": str(out), "frames": sorted(wanted), "people": people, "boxes": boxes}
 
 
+# ----------------------------------------------------------------------------- foot-point picture
+BOX_FOOT, POSE_FOOT, TRUE_FOOT = (0, 0, 255), (0, 220, 0), (255, 255, 255)
+"""BGR colours of the foot-point picture: box bottom centre, pose foot point, ground truth."""
+
+
+def foot_picture(out: Path, scene: Any, extractor: Any, foot_point: Any, frame: int = 50,
+                 conf_thresh: float = 0.3) -> dict[str, Any]:
+    """One frame of every camera (ground-truth boxes clipped to the image, as the `gt` rows), 2 per row,
+    each enlarged 2x: skeletons, the box bottom centre (red), the pose foot point (green) and the true
+    foot point (white ring, the world point projected); written atomically. Returns the median errors."""
+    import cv2
+    import torch
+
+    from citytrack.data.formats.aicity import BH, BX, CAMERA_ID, FRAME_ID, XWORLD, YWORLD
+    from citytrack.data.video import VideoReader
+    from citytrack.multicam.foot import BoxBottomCentre
+    from citytrack.visualize.draw import draw_skeletons
+
+    gt, tiles, errors = scene.ground_truth, [], {"box": [], "pose": []}
+    for cam in sorted(scene.cameras, key=lambda c: c.camera_id):
+        with VideoReader(cam.video) as reader:
+            image = next((img for f, img in reader if f == frame), None)
+        if image is None:
+            raise ValueError(f"{cam.video}: no frame {frame}")
+        size = (image.shape[1], image.shape[0])
+        rows = gt[(gt[:, CAMERA_ID] == cam.camera_id) & (gt[:, FRAME_ID] == frame)]
+        boxes = clip_xywh(rows[:, BX : BH + 1], size)
+        keep = (boxes[:, 2] >= 1) & (boxes[:, 3] >= 1)
+        rows, boxes = rows[keep], boxes[keep]
+        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
+        kps = np.asarray(extractor(tensor, [np.c_[boxes[:, :2], np.maximum(boxes[:, 2:], 1.0)]])[0], np.float64)
+        calib = cam.calibration
+        uv_box = BoxBottomCentre()(boxes)
+        uv_pose = foot_point.estimate(boxes, kps, np.tile(size, (len(boxes), 1)), [calib] * len(boxes))[0]
+        uv_true = calib.ground_to_image(rows[:, [XWORLD, YWORLD]])
+        for key, uv in (("box", uv_box), ("pose", uv_pose)):
+            errors[key] += np.linalg.norm(calib.image_to_ground(uv) - rows[:, [XWORLD, YWORLD]], axis=1).tolist()
+        big = cv2.resize(image, (2 * size[0], 2 * size[1]), interpolation=cv2.INTER_LINEAR)
+        draw_skeletons(big, kps, conf_thresh=conf_thresh, scale=2.0, thickness=1, radius=2)
+        for uv, colour in ((uv_true, TRUE_FOOT), (uv_box, BOX_FOOT), (uv_pose, POSE_FOOT)):
+            for u, v in uv[np.isfinite(uv).all(axis=1)]:
+                centre = (int(round(2 * u)), int(round(2 * v)))
+                cv2.circle(big, centre, 6 if colour == TRUE_FOOT else 3, colour, 1 if colour == TRUE_FOOT else -1,
+                           cv2.LINE_AA)
+        cv2.putText(big, f"camera {cam.camera_id}, frame {frame}", (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
+                    (255, 255, 255), 1, cv2.LINE_AA)
+        tiles.append(big)
+    tiles += [np.zeros_like(tiles[0])] * (len(tiles) % 2)
+    grid = np.vstack([np.hstack(tiles[i : i + 2]) for i in range(0, len(tiles), 2)])
+    legend = np.zeros((30, grid.shape[1], 3), np.uint8)
+    for k, (text, colour) in enumerate((("box bottom centre", BOX_FOOT), ("pose foot point", POSE_FOOT),
+                                         ("true foot point", TRUE_FOOT))):
+        cv2.circle(legend, (14 + 220 * k, 15), 5, colour, -1 if colour != TRUE_FOOT else 1, cv2.LINE_AA)
+        cv2.putText(legend, text, (26 + 220 * k, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+    ok, buf = cv2.imencode(".png", np.vstack([grid, legend]))
+    if not ok:
+        raise RuntimeError(f"{out}: could not encode the picture")
+    with atomic_open(out, "wb") as fh:
+        fh.write(buf.tobytes())
+    return {"picture": str(out), "scene": scene.name, "frame": frame, "people": len(errors["box"]),
+            **{f"median_error_{k}": float(np.median(v)) if v else None for k, v in errors.items()}}
+
+
 # ----------------------------------------------------------------------------- entry
 def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     import hydra.utils
@@ -350,6 +414,9 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                                      args.pets_boxes, detector, args.pets_frames)}
     result: dict[str, Any] = {"benchmark": "pose", "scene": {**params, "dir": str(root)}, "pose": args.pose,
                               "foot_point": foot_point.__class__.__name__, "foot_error": {}}
+    if args.foot_picture is not None:
+        result["foot_picture"] = foot_picture(args.foot_picture, scenes[0], extractor, foot_point, args.foot_frame,
+                                              float(cfg.pose.foot_point.conf_thresh))
     for src in args.boxes:
         detector = hydra.utils.instantiate(cfg.detector) if src == "detector" else None
         t0 = time.perf_counter()
@@ -375,6 +442,9 @@ def format_table(result: dict[str, Any]) -> str:
     columns = (f"{'world foot-point error (m)':<34}{'boxes':>7}{'box med':>9}{'pose med':>9}{'box mean':>9}"
                f"{'pose mean':>10}{'ratio':>7}  rule share box/ankles/extrap/vertical")
     lines = [head, "", columns]
+    if "foot_picture" in result:
+        fp = result["foot_picture"]
+        lines.insert(1, f"foot-point picture: {fp['picture']} ({fp['scene']}, frame {fp['frame']}, {fp['people']} people)")
     for src, summ in result["foot_error"].items():
         for name in ("all", "feet_hidden", "feet_visible", "cut_by_frame"):
             e = summ[name]
@@ -412,6 +482,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="only draw skeletons on real PETS09-S2L1 frames (../shared/data) into OUT.png")
     p.add_argument("--pets-boxes", choices=("gt", "detector"), default="gt", help="boxes for --pets-picture")
     p.add_argument("--pets-frames", type=int, default=4, help="frames in --pets-picture")
+    p.add_argument("--foot-picture", type=Path, default=None, metavar="OUT.png",
+                   help="also draw one frame of the first scene's cameras: skeletons, box / pose / true foot points")
+    p.add_argument("--foot-frame", type=int, default=50, help="the frame of --foot-picture (0-based)")
     args = p.parse_args(argv)
     args.boxes = [b for b in args.boxes.split(",") if b]
     args.variants = [v for v in args.variants.split(",") if v]
