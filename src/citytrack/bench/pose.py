@@ -289,7 +289,7 @@ def pets_picture(out: Path, extractor: Any, conf_thresh: float, boxes: str = "gt
     root = Path(data) if data is not None else DATA
     gt, _ = split_ground_truth(read_mot(root / PETS_SEQ / "gt" / "gt.txt", kind="gt"), scale=PETS_SCALE)
     total = max(gt)
-    wanted = {int(round(x)) for x in np.linspace(1, total, frames + 2)[1:-1]}
+    wanted = {int(x) for x in np.rint(np.linspace(1, total, frames + 2)[1:-1])}
     tiles, people = [], 0
     for frame, image in video_frames(root / PETS_VIDEO, None, "PETS09-S2L1 pose"):
         if frame not in wanted:
@@ -370,9 +370,8 @@ def foot_picture(out: Path, scene: Any, extractor: Any, foot_point: Any, frame: 
         big = cv2.resize(image, (2 * size[0], 2 * size[1]), interpolation=cv2.INTER_LINEAR)
         draw_skeletons(big, kps, conf_thresh=conf_thresh, scale=2.0, thickness=1, radius=2)
         for uv, colour in ((uv_true, TRUE_FOOT), (uv_box, BOX_FOOT), (uv_pose, POSE_FOOT)):
-            for u, v in uv[np.isfinite(uv).all(axis=1)]:
-                centre = (int(round(2 * u)), int(round(2 * v)))
-                cv2.circle(big, centre, 6 if colour == TRUE_FOOT else 3, colour, 1 if colour == TRUE_FOOT else -1,
+            for u, v in np.rint(2 * uv[np.isfinite(uv).all(axis=1)]).astype(int).tolist():
+                cv2.circle(big, (u, v), 6 if colour == TRUE_FOOT else 3, colour, 1 if colour == TRUE_FOOT else -1,
                            cv2.LINE_AA)
         cv2.putText(big, f"camera {cam.camera_id}, frame {frame}", (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
                     (255, 255, 255), 1, cv2.LINE_AA)
