@@ -98,3 +98,23 @@ def test_tiny_training_run_logs_ap_and_a_picture_and_extracts(config_dir: Path, 
     out = ext(frames, [np.array([[10, 5, 20, 40], [50, 20, 30, 60]], dtype=np.float32), np.zeros((0, 4))])
     assert out[0].shape == (2, 17, 3) and out[1].shape == (0, 17, 3)
     assert ((out[0][..., 2] >= 0) & (out[0][..., 2] <= 1)).all()
+
+
+def test_train_splits_take_both_identity_halves_of_the_training_world(tmp_path: Path) -> None:
+    from citytrack.data.pose_datamodule import SyntheticPoseDataModule
+
+    synth = {"scenes": 1, "cameras": 2, "people": 6, "frames": 12, "width": 320, "height": 192, "progress": False,
+             "pose": {"stride": 2, "min_height": 20, "min_keypoints": 3, "test_fraction": 0.5}}
+    sizes, people = {}, {}
+    for splits in (["train"], ["test"], ["train", "test"]):
+        dm = SyntheticPoseDataModule(str(tmp_path), synth=synth, train_splits=splits, num_workers=0)
+        dm.setup("fit")
+        key = "+".join(splits)
+        sizes[key] = len(dm.train_set)
+        parts = dm.train_set.datasets if key == "train+test" else [dm.train_set]
+        people[key] = {a["track_id"] for d in parts for a in d.coco.dataset["annotations"]}
+    assert sizes["train"] > 0 and sizes["test"] > 0 and sizes["train+test"] == sizes["train"] + sizes["test"]
+    assert not people["train"] & people["test"] and people["train+test"] == people["train"] | people["test"]
+    assert len(dm.val_set) > 0  # the eval world is untouched by train_splits
+    with pytest.raises(ValueError, match="train_splits"):
+        SyntheticPoseDataModule(str(tmp_path), train_splits=["val"])

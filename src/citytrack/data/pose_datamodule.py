@@ -1,8 +1,9 @@
 """Pose datamodule: top-down crops of the synthetic world with COCO keypoints, generated on first use.
 
 Two synthetic datasets from different seeds (different worlds, different identities): `train_seed`
-for training (its `person_keypoints_train.json`), `eval_seed` held out entirely, its test-identity
-crops for validation and its train-identity crops for the test split (disjoint people). Items are
+for training (its `person_keypoints_train.json`; `train_splits=[train, test]` takes its test-identity
+crops too, twice the people: nothing else reads the training world), `eval_seed` held out entirely,
+its test-identity crops for validation and its train-identity crops for the test split (disjoint people). Items are
 uint8 RGB crops as written (`synth.pose.size`) with keypoints and the person's box in crop pixels;
 the crop-to-input warp, jitter and flip run on the device in `KeypointModule`.
 """
@@ -17,7 +18,7 @@ import cv2
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from citytrack.data.formats.coco import coco_to_image_keypoints, load_coco_keypoints
 from citytrack.data.formats.errors import FormatError
@@ -76,15 +77,19 @@ class SyntheticPoseDataModule(pl.LightningDataModule):
         eval_batch_size: int = 64,
         num_workers: int = 2,
         pin_memory: bool = True,
+        train_splits: tuple[str, ...] | list[str] = ("train",),
     ) -> None:
         super().__init__()
+        self.train_splits = tuple(train_splits)
+        if not self.train_splits or not set(self.train_splits) <= {"train", "test"}:
+            raise ValueError(f"train_splits must name some of train, test; got {list(self.train_splits)}")
         self.data_dir = Path(data_dir)
         self.train_dir, self.eval_dir = self.data_dir / train_name, self.data_dir / eval_name
         self.train_seed, self.eval_seed = int(train_seed), int(eval_seed)
         self.synth = dict(synth or {})
         self.batch_size, self.eval_batch_size = int(batch_size), int(eval_batch_size)
         self.num_workers, self.pin_memory = int(num_workers), pin_memory
-        self.train_set: PoseCropDataset | None = None
+        self.train_set: Dataset | None = None
         self.val_set: PoseCropDataset | None = None
         self.test_set: PoseCropDataset | None = None
 
@@ -102,8 +107,9 @@ class SyntheticPoseDataModule(pl.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit") and self.train_set is None:
-            self.train_set = self._set(self.train_dir, "train")
-            log.info("pose train set %s: %d people", self.train_dir, len(self.train_set))
+            parts = [self._set(self.train_dir, split) for split in self.train_splits]
+            self.train_set = parts[0] if len(parts) == 1 else ConcatDataset(parts)
+            log.info("pose train set %s (%s): %d people", self.train_dir, "+".join(self.train_splits), len(self.train_set))
         if stage in (None, "fit", "validate") and self.val_set is None:
             self.val_set = self._set(self.eval_dir, "test")
         if stage in (None, "test") and self.test_set is None:
