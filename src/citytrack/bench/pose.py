@@ -136,6 +136,22 @@ def match_to_truth(dets: np.ndarray, truth: np.ndarray, min_iou: float) -> tuple
     return matches[:, 0], matches[:, 1]
 
 
+def visible_truth(gt: np.ndarray, camera: int, frame: int, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Ground-truth rows of one camera frame with at least a pixel on the image, and their boxes
+    clipped to it (what the `gt` box source and the foot picture use)."""
+    from citytrack.data.formats.aicity import BH, BX, CAMERA_ID, FRAME_ID
+
+    rows = gt[(gt[:, CAMERA_ID] == camera) & (gt[:, FRAME_ID] == frame)]
+    truth = clip_xywh(rows[:, BX : BH + 1], size)
+    keep = (truth[:, 2] >= 1) & (truth[:, 3] >= 1)
+    return rows[keep], truth[keep]
+
+
+def extractor_boxes(boxes: np.ndarray) -> np.ndarray:
+    """Boxes as the keypoint extractor takes them: at least one pixel wide and tall."""
+    return np.c_[boxes[:, :2], np.maximum(boxes[:, 2:], 1.0)]
+
+
 def foot_errors(
     scene: Any, extractor: Any, foot_point: Any, boxes: str = "detector", detector: Any = None,
     device: str = "cpu", max_frames: int | None = None, match_iou: float = 0.5,
@@ -171,17 +187,14 @@ def foot_errors(
                 x = torch.from_numpy(np.stack([images[c] for c in members])).to(dev).permute(0, 3, 1, 2)  # BGR
                 dets = detector(x.flip(1), members, frame) if detector is not None else [None] * len(members)
                 for c, d in zip(members, dets, strict=True):
-                    rows = gt[(gt[:, CAMERA_ID] == c) & (gt[:, FRAME_ID] == frame)]
-                    truth = clip_xywh(rows[:, BX : BH + 1], sizes[c])
-                    keep = (truth[:, 2] >= 1) & (truth[:, 3] >= 1)
-                    rows, truth = rows[keep], truth[keep]
+                    rows, truth = visible_truth(gt, c, frame, sizes[c])
                     if boxes == "gt":
                         per_cam[c] = (truth, rows)
                     else:
                         d = np.asarray(d, dtype=np.float64).reshape(-1, 5)[:, :4]
                         di, ti = match_to_truth(d, truth, match_iou)
                         per_cam[c] = (d[di], rows[ti])
-                found = extractor(x, [np.c_[per_cam[c][0][:, :2], np.maximum(per_cam[c][0][:, 2:], 1.0)] for c in members])
+                found = extractor(x, [extractor_boxes(per_cam[c][0]) for c in members])
                 kps.update(zip(members, (np.asarray(k, np.float32) for k in found), strict=True))
             for c in cams:
                 b, rows = per_cam[c]
@@ -343,7 +356,7 @@ def foot_picture(out: Path, scene: Any, extractor: Any, foot_point: Any, frame: 
     import cv2
     import torch
 
-    from citytrack.data.formats.aicity import BH, BX, CAMERA_ID, FRAME_ID, XWORLD, YWORLD
+    from citytrack.data.formats.aicity import XWORLD, YWORLD
     from citytrack.data.video import VideoReader
     from citytrack.multicam.foot import BoxBottomCentre
     from citytrack.visualize.draw import draw_skeletons
@@ -355,12 +368,9 @@ def foot_picture(out: Path, scene: Any, extractor: Any, foot_point: Any, frame: 
         if image is None:
             raise ValueError(f"{cam.video}: no frame {frame}")
         size = (image.shape[1], image.shape[0])
-        rows = gt[(gt[:, CAMERA_ID] == cam.camera_id) & (gt[:, FRAME_ID] == frame)]
-        boxes = clip_xywh(rows[:, BX : BH + 1], size)
-        keep = (boxes[:, 2] >= 1) & (boxes[:, 3] >= 1)
-        rows, boxes = rows[keep], boxes[keep]
+        rows, boxes = visible_truth(gt, cam.camera_id, frame, size)
         tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
-        kps = np.asarray(extractor(tensor, [np.c_[boxes[:, :2], np.maximum(boxes[:, 2:], 1.0)]])[0], np.float64)
+        kps = np.asarray(extractor(tensor, [extractor_boxes(boxes)])[0], np.float64)
         calib = cam.calibration
         uv_box = BoxBottomCentre()(boxes)
         uv_pose = foot_point.estimate(boxes, kps, np.tile(size, (len(boxes), 1)), [calib] * len(boxes))[0]

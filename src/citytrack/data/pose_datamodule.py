@@ -2,8 +2,9 @@
 
 Two synthetic datasets from different seeds (different worlds, different identities): `train_seed`
 for training (its `person_keypoints_train.json`; `train_splits=[train, test]` takes its test-identity
-crops too, twice the people: nothing else reads the training world), `eval_seed` held out entirely,
-its test-identity crops for validation and its train-identity crops for the test split (disjoint people). Items are
+crops too, twice the people: nothing else reads the training world), `eval_seed` held out
+entirely, its test-identity crops for validation and its train-identity crops for the test split
+(disjoint people). Items are
 uint8 RGB crops as written (`synth.pose.size`) with keypoints and the person's box in crop pixels;
 the crop-to-input warp, jitter and flip run on the device in `KeypointModule`.
 """

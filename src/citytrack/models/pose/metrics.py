@@ -2,10 +2,10 @@
 
 AP / AP50 / AP75 are `COCOeval(iouType="keypoints")` over the images that were predicted (so a
 `limit_val_batches` subset evaluates that subset), with COCO's per-joint sigmas and each person's
-`area` as the OKS scale. AP_M / AP_L are COCO's medium (32^2-96^2 px of area) and large people only
-(-1 when there are none), as COCO's own summary reports them. PCK@0.2: share of labelled joints (v > 0) predicted within 0.2 torso
-diameters (left shoulder to right hip, Andriluka et al.'s PCK) of the truth; people without both
-joints labelled use 0.3 x their box height, about a torso.
+`area` as the OKS scale. AP_M / AP_L are COCO's medium (32^2-96^2 px of area) and large people
+only (-1 when there are none), as COCO's own summary reports them. PCK@0.2: share of labelled
+joints (v > 0) predicted within 0.2 torso diameters (left shoulder to right hip, Andriluka et al.'s
+PCK) of the truth; people without both joints labelled use 0.3 x their box height, about a torso.
 """
 
 from __future__ import annotations
