@@ -2,8 +2,9 @@
 
 Images per second of the detector for training (forward + SimOTA loss + backward + AdamW step on
 letterboxed inputs, GPU augmentation included) and for inference (`predict_frames` on
-`batch` frames of 1920x1080: upload, letterbox, forward, NMS, boxes back to frame pixels),
-bf16 autocast on CUDA. Prints one JSON line.
+`batch` frames of 1920x1080: upload, letterbox, forward, NMS, boxes back to frame pixels).
+On CUDA the defaults are the training/inference paths' own: bf16 autocast and channels_last;
+`--precision fp32` and `--no-channels-last` measure what each buys. Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--ckpt", default=None, help="benchmark a trained checkpoint instead of a fresh net")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                        help="auto: bf16 autocast on CUDA, fp32 on the CPU")
+    parser.add_argument("--no-channels-last", dest="channels_last", action="store_false",
+                        help="keep NCHW on CUDA (the module's default is NHWC there)")
     args = parser.parse_args(argv)
 
     from citytrack.data.detection_augment import augment_batch
@@ -42,10 +47,13 @@ def main(argv: list[str] | None = None) -> int:
     else:
         module = DetectorModule(YoloxNet(args.backbone, 1, neck_channels=args.neck_channels), img_size=args.img_size)
     module = module.to(device)
+    bf16 = device.type == "cuda" if args.precision == "auto" else args.precision == "bf16"
+    module.bf16_inference = bf16
+    module.hparams.channels_last = args.channels_last
     if device.type == "cuda":
         torch.set_float32_matmul_precision("high")
-        module.net.to(memory_format=torch.channels_last)
-    bf16 = device.type == "cuda"
+        if args.channels_last:
+            module.net.to(memory_format=torch.channels_last)
 
     # training: random people-sized boxes on random images
     s = args.img_size
@@ -95,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                 "benchmark": "detector",
                 "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
                 "precision": "bf16-mixed" if bf16 else "fp32",
+                "channels_last": bool(args.channels_last and device.type == "cuda"),
                 "backbone": module.net.config["backbone"],
                 "batch": args.batch,
                 "img_size": s,

@@ -89,6 +89,9 @@ class DetectorModule(pl.LightningModule):
             Only used when the module is built from config (never stored in exported checkpoints).
     """
 
+    # inference under bf16 autocast on CUDA (fp32 on the CPU regardless); a benchmark's fp32 baseline clears it
+    bf16_inference: bool = True
+
     def __init__(
         self,
         net: YoloxNet,
@@ -348,7 +351,7 @@ class DetectorModule(pl.LightningModule):
             # uint8 is letterboxed in pixel units then scaled; float in [0, 1] pads with the scaled value
             x, lb = letterbox_batch(x, size)
             x = self._images(x / 255.0 if images.dtype == torch.uint8 else x)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and self.bf16_inference):
                 out = self.eval_net(x)
             for d in postprocess(out, thresh, self.hparams.nms_thresh, self.hparams.max_det):
                 if keep_cls is not None:
