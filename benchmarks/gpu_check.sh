@@ -5,7 +5,11 @@
 #   SMOKE=1 DEVICE=cpu OUT=/tmp/gpu_smoke bash benchmarks/gpu_check.sh   # the same steps, tiny, on a CPU
 #
 # (run from the repository root; DATA is the folder the synthetic worlds render into, default data/;
-# PY the Python that has citytrack's dependencies, default python3.)
+# PY the Python that has citytrack's dependencies, default python3.) A machine without internet that
+# has torch, Lightning, timm and OpenCV needs these as cp312 wheels beside the repository, installed
+# with `pip install --no-index --no-deps --target /tmp/site .whl/*.whl` and PYTHONPATH=/tmp/site:
+# hydra-core 1.3.8, omegaconf 2.3.1, antlr4-python3-runtime 4.9.3 (`pip wheel` builds it from its
+# sdist), kornia 0.9.0, kornia_rs 0.2.0, lap 0.5.13, motmetrics 1.4.0, xmltodict 1.0.4, pycocotools 2.0.11.
 #
 # 1. detector throughput (training step and batched 1080p inference) with bf16 + channels_last, and
 #    the fp32 / NCHW peers measured in the same run (`python -m citytrack.bench detector`);
