@@ -510,3 +510,66 @@ def test_bench_hota_runs_through_the_scene_runner(scene: Any) -> None:
     m = result["gt/none"]
     assert 0 < m["HOTA"] <= 1 and 0 < m["AssA"] <= 1 and list(m["scenes"]) == [scene.name]
     assert "pose=none" in m["overrides"] and "detector=gt" in m["overrides"]
+    foot = m["runner_foot_error"]
+    assert foot["all"]["boxes"] > 0 and foot["all"]["median"] > 0 and 0 <= foot["feet_hidden"]["boxes"] <= foot["all"]["boxes"]
+
+
+def test_runner_foot_errors_match_the_runner_table_to_the_truth(scene: Any) -> None:
+    """A runner table that is the ground truth itself has no error; world points 1 m off err 1 m;
+    boxes that match nothing are not counted."""
+    from citytrack.data.formats.aicity import BH, BX, CAMERA_ID, FRAME_ID, OBJ_ID, XWORLD, YWORLD
+
+    gt = scene.ground_truth
+    table = np.full((len(gt), len(SCT_COLUMNS)), -1.0)
+    table[:, 0], table[:, 1], table[:, 2] = gt[:, CAMERA_ID], gt[:, OBJ_ID], gt[:, FRAME_ID]
+    table[:, 3:7], table[:, 7], table[:, 8] = gt[:, BX : BH + 1], gt[:, XWORLD], gt[:, YWORLD]
+    exact = bench_pose.runner_foot_errors(scene, table)
+    assert len(exact["err"]) > 0.9 * len(gt) and np.abs(exact["err"]).max() < 1e-6
+    assert exact["hidden"].any() and not exact["hidden"].all()
+    shifted = table.copy()
+    shifted[:, 7] += 1.0
+    shifted[::2, 3] += 1000.0  # every other box far off its person: unmatched
+    off = bench_pose.runner_foot_errors(scene, shifted)
+    assert 0 < len(off["err"]) < 0.6 * len(gt) and np.allclose(off["err"], 1.0)
+
+
+def _track_world(calib: CameraCalibration, fp: PoseFootPoint, kp: np.ndarray, track: tuple[int, int]) -> np.ndarray:
+    boxes = np.array([[600.0, 300.0, 40.0, 100.0]])
+    uv, rule = fp.estimate(boxes, kp[None], np.array([[1280.0, 720.0]]), [calib], np.array([track]))
+    assert rule.tolist() == [VERTICAL]
+    return calib.image_to_ground(uv)[0]
+
+
+def test_track_stature_keeps_a_child_on_the_ground_when_the_legs_are_hidden() -> None:
+    """A 1.2 m child seen whole for a few frames, then head and shoulders only: with `track_stature`
+    the pooled stature places the ground point right; the population prior (1.71 m) puts it metres off
+    along the ray. Other tracks and a reset start from the prior again."""
+    calib = _camera()
+    whole = skeleton_3d(calib, (2.0, 3.0), 1.2)
+    upper = skeleton_3d(calib, (2.0, 3.0), 1.2, ("ankle", "knee", "hip"))
+    pooled = PoseFootPoint(joint_heights=SYNTH_HEIGHTS, stature=1.71, track_stature=True)
+    plain = PoseFootPoint(joint_heights=SYNTH_HEIGHTS, stature=1.71)
+    for _ in range(20):
+        _track_world(calib, pooled, whole, (1, 7))
+    err_pooled = np.linalg.norm(_track_world(calib, pooled, upper, (1, 7)) - [2.0, 3.0])
+    err_plain = np.linalg.norm(_track_world(calib, plain, upper, (1, 7)) - [2.0, 3.0])
+    err_other = np.linalg.norm(_track_world(calib, pooled, upper, (2, 7)) - [2.0, 3.0])  # same id, other camera
+    assert err_plain > 1.0 and err_pooled < 0.1 * err_plain
+    assert err_other == pytest.approx(err_plain, abs=1e-6)
+    pooled.reset()
+    assert np.linalg.norm(_track_world(calib, pooled, upper, (1, 7)) - [2.0, 3.0]) == pytest.approx(err_plain, abs=1e-6)
+
+
+def test_track_stature_ignores_a_frame_that_contradicts_the_track() -> None:
+    """Once a track's stature is known, a frame whose own estimate is far outside it (a keypoint failure,
+    a switched track) is not pooled, and the pooled evidence is capped at `stature_floor`."""
+    calib = _camera()
+    fp = PoseFootPoint(joint_heights=SYNTH_HEIGHTS, stature=1.71, track_stature=True, stature_floor=0.05)
+    for _ in range(20):
+        _track_world(calib, fp, skeleton_3d(calib, (0.0, 0.0), 1.8), (0, 1))
+    info, info_mean = fp._statures[(0, 1)]
+    assert info == pytest.approx(0.05**-2) and info_mean / info == pytest.approx(1.8, abs=1e-3)
+    _track_world(calib, fp, skeleton_3d(calib, (0.0, 0.0), 1.1), (0, 1))  # 0.7 m shorter: not the same body
+    assert fp._statures[(0, 1)] == (info, info_mean)
+    with pytest.raises(ValueError, match="track keys"):
+        fp.estimate(np.zeros((1, 4)), skeleton_3d(calib, (0.0, 0.0), 1.8)[None], None, [calib], np.zeros((2, 2)))

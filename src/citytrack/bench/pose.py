@@ -28,6 +28,9 @@ Two measurements, both on synthetic AI City 2024 scenes rendered on first use un
    `full` (foot points, pose reliability, part-weighted appearance). With `detector=gt` the
    runner's boxes are the unclipped ground truth (see above): no person is cut, so the box
    baseline is at its best there; the detector rows are the ones that say what pose brings.
+   Each run also reports the runner's own foot-point error (`runner_foot_error`): its tracked
+   boxes' world points, matched to the visible ground truth as in 1. Unlike 1, this sees what
+   depends on tracks (`pose.foot_point.track_stature`) and the tracker's smoothed boxes.
 """
 
 from __future__ import annotations
@@ -152,6 +155,52 @@ def extractor_boxes(boxes: np.ndarray) -> np.ndarray:
     return np.c_[boxes[:, :2], np.maximum(boxes[:, 2:], 1.0)]
 
 
+def feet_hidden(gt: np.ndarray, vis: dict[tuple[int, int], bool] | None, camera: int, frame: int, rows: np.ndarray,
+                size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per ground-truth row of one camera frame: feet hidden, cut by the frame, occluded by a nearer
+    person, and whether `hidden` comes from the camera's keypoints file (`vis`) rather than the boxes."""
+    from citytrack.data.formats.aicity import BH, BX, CAMERA_ID, FRAME_ID, OBJ_ID
+
+    all_rows = gt[(gt[:, CAMERA_ID] == camera) & (gt[:, FRAME_ID] == frame)]
+    cut_all, occ_all = feet_hidden_from_boxes(all_rows[:, BX : BH + 1], size)
+    index = {int(o): k for k, o in enumerate(all_rows[:, OBJ_ID])}
+    k = np.array([index[int(o)] for o in rows[:, OBJ_ID]], dtype=np.int64)
+    cut, occ = cut_all[k], occ_all[k]
+    known = np.array([vis is not None and (frame, int(o)) in vis for o in rows[:, OBJ_ID]], dtype=bool)
+    hidden = cut | occ
+    if vis is not None:
+        hidden = np.where(known, [not vis.get((frame, int(o)), True) for o in rows[:, OBJ_ID]], hidden)
+    return np.asarray(hidden, bool), cut, occ, known
+
+
+def runner_foot_errors(scene: Any, table: np.ndarray, match_iou: float = 0.5) -> dict[str, np.ndarray]:
+    """World error (m) of the scene runner's own ground points: every tracked box of its table
+    (tracker boxes, world columns from its foot-point step) matched one to one to the visible
+    ground truth of its camera frame, with the feet-hidden flags of `foot_errors`."""
+    from citytrack.data.formats.aicity import XWORLD, YWORLD
+    from citytrack.data.video import probe_video
+
+    gt = scene.ground_truth
+    out: dict[str, list[np.ndarray]] = {"err": [], "hidden": []}
+    for cam in scene.cameras:
+        c = cam.camera_id
+        size = cam.calibration.image_size
+        if size is None:
+            info = probe_video(cam.video)
+            size = (info.width, info.height)
+        vis = load_feet_visibility(cam.video.parent / "keypoints.json")
+        mine = table[table[:, 0] == c]
+        for frame in np.unique(mine[:, 2]).astype(int):
+            rows_run = mine[mine[:, 2] == frame]
+            rows, truth = visible_truth(gt, c, frame, size)
+            di, ti = match_to_truth(clip_xywh(rows_run[:, 3:7], size), truth, match_iou)
+            if not len(di):
+                continue
+            out["err"].append(np.linalg.norm(rows_run[di, 7:9] - rows[ti][:, [XWORLD, YWORLD]], axis=1))
+            out["hidden"].append(feet_hidden(gt, vis, c, frame, rows[ti], size)[0])
+    return {k: np.concatenate(v) if v else np.zeros(0) for k, v in out.items()}
+
+
 def foot_errors(
     scene: Any, extractor: Any, foot_point: Any, boxes: str = "detector", detector: Any = None,
     device: str = "cpu", max_frames: int | None = None, match_iou: float = 0.5,
@@ -160,7 +209,7 @@ def foot_errors(
     pose foot point (metres), the pose rule used, and the feet-hidden flags."""
     import torch
 
-    from citytrack.data.formats.aicity import BH, BX, CAMERA_ID, FRAME_ID, OBJ_ID, XWORLD, YWORLD
+    from citytrack.data.formats.aicity import XWORLD, YWORLD
     from citytrack.data.video import SyncedVideoReader
     from citytrack.multicam.foot import BoxBottomCentre
     from citytrack.utils.device import resolve_device
@@ -205,16 +254,7 @@ def foot_errors(
                 world_gt = rows[:, [XWORLD, YWORLD]]
                 for key, uv in (("err_box", box_foot(b)), ("err_pose", uv_pose)):
                     out[key].append(np.linalg.norm(calib[c].image_to_ground(uv) - world_gt, axis=1))
-                all_rows = gt[(gt[:, CAMERA_ID] == c) & (gt[:, FRAME_ID] == frame)]
-                cut_all, occ_all = feet_hidden_from_boxes(all_rows[:, BX : BH + 1], sizes[c])
-                index = {int(o): k for k, o in enumerate(all_rows[:, OBJ_ID])}
-                k = np.array([index[int(o)] for o in rows[:, OBJ_ID]], dtype=np.int64)
-                cut, occ = cut_all[k], occ_all[k]
-                vis = vis_files[c]
-                known = np.array([vis is not None and (frame, int(o)) in vis for o in rows[:, OBJ_ID]])
-                hidden = cut | occ
-                if vis is not None:
-                    hidden = np.where(known, [not vis.get((frame, int(o)), True) for o in rows[:, OBJ_ID]], hidden)
+                hidden, cut, occ, known = feet_hidden(gt, vis_files[c], c, frame, rows, sizes[c])
                 for key, v in (("rule", rule), ("hidden", hidden), ("cut", cut), ("occluded", occ), ("from_file", known)):
                     out[key].append(np.asarray(v))
     return {k: np.concatenate(v) if v else np.zeros(0) for k, v in out.items()}
@@ -262,15 +302,21 @@ def hota_runs(scenes: list[Any], device: str, variants: list[str], boxes: list[s
             ov = [*BOX_SOURCES[src], *(o.replace("synthetic", pose, 1) if o.startswith("pose=") else o for o in VARIANTS[var]),
                   "multicam=online", f"task.pipeline.max_frames={max_frames if max_frames else 'null'}", *extra]
             pipeline = hydra.utils.instantiate(compose_config(device, ov).task.pipeline)
-            per_scene, t0 = {}, time.perf_counter()
+            per_scene, t0, errs = {}, time.perf_counter(), []
             for scene in scenes:
                 run = pipeline.run(scene)
                 m = evaluate_scene(scene, submission_rows(run.table, "aic24"), world=True)
                 per_scene[scene.name] = {k: float(m[k]) for k in ("HOTA", "DetA", "AssA", "LocA", "mc_IDF1")}
+                errs.append(runner_foot_errors(scene, run.table))
             keys = next(iter(per_scene.values())).keys()
+            err, hidden = (np.concatenate([e[k] for e in errs]) for k in ("err", "hidden"))
+            foot = {name: {"boxes": int(sel.sum()), "median": float(np.median(err[sel])) if sel.any() else float("nan")}
+                    for name, sel in (("all", np.ones(len(err), bool)), ("feet_hidden", hidden.astype(bool)))}
             out[f"{src}/{var}"] = {**{k: float(np.mean([s[k] for s in per_scene.values()])) for k in keys},
-                                   "scenes": per_scene, "seconds": time.perf_counter() - t0, "overrides": ov}
-            print(f"multicam=online {src}/{var}: HOTA {100 * out[f'{src}/{var}']['HOTA']:.1f} "
+                                   "runner_foot_error": foot, "scenes": per_scene,
+                                   "seconds": time.perf_counter() - t0, "overrides": ov}
+            print(f"multicam=online {src}/{var}: HOTA {100 * out[f'{src}/{var}']['HOTA']:.1f}, runner foot error "
+                  f"median all {foot['all']['median']:.3f} m / feet hidden {foot['feet_hidden']['median']:.3f} m "
                   f"({out[f'{src}/{var}']['seconds']:.0f} s)", file=sys.stderr, flush=True)
     return out
 

@@ -56,8 +56,8 @@ with the stride, so they are left out)."""
 
 def vertical_ground_points(
     projections: np.ndarray, points: np.ndarray, valid: np.ndarray, heights: np.ndarray,
-    stature: float, prior_weight: float, iterations: int = 2,
-) -> tuple[np.ndarray, np.ndarray]:
+    stature: float | np.ndarray, prior_weight: float | np.ndarray, iterations: int = 2,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Ground points `(N, 2)` under upright people from body levels seen in undistorted images.
 
     A level `l` seen at image point `p_l` lies at `(g, h_l S)`: the ground point `g` raised by its
@@ -72,9 +72,13 @@ def vertical_ground_points(
         projections: `(N, 3, 4)` each box's camera projection matrix.
         points: `(N, L, 2)` undistorted image points of the levels; `valid` `(N, L)` which are seen.
         heights: `(L,)` fractions of stature above the sole.
+        stature / prior_weight: the prior's mean (m) and weight, one for all or `(N,)` per box
+            (a tracked person's own estimate, `PoseFootPoint(track_stature=True)`).
     Returns:
-        `(N, 2)` ground points and `(N,)` whether the fit is usable (a seen level, finite, the
-        person in front of the camera, a stature within 0.5-2.5 m).
+        `(N, 2)` ground points, `(N,)` whether the fit is usable (a seen level, finite, the
+        person in front of the camera, a stature within 0.5-2.5 m), `(N,)` the fitted stature
+        and `(N,)` its posterior variance in m^2 per px^2 of keypoint noise (times the keypoint
+        variance: the stature's variance, the prior included).
     """
     P = np.asarray(projections, dtype=np.float64)
     uv = np.asarray(points, dtype=np.float64)
@@ -86,12 +90,15 @@ def vertical_ground_points(
     A = np.concatenate([a[..., :2], a[..., 2:3] * h[None, :, None, None]], axis=-1)  # unknowns g_x, g_y, S
     b = -a[..., 3]
     eye = np.eye(3)[None]
+    mean = np.broadcast_to(np.asarray(stature, dtype=np.float64), (n,))
+    weight2 = np.broadcast_to(np.asarray(prior_weight, dtype=np.float64) ** 2, (n,))
     # 1. stature fixed: (g_x, g_y) from the rays' crossings with the levels' heights
     A2 = (A[..., :2] * w_seen[..., None, None]).reshape(n, 2 * L, 2)
-    b2 = ((b - A[..., 2] * stature) * w_seen[..., None]).reshape(n, 2 * L)
+    b2 = ((b - A[..., 2] * mean[:, None, None]) * w_seen[..., None]).reshape(n, 2 * L)
     M = A2.transpose(0, 2, 1) @ A2 + 1e-12 * np.eye(2)[None]
     g = np.linalg.solve(M, (A2.transpose(0, 2, 1) @ b2[..., None]))[..., 0]
-    S = np.full(n, float(stature))
+    S = mean.copy()
+    M3 = np.broadcast_to(eye, (n, 3, 3))
     depth = np.ones((n, L))
     for _ in range(iterations):  # 2. pixel-scaled rows, stature under its prior
         X = np.concatenate([np.broadcast_to(g[:, None, :], (n, L, 2)), (h[None, :] * S[:, None])[..., None],
@@ -100,13 +107,15 @@ def vertical_ground_points(
         scale = w_seen / np.where(np.abs(depth) > 1e-9, depth, 1.0)
         A3 = (A * scale[..., None, None]).reshape(n, 2 * L, 3)
         b3 = (b * scale[..., None]).reshape(n, 2 * L)
-        M3 = A3.transpose(0, 2, 1) @ A3 + prior_weight**2 * np.diag([0.0, 0.0, 1.0])[None] + 1e-12 * eye
-        rhs = A3.transpose(0, 2, 1) @ b3[..., None] + (prior_weight**2 * stature * np.array([0.0, 0.0, 1.0]))[None, :, None]
+        M3 = A3.transpose(0, 2, 1) @ A3 + weight2[:, None, None] * np.diag([0.0, 0.0, 1.0])[None] + 1e-12 * eye
+        rhs = A3.transpose(0, 2, 1) @ b3[..., None]
+        rhs[:, 2, 0] += weight2 * mean
         sol = np.linalg.solve(M3, rhs)[..., 0]
         g, S = sol[:, :2], sol[:, 2]
     ok = (w_seen.sum(axis=1) > 0) & np.isfinite(g).all(axis=1) & (S > 0.5) & (S < 2.5)
     ok &= ((depth > 0) | (w_seen == 0)).all(axis=1)
-    return g, ok
+    var = np.linalg.inv(M3)[:, 2, 2]
+    return g, ok, S, var
 
 
 class BoxBottomCentre:
@@ -125,6 +134,7 @@ class BoxBottomCentre:
         keypoints: np.ndarray | None = None,
         image_sizes: np.ndarray | None = None,
         calibrations: Sequence[CameraCalibration] | None = None,
+        tracks: np.ndarray | None = None,
     ) -> np.ndarray:
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         return np.c_[boxes[:, 0] + boxes[:, 2] / 2, boxes[:, 1] + boxes[:, 3] * self.height_fraction]
@@ -161,6 +171,16 @@ class PoseFootPoint:
     `VERTICAL`), returned as the image of that ground point: the hip and shoulders of a person
     are right above the ground point, where the ankles of a walker are not, and the fit needs no
     foot at all. `keypoint_sigma` (px) over `stature_sigma` (m) weighs the stature prior.
+
+    `track_stature`: a person's stature does not change from frame to frame, so with `tracks`
+    (each box's `(camera, track id)`) every fit's evidence about it (its posterior less the prior,
+    a Gaussian in information form) is pooled per track, and the track's next fits take that
+    pooled estimate as their prior: a person seen whole once keeps their own stature when the
+    legs are hidden later, where the population prior alone would put a child or a tall adult
+    metres off along the viewing ray. Pooled evidence stops at `stature_floor` (m): one
+    person's keypoint errors repeat from frame to frame. A frame whose own estimate is more than
+    three standard deviations from the track's is not pooled (a keypoint failure, or a track
+    that switched people). `reset()` forgets the tracks (the scene runner calls it per scene).
     """
 
     def __init__(
@@ -174,6 +194,8 @@ class PoseFootPoint:
         stature: float | None = None,
         stature_sigma: float = 0.1,
         keypoint_sigma: float = 2.0,
+        track_stature: bool = False,
+        stature_floor: float = 0.03,
     ) -> None:
         heights = dict(ANTHROPOMETRIC_HEIGHTS if joint_heights is None else joint_heights)
         names = [name for name, _ in LEVELS]
@@ -187,8 +209,13 @@ class PoseFootPoint:
         if stature is not None and not (0.5 < stature < 2.5 and stature_sigma > 0 and keypoint_sigma > 0):
             raise ValueError(f"stature must be in (0.5, 2.5) m with positive sigmas, got {stature}, "
                              f"{stature_sigma}, {keypoint_sigma}")
+        if not stature_floor > 0:
+            raise ValueError(f"stature_floor must be positive, got {stature_floor}")
         self.stature = None if stature is None else float(stature)
-        self.prior_weight = float(keypoint_sigma) / float(stature_sigma)
+        self.stature_sigma, self.keypoint_sigma = float(stature_sigma), float(keypoint_sigma)
+        self.prior_weight = self.keypoint_sigma / self.stature_sigma
+        self.track_stature, self.stature_floor = bool(track_stature), float(stature_floor)
+        self._statures: dict[tuple[int, int], tuple[float, float]] = {}  # track -> (information, information x mean)
         self.extrapolate = extrapolate
         self.conf_thresh, self.min_span, self.edge_margin = float(conf_thresh), float(min_span), float(edge_margin)
         self.heights = h
@@ -201,8 +228,13 @@ class PoseFootPoint:
         keypoints: np.ndarray | None = None,
         image_sizes: np.ndarray | None = None,
         calibrations: Sequence[CameraCalibration] | None = None,
+        tracks: np.ndarray | None = None,
     ) -> np.ndarray:
-        return self.estimate(boxes, keypoints, image_sizes, calibrations)[0]
+        return self.estimate(boxes, keypoints, image_sizes, calibrations, tracks)[0]
+
+    def reset(self) -> None:
+        """Forget the tracks' statures (a new scene: its track ids start over)."""
+        self._statures.clear()
 
     def seen_joints(self, keypoints: np.ndarray, image_sizes: np.ndarray | None = None) -> np.ndarray:
         """`(N, 17)` bool: confident, finite and (with `image_sizes`) not on the image border."""
@@ -218,10 +250,11 @@ class PoseFootPoint:
 
     def estimate(
         self, boxes: np.ndarray, keypoints: np.ndarray | None, image_sizes: np.ndarray | None = None,
-        calibrations: Sequence[CameraCalibration] | None = None,
+        calibrations: Sequence[CameraCalibration] | None = None, tracks: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Foot points `(N, 2)` and the rule that gave each (`BOX`, `ANKLES`, `EXTRAPOLATED`, `VERTICAL`);
-        `calibrations`: each box's camera (the 3D fit needs them and `stature`)."""
+        `calibrations`: each box's camera (the 3D fit needs them and `stature`); `tracks`: `(N, 2)`
+        each box's camera and track id (pooled statures with `track_stature`)."""
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         out = self.fallback(boxes)
         rule = np.full(len(boxes), BOX, dtype=np.int64)
@@ -263,14 +296,16 @@ class PoseFootPoint:
         out[lone] = p_low[lone] + np.c_[np.zeros(int(lone.sum())), self.heights[0] * boxes[lone, 3]]
         rule[lone] = ANKLES
         if self.stature is not None and calibrations is not None:
-            self._vertical(out, rule, point, valid, calibrations)
+            self._vertical(out, rule, point, valid, calibrations, tracks)
         return out, rule
 
     def _vertical(self, out: np.ndarray, rule: np.ndarray, point: np.ndarray, valid: np.ndarray,
-                  calibrations: Sequence[CameraCalibration]) -> None:
+                  calibrations: Sequence[CameraCalibration], tracks: np.ndarray | None = None) -> None:
         """Overwrite `out` / `rule` in place with the 3D fit where the box's camera has a projection."""
         if len(calibrations) != len(out):
             raise ValueError(f"{len(calibrations)} calibrations for {len(out)} boxes")
+        if tracks is not None and len(tracks) != len(out):
+            raise ValueError(f"{len(tracks)} track keys for {len(out)} boxes")
         names = [name for name, _ in LEVELS]
         cols = [names.index(v) for v in VERTICAL_LEVELS]
         fit = np.array([c is not None and c.has_projection for c in calibrations]) & valid[:, cols].any(axis=1)
@@ -285,11 +320,48 @@ class PoseFootPoint:
                 mine = which == key
                 pts[mine] = calib.undistort(pts[mine].reshape(-1, 2)).reshape(-1, len(cols), 2)
         P = np.stack([calibrations[i].projection for i in idx])
-        ground, ok = vertical_ground_points(P, pts, valid[idx][:, cols], self.heights[cols], self.stature,
-                                            self.prior_weight)
+        keys = None
+        if self.track_stature and tracks is not None:
+            keys = [(int(tracks[i][0]), int(tracks[i][1])) for i in idx]
+        mean, sigma = self._stature_priors(keys, len(idx))
+        ground, ok, fitted, var = vertical_ground_points(P, pts, valid[idx][:, cols], self.heights[cols], mean,
+                                                         self.keypoint_sigma / sigma)
+        if keys is not None:
+            self._pool_statures(keys, ok, fitted, self.keypoint_sigma**2 * var, mean, sigma)
         for key, calib in cams.items():
             mine = (which == key) & ok
             if mine.any():
                 uv = calib.ground_to_image(ground[mine])
                 good = np.isfinite(uv).all(axis=1)
                 out[idx[mine][good]], rule[idx[mine][good]] = uv[good], VERTICAL
+
+    def _stature_priors(self, keys: list[tuple[int, int]] | None, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Prior mean and standard deviation (m) of each box's stature: the population's, combined with
+        the evidence pooled for its track."""
+        mean, sigma = np.full(n, self.stature, dtype=np.float64), np.full(n, self.stature_sigma)
+        for j, key in enumerate(keys or ()):
+            if key in self._statures:
+                info, info_mean = self._statures[key]
+                precision = self.stature_sigma**-2 + info
+                mean[j] = (self.stature * self.stature_sigma**-2 + info_mean) / precision
+                sigma[j] = precision**-0.5
+        return mean, sigma
+
+    def _pool_statures(self, keys: list[tuple[int, int]], ok: np.ndarray, fitted: np.ndarray,
+                       posterior_var: np.ndarray, prior_mean: np.ndarray, prior_sigma: np.ndarray) -> None:
+        """Add each fit's own evidence (posterior information less the prior's) to its track's pool."""
+        prior_info = prior_sigma**-2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            info = 1.0 / posterior_var - prior_info
+            own = (fitted / posterior_var - prior_mean * prior_info) / info
+        cap = self.stature_floor**-2
+        for j, key in enumerate(keys):
+            if not (ok[j] and np.isfinite(own[j]) and info[j] > 1e-6):
+                continue
+            pooled, pooled_mean = self._statures.get(key, (0.0, 0.0))
+            if pooled > 0 and abs(own[j] - prior_mean[j]) > 3.0 * np.sqrt(1.0 / info[j] + prior_sigma[j] ** 2):
+                continue  # disagrees with the track's own estimate: a keypoint failure or a switched track
+            pooled, pooled_mean = pooled + info[j], pooled_mean + info[j] * own[j]
+            if pooled > cap:
+                pooled_mean, pooled = pooled_mean * cap / pooled, cap
+            self._statures[key] = (pooled, pooled_mean)

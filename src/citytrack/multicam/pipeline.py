@@ -93,8 +93,8 @@ class ScenePipeline:
         tracker: factory of one per-camera tracker (Hydra `_partial_`), called once per camera and scene.
         associator: cross-camera method (`multicam=online|offline|none`), a factory or an instance.
         foot_point: `boxes (N, 4) -> (N, 2)` image foot points; with a keypoint extractor it is called
-            with `keypoints=(N, 17, 3)`, `image_sizes=(N, 2)` and `calibrations` (each box's camera) too
-            (`multicam.foot`).
+            with `keypoints=(N, 17, 3)`, `image_sizes=(N, 2)`, `calibrations` (each box's camera) and
+            `tracks=(N, 2)` (camera, track id) too (`multicam.foot`); its `reset()`, if any, runs per scene.
         reid_min_score: boxes below this score get no embedding (zeros): the trackers use
             appearance for their high-score detections only (BoT-SORT's first association).
         max_frames / stride: frames of each video to run on.
@@ -147,6 +147,8 @@ class ScenePipeline:
             seconds[name] += time.perf_counter() - t0
 
         self.detector.reset(scene)
+        if hasattr(self.foot_point, "reset"):  # per-track state (pooled statures): track ids start over
+            self.foot_point.reset()
         calib = {c.camera_id: c.calibration for c in scene.cameras}
         paths = {c.camera_id: c.video for c in scene.cameras}
         rows_all: list[np.ndarray] = []
@@ -245,7 +247,8 @@ class ScenePipeline:
                         else:
                             foot = self.foot_point(rows[:, 3:7], keypoints=kps,
                                                    image_sizes=np.array([sizes[int(c)] for c in rows[:, 0]], np.float64),
-                                                   calibrations=[calib[int(c)] for c in rows[:, 0]])
+                                                   calibrations=[calib[int(c)] for c in rows[:, 0]],
+                                                   tracks=rows[:, 0:2].astype(np.int64))
                         uv = torch.as_tensor(foot, dtype=torch.float64, device=self.device)
                         index = torch.as_tensor([cam_pos[int(c)] for c in rows[:, 0]], device=self.device)
                         rows[:, 7:9] = image_to_ground_ragged(H_inv, uv, index).cpu().numpy()
