@@ -13,8 +13,8 @@ the joints are in the image, with no need to see the feet.
 
 Both are called as `foot_point(boxes (N, 4) xywh) -> (N, 2)` image points; the scene pipeline adds
 `keypoints=(N, 17, 3)` (x, y, confidence in image pixels), `image_sizes=(N, 2)` (width, height
-of each box's camera) and `calibrations` (each box's camera) when a keypoint extractor runs, and
-`BoxBottomCentre` ignores them.
+of each box's camera), `calibrations` (each box's camera) and `tracks=(N, 2)` (camera, track id)
+when a keypoint extractor runs, and `BoxBottomCentre` ignores them.
 """
 
 from __future__ import annotations
@@ -77,8 +77,8 @@ def vertical_ground_points(
     Returns:
         `(N, 2)` ground points, `(N,)` whether the fit is usable (a seen level, finite, the
         person in front of the camera, a stature within 0.5-2.5 m), `(N,)` the fitted stature
-        and `(N,)` its posterior variance in m^2 per px^2 of keypoint noise (times the keypoint
-        variance: the stature's variance, the prior included).
+        and `(N,)` its posterior variance per unit keypoint variance (times the keypoint noise
+        in px, squared: the stature's variance in m^2, the prior included).
     """
     P = np.asarray(projections, dtype=np.float64)
     uv = np.asarray(points, dtype=np.float64)
