@@ -19,7 +19,7 @@
 # 4. the full-size detector (`experiment=detector_synthetic_gpu`) trained for about TRAIN_S seconds:
 #    the epoch count comes from step 1's training throughput (half of it, for loading and validation),
 #    with `trainer.max_time` as the hard stop, then exported as an fp16 inference checkpoint.
-# Results land in $OUT: summary.txt, bench.jsonl (one JSON object per benchmark), bench.log,
+# Results land in $OUT (at most 7 files, for a device's way back): summary.txt, bench.jsonl (one JSON object per benchmark), bench.log,
 # train.log, metrics.csv and the checkpoint (split into 15 MiB parts when larger:
 # `cat detector_synthetic_gpu.pt.part-* > detector_synthetic_gpu.pt`). A failed step is logged and
 # the next one runs.
@@ -30,7 +30,8 @@ SMOKE=${SMOKE:-0}
 TRAIN_S=${TRAIN_S:-210}
 PY=${PY:-python3}
 DATA=${DATA:-data}
-mkdir -p "$OUT"
+WORK=${WORK:-$(mktemp -d)}  # what does not go back: the training run, the benchmarks' own JSON files
+mkdir -p "$OUT" "$WORK"
 export PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 HYDRA_FULL_ERROR=1
 SUMMARY="$OUT/summary.txt"
 
@@ -83,11 +84,11 @@ step det_train_crops $PY -m citytrack.bench detector --device "$DEVICE" $DET_TRA
 step det_cpu_ckpt $PY -m citytrack.bench detector --device "$DEVICE" $DET --ckpt checkpoints/detector_synthetic_cpu.pt --img-size 416
 
 # 2. ReID
-step reid $PY -m citytrack.bench reid --device "$DEVICE" $REID --out "$OUT/../reid.json" && add_json reid "$OUT/../reid.json"
+step reid $PY -m citytrack.bench reid --device "$DEVICE" $REID --out "$WORK/reid.json" && add_json reid "$WORK/reid.json"
 
 # 3. the runner over 4 cameras with pose (ReID and keypoints on every box), batched vs sequential
-step scene_pose $PY -m citytrack.bench scene --device "$DEVICE" $SCENE --override pose=synthetic --data "$DATA" --json "$OUT/../scene_pose.json" \
-    && add_json scene_pose "$OUT/../scene_pose.json"
+step scene_pose $PY -m citytrack.bench scene --device "$DEVICE" $SCENE --override pose=synthetic --data "$DATA" --json "$WORK/scene_pose.json" \
+    && add_json scene_pose "$WORK/scene_pose.json"
 
 # 4. the full-size detector: epochs from the measured training rate (the last JSON line of det_train_crops)
 EPOCHS=$($PY - "$OUT/bench.jsonl" "$TRAIN_S" "$FRAMES_PER_EPOCH" "$SMOKE" <<'EOF'
@@ -101,7 +102,7 @@ EOF
 EPOCHS=${EPOCHS:-8}
 MAX_TIME=$(printf '00:00:%02d:%02d' $(((TRAIN_S + 90) / 60)) $(((TRAIN_S + 90) % 60)))
 log "train: $EPOCHS epochs of $FRAMES_PER_EPOCH frames, stop at $MAX_TIME at the latest"
-RUN_DIR="$OUT/../detector_synthetic_gpu_run"
+RUN_DIR="$WORK/detector_synthetic_gpu_run"
 train() {
     $PY train.py experiment=detector_synthetic_gpu logger=csv hydra.run.dir="$RUN_DIR" paths.data_dir="$DATA" trainer.max_time="$MAX_TIME" \
         +callbacks.progress_bar.refresh_rate=50 $TRAIN_OVERRIDES "$@" >>"$OUT/train.log" 2>&1
