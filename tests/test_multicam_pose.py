@@ -573,3 +573,26 @@ def test_track_stature_ignores_a_frame_that_contradicts_the_track() -> None:
     assert fp._statures[(0, 1)] == (info, info_mean)
     with pytest.raises(ValueError, match="track keys"):
         fp.estimate(np.zeros((1, 4)), skeleton_3d(calib, (0.0, 0.0), 1.8)[None], None, [calib], np.zeros((2, 2)))
+
+
+def test_box_bottom_joins_the_fit_as_the_sole() -> None:
+    """With `box_sigma`, an amodal box reaching the ground pins a hidden-legged child's ground point (the
+    stature follows from box bottom to head); a box cut by the frame's bottom edge does not join."""
+    calib = _camera()
+    ground = (2.0, 3.0)
+    upper = skeleton_3d(calib, ground, 1.2, ("ankle", "knee", "hip"))
+    sole = calib.project(np.array([[ground[0], ground[1], 0.0]]))[0]
+    head = upper[0, :2]
+    box = np.array([[sole[0] - 20.0, head[1], 40.0, sole[1] - head[1]]])  # bottom centre on the ground point
+    size = np.array([[1280.0, 720.0]])
+    with_box = PoseFootPoint(joint_heights=SYNTH_HEIGHTS, stature=1.71, box_sigma=0.01)
+    loose = PoseFootPoint(joint_heights=SYNTH_HEIGHTS, stature=1.71, box_sigma=0.05)
+    plain = PoseFootPoint(joint_heights=SYNTH_HEIGHTS, stature=1.71)
+    errs = [np.linalg.norm(calib.image_to_ground(fp.estimate(box, upper[None], size, [calib])[0])[0] - ground)
+            for fp in (with_box, loose, plain)]
+    assert errs[0] < 0.1 < errs[1] < 0.5 and errs[2] > 1.0  # a looser box leans more on the 1.71 m prior
+    cut_size = np.array([[1280.0, box[0, 1] + box[0, 3] + 1.0]])  # the frame ends at the box bottom
+    uv_cut = with_box.estimate(box, upper[None], cut_size, [calib])[0]
+    np.testing.assert_allclose(uv_cut, plain.estimate(box, upper[None], cut_size, [calib])[0])
+    with pytest.raises(ValueError, match="box_sigma"):
+        PoseFootPoint(box_sigma=0.0)

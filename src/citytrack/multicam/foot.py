@@ -70,7 +70,8 @@ def vertical_ground_points(
 
     Args:
         projections: `(N, 3, 4)` each box's camera projection matrix.
-        points: `(N, L, 2)` undistorted image points of the levels; `valid` `(N, L)` which are seen.
+        points: `(N, L, 2)` undistorted image points of the levels; `valid` `(N, L)` which are seen
+            (bool), or each level's weight (keypoint noise over that point's own noise; 0 = unseen).
         heights: `(L,)` fractions of stature above the sole.
         stature / prior_weight: the prior's mean (m) and weight, one for all or `(N,)` per box
             (a tracked person's own estimate, `PoseFootPoint(track_stature=True)`).
@@ -82,7 +83,7 @@ def vertical_ground_points(
     """
     P = np.asarray(projections, dtype=np.float64)
     uv = np.asarray(points, dtype=np.float64)
-    w_seen = np.asarray(valid, dtype=bool).astype(np.float64)
+    w_seen = np.asarray(valid, dtype=np.float64)  # 0/1, or a level's weight (keypoint noise / its own)
     h = np.asarray(heights, dtype=np.float64)
     n, L = w_seen.shape
     # rows a = u P[2] - P[0] and v P[2] - P[1]: a . (g_x, g_y, h S, 1) = 0, shape (N, L, 2, 4)
@@ -181,6 +182,13 @@ class PoseFootPoint:
     person's keypoint errors repeat from frame to frame. A frame whose own estimate is more than
     three standard deviations from the track's is not pooled (a keypoint failure, or a track
     that switched people). `reset()` forgets the tracks (the scene runner calls it per scene).
+
+    `box_sigma` (a share of the box height): the box's bottom centre joins the fit as one more
+    level, the sole (height 0), its noise `box_sigma x box height` px against `keypoint_sigma`.
+    An amodal box (as annotated, and as the synthetic-trained detector predicts) reaches the
+    ground even where the legs are hidden, so with the head and shoulders it spans the whole
+    body: the stature follows from the image, not the prior. Boxes cut by the frame's bottom
+    edge (within `edge_margin`) do not join.
     """
 
     def __init__(
@@ -196,6 +204,7 @@ class PoseFootPoint:
         keypoint_sigma: float = 2.0,
         track_stature: bool = False,
         stature_floor: float = 0.03,
+        box_sigma: float | None = None,
     ) -> None:
         heights = dict(ANTHROPOMETRIC_HEIGHTS if joint_heights is None else joint_heights)
         names = [name for name, _ in LEVELS]
@@ -211,6 +220,9 @@ class PoseFootPoint:
                              f"{stature_sigma}, {keypoint_sigma}")
         if not stature_floor > 0:
             raise ValueError(f"stature_floor must be positive, got {stature_floor}")
+        if box_sigma is not None and not box_sigma > 0:
+            raise ValueError(f"box_sigma must be positive (a share of the box height) or null, got {box_sigma}")
+        self.box_sigma = None if box_sigma is None else float(box_sigma)
         self.stature = None if stature is None else float(stature)
         self.stature_sigma, self.keypoint_sigma = float(stature_sigma), float(keypoint_sigma)
         self.prior_weight = self.keypoint_sigma / self.stature_sigma
@@ -296,11 +308,12 @@ class PoseFootPoint:
         out[lone] = p_low[lone] + np.c_[np.zeros(int(lone.sum())), self.heights[0] * boxes[lone, 3]]
         rule[lone] = ANKLES
         if self.stature is not None and calibrations is not None:
-            self._vertical(out, rule, point, valid, calibrations, tracks)
+            self._vertical(out, rule, point, valid, calibrations, tracks, boxes, image_sizes)
         return out, rule
 
     def _vertical(self, out: np.ndarray, rule: np.ndarray, point: np.ndarray, valid: np.ndarray,
-                  calibrations: Sequence[CameraCalibration], tracks: np.ndarray | None = None) -> None:
+                  calibrations: Sequence[CameraCalibration], tracks: np.ndarray | None = None,
+                  boxes: np.ndarray | None = None, image_sizes: np.ndarray | None = None) -> None:
         """Overwrite `out` / `rule` in place with the 3D fit where the box's camera has a projection."""
         if len(calibrations) != len(out):
             raise ValueError(f"{len(calibrations)} calibrations for {len(out)} boxes")
@@ -315,17 +328,28 @@ class PoseFootPoint:
         cams = {id(calibrations[i]): calibrations[i] for i in idx}
         which = np.array([id(calibrations[i]) for i in idx])
         pts = point[idx][:, cols].copy()
+        weight = valid[idx][:, cols].astype(np.float64)
+        heights = self.heights[cols]
+        if self.box_sigma is not None and boxes is not None:  # the box bottom as the sole's level
+            b = boxes[idx]
+            sole = np.c_[b[:, 0] + b[:, 2] / 2, b[:, 1] + b[:, 3]]
+            w_box = self.keypoint_sigma / np.maximum(self.box_sigma * b[:, 3], 1e-6)
+            if image_sizes is not None:
+                bottom = np.asarray(image_sizes, dtype=np.float64).reshape(-1, 2)[idx, 1]
+                w_box = np.where(sole[:, 1] >= bottom - self.edge_margin, 0.0, w_box)
+            pts = np.concatenate([sole[:, None], pts], axis=1)
+            weight = np.concatenate([w_box[:, None], weight], axis=1)
+            heights = np.r_[0.0, heights]
         for key, calib in cams.items():
             if calib.has_lens:  # the projection maps to the undistorted image
                 mine = which == key
-                pts[mine] = calib.undistort(pts[mine].reshape(-1, 2)).reshape(-1, len(cols), 2)
+                pts[mine] = calib.undistort(pts[mine].reshape(-1, 2)).reshape(-1, pts.shape[1], 2)
         P = np.stack([calibrations[i].projection for i in idx])
         keys = None
         if self.track_stature and tracks is not None:
             keys = [(int(tracks[i][0]), int(tracks[i][1])) for i in idx]
         mean, sigma = self._stature_priors(keys, len(idx))
-        ground, ok, fitted, var = vertical_ground_points(P, pts, valid[idx][:, cols], self.heights[cols], mean,
-                                                         self.keypoint_sigma / sigma)
+        ground, ok, fitted, var = vertical_ground_points(P, pts, weight, heights, mean, self.keypoint_sigma / sigma)
         if keys is not None:
             self._pool_statures(keys, ok, fitted, self.keypoint_sigma**2 * var, mean, sigma)
         for key, calib in cams.items():
