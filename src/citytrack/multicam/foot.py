@@ -225,7 +225,6 @@ class PoseFootPoint:
         self.box_sigma = None if box_sigma is None else float(box_sigma)
         self.stature = None if stature is None else float(stature)
         self.stature_sigma, self.keypoint_sigma = float(stature_sigma), float(keypoint_sigma)
-        self.prior_weight = self.keypoint_sigma / self.stature_sigma
         self.track_stature, self.stature_floor = bool(track_stature), float(stature_floor)
         self._statures: dict[tuple[int, int], tuple[float, float]] = {}  # track -> (information, information x mean)
         self.extrapolate = extrapolate
