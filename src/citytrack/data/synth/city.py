@@ -25,9 +25,10 @@ from citytrack.multicam.calibration import intrinsics_from_fov, look_at_rotation
 
 BGR = tuple[int, int, int]
 
-CITY_VERSION = 3
+CITY_VERSION = 4
 """Bumped when the same config renders another city (2: per-vehicle looks; 3: `gt.txt` and the simulated
-detections clipped to the image, as the real annotation is); `meta.json` records it
+detections clipped to the image, as the real annotation is; 4: vehicles drawn where they project, not half
+a pixel right and below, `raster.fixed_point`); `meta.json` records it
 and `ensure_synthetic_dataset` / `ensure_city_veri` regenerate cities of another version."""
 
 # type: (length, width, height) ranges in metres, chance among new vehicles

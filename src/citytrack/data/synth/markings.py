@@ -12,11 +12,10 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from citytrack.data.synth.raster import SHIFT, fixed_point
+
 if TYPE_CHECKING:
     from citytrack.data.synth.world import GroundTexture, SceneSpec
-
-SHIFT = 4  # sub-pixel bits for drawing
-ONE = 1 << SHIFT
 
 
 def paint_markings(ground: GroundTexture, spec: SceneSpec, rng: np.random.Generator) -> None:
@@ -27,7 +26,7 @@ def paint_markings(ground: GroundTexture, spec: SceneSpec, rng: np.random.Genera
     paint = img.copy()
 
     def poly(pts: np.ndarray, colour: tuple[float, float, float]) -> None:
-        tp = np.round(((np.asarray(pts) - origin) * ppm - 0.5) * ONE).astype(np.int32)
+        tp = fixed_point((np.asarray(pts) - origin) * ppm)
         cv2.fillConvexPoly(paint, tp, colour, cv2.LINE_AA, SHIFT)
 
     def rect(x0: float, y0: float, x1: float, y1: float, colour: tuple[float, float, float]) -> None:

@@ -54,11 +54,10 @@ import numpy as np
 from citytrack.data.synth import body, keypoints
 from citytrack.data.synth.facades import Facade, facade_quads
 from citytrack.data.synth.imaging import Imager
+from citytrack.data.synth.raster import ONE, SHIFT, fixed_point
 from citytrack.data.synth.solids import Solid, block, shadow_outline
 from citytrack.data.synth.world import SynthCamera, World
 
-SHIFT = 4  # sub-pixel bits for OpenCV drawing
-ONE = 1 << SHIFT
 LITE_PIXELS = 56.0  # people shorter than this (pixels) are drawn with fewer parts
 NOISE_BANK = 6
 # Standard normal quantiles at the centres of 256 equal-probability bins (noise from random bytes).
@@ -279,7 +278,7 @@ class CameraRenderer:
     def _draw_solid(self, canvas: np.ndarray, mask: np.ndarray | None, solid: Solid, origin: tuple[int, int], haze: float) -> None:
         """Fill the faces of a convex solid that face the camera (back faces culled, no sorting needed)."""
         uv, _ = self._project(solid.vertices)
-        pts = np.round((uv - origin) * ONE).astype(np.int32)
+        pts = fixed_point(uv, origin)
         firsts = solid.vertices[[f[0] for f in solid.faces]]
         facing = np.einsum("ij,ij->i", solid.normals, self.center - firsts) > 0
         sun_light = 0.55 + 0.45 * np.maximum(solid.normals @ self.world.sun, 0.0)
@@ -306,7 +305,7 @@ class CameraRenderer:
         light = 0.55 + 0.45 * np.maximum(normals[keep] @ self.world.sun, 0.0)
         col = colours[keep] * light[:, None] * (1 - haze) + SKY_HORIZON * haze
         col = np.clip(col * self.cam.gain * self.cam.cast, 0, 255)
-        pts = np.round(uv * ONE).astype(np.int32)
+        pts = fixed_point(uv)
         for k in np.flatnonzero(seen).tolist():
             cv2.fillConvexPoly(img, pts[k], tuple(float(x) for x in col[k]), cv2.LINE_AA, SHIFT)
 
@@ -338,7 +337,7 @@ class CameraRenderer:
             uv, depth = self._project(np.c_[ground, np.zeros(len(ground))])
             if not np.isfinite(uv).all() or (depth <= 0.1).any():  # not (all) in front of the camera
                 continue
-            hull = cv2.convexHull(np.round(uv * ONE).astype(np.int32))
+            hull = cv2.convexHull(fixed_point(uv))
             cv2.fillConvexPoly(mask, hull, 255, cv2.LINE_AA, SHIFT)
         if mask.any():
             f = 1.0 - 0.35 * (1.0 - 0.6 * self.world.dusk) * (mask.astype(np.float32) / 255.0)
@@ -493,7 +492,7 @@ class CameraRenderer:
             self.scratch = np.zeros((max(h, self.scratch.shape[0]) + 32, max(w, self.scratch.shape[1]) + 32), dtype=np.uint8)
         work = self.scratch[:h, :w]
         work.fill(0)
-        pts_arr = ((uv - (x0 - 0.5 / ONE, y0 - 0.5 / ONE)) * ONE).astype(np.int32)
+        pts_arr = fixed_point(uv, (x0, y0))
         pts = pts_arr.tolist()
         line, circle, fill, hull = cv2.line, cv2.circle, cv2.fillConvexPoly, cv2.convexHull
         for kind, a, b, size, label, members in self.ops[agent][1 if lite else 0][view]:

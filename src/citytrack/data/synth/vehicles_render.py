@@ -33,10 +33,9 @@ import cv2
 import numpy as np
 
 from citytrack.data.synth.city import City, Vehicle
+from citytrack.data.synth.raster import SHIFT, fixed_point
 from citytrack.data.synth.solids import Solid, block, plate, polygon
 
-SHIFT = 4
-ONE = 1 << SHIFT
 SUN = np.array([0.35, -0.45, 0.82]) / np.linalg.norm([0.35, -0.45, 0.82])
 SKY = np.array([225, 205, 185], dtype=np.float32)  # BGR near the horizon
 GLASS = (62, 50, 42)
@@ -270,7 +269,7 @@ class CityRenderer:
         """Fill the vehicle's camera-facing faces, part by part, into `image` (lit by the sun) and `mask`."""
         verts, normals = model.place(xy, heading)
         uv, _ = self._project(verts)
-        pts = np.round((uv - np.asarray(origin)) * ONE).astype(np.int32)
+        pts = fixed_point(uv, origin)
         facing = np.einsum("ij,ij->i", normals, self.center - verts[model.first]) > 0
         if image is not None:
             light = 0.6 + 0.4 * np.maximum(normals @ SUN, 0.0)

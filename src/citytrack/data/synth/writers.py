@@ -487,9 +487,10 @@ class ReidCameraWriter:
         return dict(self.counts), dict(self.test_crops)
 
 
-WORLD_VERSION = 2
+WORLD_VERSION = 3
 """Bumped whenever the same config renders a different world (2: amodal body-extent boxes, clutter,
-camera imaging, people realism); `ensure_synthetic_dataset` regenerates folders of another version."""
+camera imaging, people realism; 3: shapes drawn where they project, not half a pixel right and below,
+`raster.fixed_point`); `ensure_synthetic_dataset` regenerates folders of another version."""
 
 
 def write_meta(out: Path, cfg: DictConfig, scenes: list[dict[str, Any]], reid_info: dict[str, Any],
