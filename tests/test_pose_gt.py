@@ -61,8 +61,8 @@ def test_projection_and_visibility_match_the_id_map() -> None:
             np.testing.assert_array_equal(on, inside)
             for n, a in enumerate(fr.agents):
                 for j in np.flatnonzero(on[n]):
-                    # the joint's pixel and its 8 neighbours, moved inside at the image's edge
-                    x, y = np.clip(np.rint(kp[n, j, :2]).astype(int), 1, [spec.width - 2, spec.height - 2])
+                    # the joint's pixel (pixel i covers [i, i + 1)) and its 8 neighbours, moved inside at the edge
+                    x, y = np.clip(np.floor(kp[n, j, :2]).astype(int), 1, [spec.width - 2, spec.height - 2])
                     patch = fr.id_map[y - 1 : y + 2, x - 1 : x + 2]
                     if kp[n, j, 2] == 2:
                         assert (patch == a + 1).any()

@@ -115,8 +115,8 @@ def keypoint_visibility(
         return np.zeros(depth.shape, dtype=np.int64)
     x, y = uv[..., 0], uv[..., 1]
     inside = (depth > 0) & (x >= 0) & (x < W) & (y >= 0) & (y < H)
-    xi = np.clip(np.rint(x), radius, W - 1 - radius).astype(np.intp)
-    yi = np.clip(np.rint(y), radius, H - 1 - radius).astype(np.intp)
+    xi = np.clip(np.floor(x), radius, W - 1 - radius).astype(np.intp)  # pixel i covers [i, i + 1)
+    yi = np.clip(np.floor(y), radius, H - 1 - radius).astype(np.intp)
     d = np.arange(-radius, radius + 1)
     offsets = (d[:, None] * W + d[None, :]).ravel()
     who = np.asarray(ids).astype(id_map.dtype)[:, None, None]  # same dtype: no up-cast of the gathered ids

@@ -27,8 +27,10 @@ Ground truth per person and frame (`FrameRender`):
   of the person's whole rasterised silhouette (limbs with their thickness, head, hair and
   carried objects) as if nobody and no image border occluded it, so it can extend beyond
   the image. Same pixel convention as `visible_boxes`: x, y are the first column and row of
-  the silhouette, w, h its extent in pixels (pixel i's centre is image coordinate i, as in
-  the calibration), so a fully visible person's two boxes are equal.
+  the silhouette, w, h its extent in pixels; pixel i covers image coordinates [i, i + 1), as
+  in the calibration (principal point at W / 2) and the projected ground truth, so the box is
+  the silhouette's continuous extent (`raster.fixed_point` draws in this convention) and a
+  fully visible person's two boxes are equal.
 - `foot_world` / `foot_image`: the person's ground point (between the feet) and its exact
   projection through the camera's calibration. It is not a box corner: horizontally it lies
   near the full box's centre (within 0.2 w for 80% of boxes: the stride, an arm or a bag on
