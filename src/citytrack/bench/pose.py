@@ -184,10 +184,8 @@ def runner_foot_errors(scene: Any, table: np.ndarray, match_iou: float = 0.5) ->
     out: dict[str, list[np.ndarray]] = {"err": [], "hidden": []}
     for cam in scene.cameras:
         c = cam.camera_id
-        size = cam.calibration.image_size
-        if size is None:
-            info = probe_video(cam.video)
-            size = (info.width, info.height)
+        info = probe_video(cam.video)  # the frames' own size, as `foot_errors` reads it from its reader
+        size = (info.width, info.height)
         vis = load_feet_visibility(cam.video.parent / "keypoints.json")
         mine = table[table[:, 0] == c]
         for frame in np.unique(mine[:, 2]).astype(int):
