@@ -16,18 +16,23 @@
 # 2. ReID training and extraction throughput (`python -m citytrack.bench reid`);
 # 3. the multi-camera runner batched over 4 cameras vs camera by camera, with pose, on a 1080p scene
 #    (`python -m citytrack.bench scene`);
-# 4. the full-size detector (`experiment=detector_synthetic_gpu`) trained for about TRAIN_S seconds:
-#    the epoch count comes from step 1's training throughput (half of it, for loading and validation),
-#    with `trainer.max_time` as the hard stop, then exported as an fp16 inference checkpoint.
-# Results land in $OUT (at most 7 files, for a device's way back): summary.txt, bench.jsonl (one JSON object per benchmark), bench.log,
-# train.log, metrics.csv and the checkpoint (split into 15 MiB parts when larger:
-# `cat detector_synthetic_gpu.pt.part-* > detector_synthetic_gpu.pt`). A failed step is logged and
-# the next one runs.
+# 4. what TRAIN names (default detector), each for about TRAIN_S seconds with `trainer.max_time` as
+#    the hard stop: `detector` = the full-size detector (`experiment=detector_synthetic_gpu`), its epoch
+#    count from step 1's training throughput (half of it, for loading and validation), exported as an
+#    fp16 inference checkpoint; `pose` = the GPU keypoint network (`experiment=pose_synthetic`) for
+#    POSE_EPOCHS epochs, exported (fp16) for the held-out AP on a CPU (checkpoints/README.md, Pose).
+# Results land in $OUT (at most 8 files with one of the two trainings, for a device's way back):
+# summary.txt, bench.jsonl (one JSON object per benchmark), bench.log, train.log, metrics_<what>.csv and
+# the checkpoint (split into 15 MiB parts when larger: `cat detector_synthetic_gpu.pt.part-* > detector_synthetic_gpu.pt`,
+# likewise pose_synthetic_gpu.ckpt). A failed step is logged and the next one runs.
 set -u
 OUT=${OUT:?set OUT to the results folder}
 DEVICE=${DEVICE:-cuda}
 SMOKE=${SMOKE:-0}
 TRAIN_S=${TRAIN_S:-210}
+TRAIN=${TRAIN:-detector}    # what step 4 trains: detector, pose, "detector pose" (both: more than one lease's minutes), none
+POSE_EPOCHS=${POSE_EPOCHS:-6}
+POSE_WORKERS=${POSE_WORKERS:-12}
 PY=${PY:-python3}
 DATA=${DATA:-data}
 WORK=${WORK:-$(mktemp -d)}  # what does not go back: the training run, the benchmarks' own JSON files
@@ -64,12 +69,21 @@ if [ "$SMOKE" = 1 ]; then
         data.batch_size=2 data.val_batch_size=2 trainer.limit_train_batches=2 trainer.limit_val_batches=2
         trainer.check_val_every_n_epoch=1 trainer=cpu"
     FRAMES_PER_EPOCH=4
+    TINY_WORLD="{scenes:1,cameras:2,people:6,frames:12,width:320,height:192,progress:false,pose:{stride:2,min_height:20,min_keypoints:3,test_fraction:0.5}}"
+    POSE_TRAINER=cpu
+    POSE_OVERRIDES="++data.synth=$TINY_WORLD data.train_synth=null data.batch_size=4 data.eval_batch_size=8
+        model.net.backbone=resnet18 model.net.feature_index=-3 model.net.width=16 model.input_size=[64,32]
+        trainer.limit_train_batches=2 trainer.limit_val_batches=2 trainer.limit_test_batches=1 trainer.log_every_n_steps=1"
+    POSE_EPOCHS=1
+    POSE_WORKERS=0
 else
     DET="--batch 16 --img-size 640 --steps 20 --warmup 5 --frame-size 1920x1080"
     DET_TRAIN="--batch 64 --img-size 416 --steps 20 --warmup 5 --frame-size 1920x1080"
     REID="--backbone osnet_x1_0 --p 32 --k 4 --steps 20 --warmup 5 --frames 16 --boxes 32"
     SCENE="--width 1920 --height 1080 --frames 60 --warmup 5 --repeats 2"
     TRAIN_OVERRIDES=""
+    POSE_OVERRIDES=""
+    POSE_TRAINER=gpu
     FRAMES_PER_EPOCH=12288  # 128 scenes x 4 cameras x 48 frames, every 2nd
 fi
 
@@ -90,44 +104,76 @@ step reid $PY -m citytrack.bench reid --device "$DEVICE" $REID --out "$WORK/reid
 step scene_pose $PY -m citytrack.bench scene --device "$DEVICE" $SCENE --override pose=synthetic --data "$DATA" --json "$WORK/scene_pose.json" \
     && add_json scene_pose "$WORK/scene_pose.json"
 
-# 4. the full-size detector: epochs from the measured training rate (the last JSON line of det_train_crops)
-EPOCHS=$($PY - "$OUT/bench.jsonl" "$TRAIN_S" "$FRAMES_PER_EPOCH" "$SMOKE" <<'EOF'
+# 4. training for about TRAIN_S seconds each, in the order TRAIN names them
+MAX_TIME=$(printf '00:00:%02d:%02d' $(((TRAIN_S + 90) / 60)) $(((TRAIN_S + 90) % 60)))
+# split FILE: parts of at most 15 MiB for the way back (cat FILE.part-* > FILE)
+split_big() {
+    if [ -f "$1" ] && [ "$(stat -c %s "$1")" -gt 15728640 ]; then split -b 15M "$1" "$1.part-" && rm "$1"; fi
+}
+train_detector() {
+    # epochs from the measured training rate (the last JSON line of det_train_crops)
+    local EPOCHS t0 rc CKPT RUN_DIR="$WORK/detector_synthetic_gpu_run"
+    EPOCHS=$($PY - "$OUT/bench.jsonl" "$TRAIN_S" "$FRAMES_PER_EPOCH" "$SMOKE" <<'EOF2'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 ips = [r["train_images_per_s"] for r in rows if r.get("step") == "det_train_crops"]
 seconds, per_epoch, smoke = float(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
 print(1 if smoke else max(4, min(60, int(0.5 * (ips[-1] if ips else 500.0) * seconds / per_epoch))))
-EOF
+EOF2
 )
-EPOCHS=${EPOCHS:-8}
-MAX_TIME=$(printf '00:00:%02d:%02d' $(((TRAIN_S + 90) / 60)) $(((TRAIN_S + 90) % 60)))
-log "train: $EPOCHS epochs of $FRAMES_PER_EPOCH frames, stop at $MAX_TIME at the latest"
-RUN_DIR="$WORK/detector_synthetic_gpu_run"
-train() {
-    $PY train.py experiment=detector_synthetic_gpu logger=csv hydra.run.dir="$RUN_DIR" paths.data_dir="$DATA" trainer.max_time="$MAX_TIME" \
-        +callbacks.progress_bar.refresh_rate=50 $TRAIN_OVERRIDES "$@" >>"$OUT/train.log" 2>&1
-}
-t0=$SECONDS
-train trainer.max_epochs="$EPOCHS"
-rc=$?
-log "train: exit $rc after $((SECONDS - t0)) s"
-if [ $rc != 0 ] && [ $((SECONDS - t0)) -lt 150 ]; then  # an early failure (loader workers, shared memory): once more in-process
-    log "train: again with data.num_workers=0, $(( (EPOCHS + 4) / 5 )) epochs"
+    EPOCHS=${EPOCHS:-8}
+    log "train detector: $EPOCHS epochs of $FRAMES_PER_EPOCH frames, stop at $MAX_TIME at the latest"
+    run_detector() {
+        $PY train.py experiment=detector_synthetic_gpu logger=csv hydra.run.dir="$RUN_DIR" paths.data_dir="$DATA" trainer.max_time="$MAX_TIME" \
+            +callbacks.progress_bar.refresh_rate=50 $TRAIN_OVERRIDES "$@" >>"$OUT/train.log" 2>&1
+    }
     t0=$SECONDS
-    train trainer.max_epochs=$(( (EPOCHS + 4) / 5 )) data.num_workers=0 data.pin_memory=false
-    log "train: exit $? after $((SECONDS - t0)) s"
-fi
-grep -h -E "rendered|Epoch [0-9]+: 100%|val/mAP" "$OUT/train.log" | tail -3 | tee -a "$SUMMARY"
-cp "$(ls "$RUN_DIR"/csv/version_*/metrics.csv 2>/dev/null | tail -1)" "$OUT/metrics.csv" 2>/dev/null
-CKPT=$(ls "$RUN_DIR"/checkpoints/epoch_*.ckpt 2>/dev/null | tail -1)
-CKPT=${CKPT:-$RUN_DIR/checkpoints/last.ckpt}
-if [ -f "$CKPT" ]; then
-    log "export: $CKPT"
-    $PY -m citytrack.models.detector.export ckpt="$CKPT" out="$OUT/detector_synthetic_gpu.pt" >>"$OUT/bench.log" 2>&1
-    if [ -f "$OUT/detector_synthetic_gpu.pt" ] && [ "$(stat -c %s "$OUT/detector_synthetic_gpu.pt")" -gt 15728640 ]; then
-        split -b 15M "$OUT/detector_synthetic_gpu.pt" "$OUT/detector_synthetic_gpu.pt.part-" && rm "$OUT/detector_synthetic_gpu.pt"
+    run_detector trainer.max_epochs="$EPOCHS"
+    rc=$?
+    log "train detector: exit $rc after $((SECONDS - t0)) s"
+    if [ $rc != 0 ] && [ $((SECONDS - t0)) -lt 150 ]; then  # an early failure (loader workers, shared memory): once more in-process
+        log "train detector: again with data.num_workers=0, $(( (EPOCHS + 4) / 5 )) epochs"
+        t0=$SECONDS
+        run_detector trainer.max_epochs=$(( (EPOCHS + 4) / 5 )) data.num_workers=0 data.pin_memory=false
+        log "train detector: exit $? after $((SECONDS - t0)) s"
     fi
-    # the trained checkpoint's inference rate on the same frames as step 1
-    step det_gpu_ckpt $PY -m citytrack.bench detector --device "$DEVICE" $DET --ckpt "$CKPT"
-fi
+    grep -h -E "rendered|Epoch [0-9]+: 100%|val/mAP" "$OUT/train.log" | tail -3 | tee -a "$SUMMARY"
+    cp "$(ls "$RUN_DIR"/csv/version_*/metrics.csv 2>/dev/null | tail -1)" "$OUT/metrics_detector.csv" 2>/dev/null
+    CKPT=$(ls "$RUN_DIR"/checkpoints/epoch_*.ckpt 2>/dev/null | tail -1)
+    CKPT=${CKPT:-$RUN_DIR/checkpoints/last.ckpt}
+    if [ -f "$CKPT" ]; then
+        log "export: $CKPT"
+        $PY -m citytrack.models.detector.export ckpt="$CKPT" out="$OUT/detector_synthetic_gpu.pt" >>"$OUT/bench.log" 2>&1
+        split_big "$OUT/detector_synthetic_gpu.pt"
+        # the trained checkpoint's inference rate on the same frames as step 1
+        step det_gpu_ckpt $PY -m citytrack.bench detector --device "$DEVICE" $DET --ckpt "$CKPT"
+    fi
+}
+train_pose() {
+    # experiment=pose_synthetic (resnet18 + skips, 256x128, many short scenes): POSE_EPOCHS epochs,
+    # validated once at the end; the held-out AP is measured afterwards on a CPU from the exported file
+    local t0 rc RUN_DIR="$WORK/pose_synthetic_run"
+    log "train pose: $POSE_EPOCHS epochs, stop at $MAX_TIME at the latest"
+    t0=$SECONDS
+    $PY train.py experiment=pose_synthetic trainer="$POSE_TRAINER" logger=csv hydra.run.dir="$RUN_DIR" paths.data_dir="$DATA" \
+        trainer.max_time="$MAX_TIME" trainer.max_epochs="$POSE_EPOCHS" trainer.check_val_every_n_epoch="$POSE_EPOCHS" \
+        data.num_workers="$POSE_WORKERS" +callbacks.progress_bar.refresh_rate=50 $POSE_OVERRIDES >>"$OUT/train.log" 2>&1
+    rc=$?
+    log "train pose: exit $rc after $((SECONDS - t0)) s"
+    grep -h -E "pose train set|Epoch [0-9]+: 100%|val/AP|test/AP " "$OUT/train.log" | tail -4 | tee -a "$SUMMARY"
+    cp "$(ls "$RUN_DIR"/csv/version_*/metrics.csv 2>/dev/null | tail -1)" "$OUT/metrics_pose.csv" 2>/dev/null
+    if [ -f "$RUN_DIR/checkpoints/last.ckpt" ]; then
+        $PY -m citytrack.models.pose.export ckpt="$RUN_DIR/checkpoints/last.ckpt" out="$OUT/pose_synthetic_gpu.ckpt" half=true \
+            >>"$OUT/bench.log" 2>&1 && log "export: pose_synthetic_gpu.ckpt"
+        split_big "$OUT/pose_synthetic_gpu.ckpt"
+    fi
+}
+for what in $TRAIN; do
+    case $what in
+        detector) train_detector ;;
+        pose) train_pose ;;
+        none) ;;
+        *) log "TRAIN: unknown '$what' (detector, pose or none)" ;;
+    esac
+done
 ls -la "$OUT" | tee -a "$SUMMARY"

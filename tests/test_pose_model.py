@@ -210,3 +210,69 @@ def test_warm_start_copies_the_checkpoint_weights_and_refuses_another_net(tmp_pa
         KeypointModule(PoseNet(**{**TINY_NET, "width": 8}), init_from=str(tmp_path / "pose.ckpt"))
     with pytest.raises(FileNotFoundError, match="missing.ckpt"):
         KeypointModule(PoseNet(**TINY_NET), init_from=str(tmp_path / "missing.ckpt"))
+
+
+def test_skip_connections_feed_the_head_and_start_silent_from_a_net_without(tmp_path: Path) -> None:
+    """`skip=True` adds lateral maps at the head's strides; warm-started from a skip-less net it
+    computes exactly that net's heatmaps until the laterals learn a scale, and the reverse is refused."""
+    source = KeypointModule(PoseNet(**{**TINY_NET, "feature_index": -2}), input_size=(64, 32))  # stride 16: 2 deconvs
+    with torch.no_grad():
+        for p in source.net.parameters():
+            p.add_(torch.randn_like(p))
+    ckpt = {"state_dict": source.state_dict(), "hyper_parameters": dict(source.hparams)}
+    source.on_save_checkpoint(ckpt)
+    torch.save(ckpt, tmp_path / "plain.ckpt")
+
+    net = PoseNet(**{**TINY_NET, "feature_index": -2, "skip": True})
+    assert len(net.lateral) == 2 and net.backbone.feature_info.reduction() == [4, 8, 16]
+    warm = KeypointModule(net, input_size=(64, 32), init_from=str(tmp_path / "plain.ckpt"))
+    x = torch.rand(2, 3, 64, 32)
+    source.eval(), warm.eval()
+    torch.testing.assert_close(warm.net(x), source.net(x))
+    with torch.no_grad():
+        for lateral in warm.net.lateral:
+            lateral[1].weight.fill_(1.0)
+    assert warm.net(x).shape == (2, 17, 16, 8)
+    assert not torch.allclose(warm.net(x), source.net(x))
+    # the last lateral reads the backbone's stride-4 map (the finest detail)
+    calls = []
+    warm.net.lateral[-1].register_forward_hook(lambda m, i, o: calls.append(i[0].shape))
+    warm.net(x)
+    assert calls == [torch.Size([2, 64, 16, 8])]  # resnet18's stride-4 level: 64 channels
+
+    ckpt = {"state_dict": warm.state_dict(), "hyper_parameters": dict(warm.hparams)}
+    warm.on_save_checkpoint(ckpt)
+    torch.save(ckpt, tmp_path / "skip.ckpt")
+    again = KeypointExtractor.from_checkpoint(tmp_path / "skip.ckpt", device="cpu")
+    assert again.net.config["skip"] is True
+    torch.testing.assert_close(again.net(x), warm.net(x))
+    with pytest.raises(ValueError, match="skip.ckpt.*differs"):
+        KeypointModule(PoseNet(**{**TINY_NET, "feature_index": -2}), init_from=str(tmp_path / "skip.ckpt"))
+
+
+def test_export_keeps_what_inference_and_evaluation_read(tmp_path: Path) -> None:
+    from citytrack.models.pose.export import main
+
+    module = KeypointModule(PoseNet(**TINY_NET), input_size=(64, 32), padding=1.2)
+    ckpt = {"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams), "epoch": 3,
+            "optimizer_states": [{"state": {0: torch.zeros(1000)}}], "lr_schedulers": [{}]}
+    module.on_save_checkpoint(ckpt)
+    torch.save(ckpt, tmp_path / "last.ckpt")
+    assert main([f"ckpt={tmp_path / 'last.ckpt'}", f"out={tmp_path / 'ship' / 'pose.ckpt'}"]) == 0
+    assert main([f"ckpt={tmp_path / 'last.ckpt'}", f"out={tmp_path / 'pose16.ckpt'}", "half=true"]) == 0
+    shipped = torch.load(tmp_path / "ship" / "pose.ckpt", weights_only=False)
+    assert set(shipped) == {"state_dict", "hyper_parameters", "epoch", "pose_net"}
+    half = torch.load(tmp_path / "pose16.ckpt", weights_only=False)
+    assert all(v.dtype in (torch.float16, torch.int64) for v in half["state_dict"].values())
+    x = torch.rand(2, 3, 64, 32)
+    module.eval()
+    for name, tol in (("ship/pose.ckpt", 0.0), ("pose16.ckpt", 2e-3)):
+        ext = KeypointExtractor.from_checkpoint(tmp_path / name, device="cpu")
+        assert ext.padding == 1.2
+        torch.testing.assert_close(ext.net(x), module.net(x), atol=tol, rtol=tol)
+    with pytest.raises(FileNotFoundError, match="nothing.ckpt"):
+        main([f"ckpt={tmp_path / 'nothing.ckpt'}", f"out={tmp_path / 'x.ckpt'}"])
+    torch.save({"state_dict": {}}, tmp_path / "other.ckpt")
+    with pytest.raises(ValueError, match="other.ckpt.*not a KeypointModule"):
+        main([f"ckpt={tmp_path / 'other.ckpt'}", f"out={tmp_path / 'x.ckpt'}"])
+    assert not (tmp_path / "x.ckpt").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -61,16 +62,17 @@ def test_experiments_compose(config_dir: Path, tmp_path: Path, experiment: str) 
     assert model.input_size == (64, 32)
 
 
-def test_second_stage_starts_from_the_committed_checkpoint(config_dir: Path, tmp_path: Path) -> None:
-    """experiment=pose_synthetic_cpu_more: the CPU net (not the tiny test net) warm-started from the
-    committed checkpoint, so its first heatmaps are the checkpoint's."""
+@pytest.mark.parametrize("experiment", ["pose_synthetic_cpu_more", "pose_synthetic_cpu_w3", "pose_synthetic_cpu_diverse"])
+def test_later_stages_start_from_the_committed_checkpoint(config_dir: Path, tmp_path: Path, experiment: str) -> None:
+    """The later CPU stages: the CPU net (not the tiny test net) warm-started from the committed
+    checkpoint, so its first heatmaps are the checkpoint's (new skip connections start silent)."""
     import hydra
 
     from citytrack.models.pose.extractor import KeypointExtractor
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=["experiment=pose_synthetic_cpu_more", f"paths.data_dir={tmp_path}"])
+        cfg = compose(config_name="train", overrides=[f"experiment={experiment}", f"paths.data_dir={tmp_path}"])
     GlobalHydra.instance().clear()
     assert cfg.data.eval_name != "synth/pose_eval"  # the world-1 cache must not be validated on
     model = hydra.utils.instantiate(cfg.model).eval()
@@ -118,3 +120,19 @@ def test_train_splits_take_both_identity_halves_of_the_training_world(tmp_path: 
     assert len(dm.val_set) > 0  # the eval world is untouched by train_splits
     with pytest.raises(ValueError, match="train_splits"):
         SyntheticPoseDataModule(str(tmp_path), train_splits=["val"])
+
+
+def test_train_synth_sizes_only_the_training_world(tmp_path: Path) -> None:
+    """`train_synth` is merged over `synth` (nested keys too) for the training world; the eval world keeps `synth`."""
+    from citytrack.data.pose_datamodule import SyntheticPoseDataModule
+
+    synth = {"scenes": 1, "cameras": 2, "people": 6, "frames": 12, "width": 320, "height": 192, "progress": False,
+             "pose": {"stride": 2, "min_height": 20, "min_keypoints": 3, "test_fraction": 0.5}}
+    dm = SyntheticPoseDataModule(str(tmp_path), synth=synth, num_workers=0,
+                                 train_synth={"scenes": 2, "frames": 8, "pose": {"stride": 4}})
+    assert dm.train_synth["pose"] == {**synth["pose"], "stride": 4} and dm.train_synth["people"] == 6
+    dm.prepare_data()
+    train_meta = json.loads((dm.train_dir / "meta.json").read_text())["config"]
+    eval_meta = json.loads((dm.eval_dir / "meta.json").read_text())["config"]
+    assert (train_meta["scenes"], train_meta["frames"], train_meta["pose"]["stride"]) == (2, 8, 4)
+    assert (eval_meta["scenes"], eval_meta["frames"], eval_meta["pose"]["stride"]) == (1, 12, 2)

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from omegaconf import OmegaConf
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from citytrack.data.formats.coco import coco_to_image_keypoints, load_coco_keypoints
@@ -64,7 +65,11 @@ class PoseCropDataset(Dataset):
 
 
 class SyntheticPoseDataModule(pl.LightningDataModule):
-    """Pose crops of the synthetic world (`DIR/pose`, see `citytrack.data.synth.pose_crops`)."""
+    """Pose crops of the synthetic world (`DIR/pose`, see `citytrack.data.synth.pose_crops`).
+
+    `synth` sizes both worlds; `train_synth` is merged over it for the training world only (more,
+    shorter scenes: more people and views for the same number of crops), so validation stays comparable.
+    """
 
     def __init__(
         self,
@@ -79,6 +84,7 @@ class SyntheticPoseDataModule(pl.LightningDataModule):
         num_workers: int = 2,
         pin_memory: bool = True,
         train_splits: tuple[str, ...] | list[str] = ("train",),
+        train_synth: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.train_splits = tuple(train_splits)
@@ -88,6 +94,8 @@ class SyntheticPoseDataModule(pl.LightningDataModule):
         self.train_dir, self.eval_dir = self.data_dir / train_name, self.data_dir / eval_name
         self.train_seed, self.eval_seed = int(train_seed), int(eval_seed)
         self.synth = dict(synth or {})
+        merged = OmegaConf.to_container(OmegaConf.merge(self.synth, train_synth or {}), resolve=True)
+        self.train_synth: dict[str, Any] = dict(merged)  # type: ignore[arg-type]
         self.batch_size, self.eval_batch_size = int(batch_size), int(eval_batch_size)
         self.num_workers, self.pin_memory = int(num_workers), pin_memory
         self.train_set: Dataset | None = None
@@ -97,8 +105,8 @@ class SyntheticPoseDataModule(pl.LightningDataModule):
     def prepare_data(self) -> None:
         from citytrack.data.synth import ensure_synthetic_dataset
 
-        for folder, seed in ((self.train_dir, self.train_seed), (self.eval_dir, self.eval_seed)):
-            ensure_synthetic_dataset(folder, seed=seed, **self.synth)
+        ensure_synthetic_dataset(self.train_dir, seed=self.train_seed, **self.train_synth)
+        ensure_synthetic_dataset(self.eval_dir, seed=self.eval_seed, **self.synth)
 
     def _set(self, folder: Path, split: str) -> PoseCropDataset:
         path = folder / "pose" / f"person_keypoints_{split}.json"

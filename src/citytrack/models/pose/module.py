@@ -50,7 +50,8 @@ class KeypointModule(pl.LightningModule):
         flip_test: average the heatmaps of the crop and of its mirror at evaluation.
         log_images: crops in the validation picture (0 = none).
         init_from: a `KeypointModule` checkpoint whose weights start the net (a warm start, e.g. on a
-            changed world); its net config must equal `net`'s.
+            changed world); its net config must equal `net`'s, except that a net without skip
+            connections may start one with them (`PoseNet(skip=True)`).
     """
 
     def __init__(
@@ -88,9 +89,13 @@ class KeypointModule(pl.LightningModule):
     @torch.no_grad()
     def _warm_start(net: PoseNet, path: str) -> None:
         source, _ = load_pose_net(path)
-        if dict(source.config) != dict(net.config):
+        adds_skips = net.config["skip"] and not source.config["skip"]
+        if {**source.config, "skip": net.config["skip"]} != dict(net.config) or (source.config["skip"] and not net.config["skip"]):
             raise ValueError(f"{path}: its net config {source.config} differs from the configured {net.config}")
-        net.load_state_dict(source.state_dict())
+        # a net without skips starts one with them: its laterals begin silent (`PoseNet`), all else is loaded
+        missing, _ = net.load_state_dict(source.state_dict(), strict=not adds_skips)
+        if any(not key.startswith("lateral.") for key in missing):
+            raise ValueError(f"{path}: weights missing for {[k for k in missing if not k.startswith('lateral.')]}")
         log.info("keypoint net warm-started from %s", path)
 
     # ------------------------------------------------------------------ data on device
