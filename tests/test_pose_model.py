@@ -192,14 +192,20 @@ def test_checkpoint_round_trip(tmp_path: Path) -> None:
     torch.testing.assert_close(ext.net(x), module.net(x))
 
 
+def save_module(module: KeypointModule, path: Path, perturb: bool = False) -> None:
+    """`module` as a Lightning checkpoint at `path` (weights moved off their init first when `perturb`)."""
+    if perturb:
+        with torch.no_grad():
+            for p in module.net.parameters():
+                p.add_(torch.randn_like(p))
+    ckpt = {"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}
+    module.on_save_checkpoint(ckpt)
+    torch.save(ckpt, path)
+
+
 def test_warm_start_copies_the_checkpoint_weights_and_refuses_another_net(tmp_path: Path) -> None:
     source = KeypointModule(PoseNet(**TINY_NET), input_size=(64, 32))
-    with torch.no_grad():
-        for p in source.net.parameters():
-            p.add_(torch.randn_like(p))
-    ckpt = {"state_dict": source.state_dict(), "hyper_parameters": dict(source.hparams)}
-    source.on_save_checkpoint(ckpt)
-    torch.save(ckpt, tmp_path / "pose.ckpt")
+    save_module(source, tmp_path / "pose.ckpt", perturb=True)
     warm = KeypointModule(PoseNet(**TINY_NET), input_size=(64, 32), init_from=str(tmp_path / "pose.ckpt"))
     for (name, a), b in zip(source.net.state_dict().items(), warm.net.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, msg=name)
@@ -216,12 +222,7 @@ def test_skip_connections_feed_the_head_and_start_silent_from_a_net_without(tmp_
     """`skip=True` adds lateral maps at the head's strides; warm-started from a skip-less net it
     computes exactly that net's heatmaps until the laterals learn a scale, and the reverse is refused."""
     source = KeypointModule(PoseNet(**{**TINY_NET, "feature_index": -2}), input_size=(64, 32))  # stride 16: 2 deconvs
-    with torch.no_grad():
-        for p in source.net.parameters():
-            p.add_(torch.randn_like(p))
-    ckpt = {"state_dict": source.state_dict(), "hyper_parameters": dict(source.hparams)}
-    source.on_save_checkpoint(ckpt)
-    torch.save(ckpt, tmp_path / "plain.ckpt")
+    save_module(source, tmp_path / "plain.ckpt", perturb=True)
 
     net = PoseNet(**{**TINY_NET, "feature_index": -2, "skip": True})
     assert len(net.lateral) == 2 and net.backbone.feature_info.reduction() == [4, 8, 16]
@@ -240,9 +241,7 @@ def test_skip_connections_feed_the_head_and_start_silent_from_a_net_without(tmp_
     warm.net(x)
     assert calls == [torch.Size([2, 64, 16, 8])]  # resnet18's stride-4 level: 64 channels
 
-    ckpt = {"state_dict": warm.state_dict(), "hyper_parameters": dict(warm.hparams)}
-    warm.on_save_checkpoint(ckpt)
-    torch.save(ckpt, tmp_path / "skip.ckpt")
+    save_module(warm, tmp_path / "skip.ckpt")
     again = KeypointExtractor.from_checkpoint(tmp_path / "skip.ckpt", device="cpu")
     assert again.net.config["skip"] is True
     torch.testing.assert_close(again.net(x), warm.net(x))
