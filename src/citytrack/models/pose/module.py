@@ -90,7 +90,8 @@ class KeypointModule(pl.LightningModule):
     def _warm_start(net: PoseNet, path: str) -> None:
         source, _ = load_pose_net(path)
         adds_skips = net.config["skip"] and not source.config["skip"]
-        if {**source.config, "skip": net.config["skip"]} != dict(net.config) or (source.config["skip"] and not net.config["skip"]):
+        drops_skips = source.config["skip"] and not net.config["skip"]
+        if {**source.config, "skip": net.config["skip"]} != dict(net.config) or drops_skips:
             raise ValueError(f"{path}: its net config {source.config} differs from the configured {net.config}")
         # a net without skips starts one with them: its laterals begin silent (`PoseNet`), all else is loaded
         missing, _ = net.load_state_dict(source.state_dict(), strict=not adds_skips)

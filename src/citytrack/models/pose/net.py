@@ -35,7 +35,8 @@ class PoseNet(nn.Module):
         feature_index: which of the backbone's feature levels feeds the head (-1 = the deepest).
         width: channels of every deconvolution layer.
         num_joints: heatmaps (17 for COCO).
-        skip: lateral connections from the backbone's stride-16/8/4 maps into the head (see above).
+        skip: lateral connections into the head from the backbone's maps at the strides the head
+            upsamples through (8 and 4 below a stride-16 cut; 16, 8 and 4 below a stride-32 cut).
     """
 
     def __init__(self, backbone: str = "resnet18", pretrained: bool = False, feature_index: int = -1,
