@@ -124,6 +124,28 @@ def test_evaluator_gives_ap_one_for_the_truth() -> None:
     assert out["AP"] < 0.1 and out["PCK@0.2"] < 0.2
 
 
+def test_evaluator_sizes_crops_by_their_area_in_the_source_frame() -> None:
+    """Crops carrying `crop_box` are sized as COCO sizes people: by area in the frame they were cut from.
+    Crop 1 is a 20x40 px frame region (its person "small" there), crop 2 a 160x320 one (large); only
+    crop 1 is predicted right, so AP_S is 1 and AP_L, AP_ML about 0, whatever the crops' own size."""
+    kp = np.zeros((17, 3))
+    kp[:, 0], kp[:, 1], kp[:, 2] = np.linspace(10, 50, 17), np.linspace(10, 110, 17), 2
+    boxes = {1: [0, 0, 20, 40], 2: [0, 0, 160, 320]}
+    images = [{"id": i, "file_name": f"{i}.jpg", "width": 64, "height": 128, "crop_box": boxes[i]} for i in (1, 2)]
+    anns = [keypoint_annotation(i, [5, 5, 50, 110], kp, 3000.0) for i in (1, 2)]  # 3000 crop px: "medium" as crops
+    gt = coco_from_dict(build_coco_keypoints_dataset(images, anns))
+    pred = np.stack([kp, kp])
+    pred[1, :, :2] += 30
+    pred[..., 2] = 0.9
+    ev = KeypointEvaluator()
+    ev.update(np.array([1, 2]), pred)
+    out = ev.compute(gt)
+    # frame areas: 3000 * (20/64) * (40/128) = 293 px^2 (small); 3000 * 2.5 * 2.5 = 18750 px^2 (large)
+    assert out["AP_S"] == pytest.approx(1.0) and out["AP_M"] == -1
+    assert out["AP_L"] < 0.1 and out["AP_ML"] == pytest.approx(out["AP_L"])
+    assert 0.2 < out["AP"] < 0.8  # both people together
+
+
 class _PeakNet(PoseNet):
     """A net whose heatmaps peak at one fixed input pixel, to test the extractor's geometry alone."""
 

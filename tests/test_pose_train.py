@@ -136,3 +136,29 @@ def test_train_synth_sizes_only_the_training_world(tmp_path: Path) -> None:
     eval_meta = json.loads((dm.eval_dir / "meta.json").read_text())["config"]
     assert (train_meta["scenes"], train_meta["frames"], train_meta["pose"]["stride"]) == (2, 8, 4)
     assert (eval_meta["scenes"], eval_meta["frames"], eval_meta["pose"]["stride"]) == (1, 12, 2)
+
+
+def test_extra_training_worlds_and_the_eval_world_overrides(tmp_path: Path) -> None:
+    """`extra_train` worlds join the training set with their own seed and overrides; `eval_synth`
+    sizes the evaluation world only; a training world on the evaluation seed is refused."""
+    from citytrack.data.pose_datamodule import SyntheticPoseDataModule
+
+    synth = {"scenes": 1, "cameras": 2, "people": 6, "frames": 12, "width": 320, "height": 192, "progress": False,
+             "pose": {"stride": 2, "min_height": 20, "min_keypoints": 3, "test_fraction": 0.5}}
+    extra = [{"name": "synth/pose_train_wide", "seed": 5, "synth": {"width": 480, "height": 288}}]
+    dm = SyntheticPoseDataModule(str(tmp_path), synth=synth, num_workers=0, train_synth={"frames": 8},
+                                 eval_synth={"width": 400, "height": 240}, extra_train=extra)
+    dm.setup("fit")
+    metas = {name: json.loads((tmp_path / "synth" / name / "meta.json").read_text())
+             for name in ("pose_train", "pose_train_wide", "pose_eval")}
+    assert (metas["pose_train"]["width"], metas["pose_train"]["seed"], metas["pose_train"]["frames"]) == (320, 1, 8)
+    # the extra world keeps the training world's overrides (frames) under its own
+    assert (metas["pose_train_wide"]["width"], metas["pose_train_wide"]["seed"], metas["pose_train_wide"]["frames"]) == (480, 5, 8)
+    assert (metas["pose_eval"]["width"], metas["pose_eval"]["frames"]) == (400, 12)
+    parts = dm.train_set.datasets
+    assert [p.json_path.parent.parent.name for p in parts] == ["pose_train", "pose_train_wide"]
+    assert len(dm.train_set) == sum(len(p) for p in parts) and all(len(p) > 0 for p in parts)
+    with pytest.raises(ValueError, match="eval_seed 2"):
+        SyntheticPoseDataModule(str(tmp_path), synth=synth, extra_train=[{"name": "synth/x", "seed": 2}])
+    with pytest.raises(ValueError, match=r"extra_train\[0\] needs a name and a seed"):
+        SyntheticPoseDataModule(str(tmp_path), synth=synth, extra_train=[{"name": "synth/x"}])

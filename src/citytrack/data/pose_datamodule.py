@@ -29,6 +29,11 @@ from citytrack.data.resumable import ResumableDataLoader
 log = logging.getLogger(__name__)
 
 
+def _merged(base: dict[str, Any], over: dict[str, Any] | None) -> dict[str, Any]:
+    """`over` merged into `base` with OmegaConf (nested keys too), as plain containers."""
+    return dict(OmegaConf.to_container(OmegaConf.merge(base, over or {}), resolve=True))  # type: ignore[arg-type]
+
+
 class PoseCropDataset(Dataset):
     """One person per crop from a person_keypoints json whose `file_name`s are relative to `image_dir`."""
 
@@ -68,7 +73,11 @@ class SyntheticPoseDataModule(pl.LightningDataModule):
     """Pose crops of the synthetic world (`DIR/pose`, see `citytrack.data.synth.pose_crops`).
 
     `synth` sizes both worlds; `train_synth` is merged over it for the training world only (more,
-    shorter scenes: more people and views for the same number of crops), so validation stays comparable.
+    shorter scenes: more people and views for the same number of crops), so validation stays comparable,
+    and `eval_synth` for the evaluation world only (e.g. a held-out world at another camera resolution).
+    `extra_train` adds training worlds, each `{name, seed, synth}` with its `synth` merged over the
+    training world's (e.g. cameras at 1920x1080 beside the 640x360 ones: people 3x taller in pixels).
+    Every training seed must differ from `eval_seed`: the evaluation world stays held out.
     """
 
     def __init__(
@@ -85,6 +94,8 @@ class SyntheticPoseDataModule(pl.LightningDataModule):
         pin_memory: bool = True,
         train_splits: tuple[str, ...] | list[str] = ("train",),
         train_synth: dict[str, Any] | None = None,
+        eval_synth: dict[str, Any] | None = None,
+        extra_train: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__()
         self.train_splits = tuple(train_splits)
@@ -94,8 +105,17 @@ class SyntheticPoseDataModule(pl.LightningDataModule):
         self.train_dir, self.eval_dir = self.data_dir / train_name, self.data_dir / eval_name
         self.train_seed, self.eval_seed = int(train_seed), int(eval_seed)
         self.synth = dict(synth or {})
-        merged = OmegaConf.to_container(OmegaConf.merge(self.synth, train_synth or {}), resolve=True)
-        self.train_synth: dict[str, Any] = dict(merged)  # type: ignore[arg-type]
+        self.train_synth = _merged(self.synth, train_synth)
+        self.eval_synth = _merged(self.synth, eval_synth)
+        # (folder, seed, world overrides) of every training world, the main one first
+        self.train_worlds: list[tuple[Path, int, dict[str, Any]]] = [(self.train_dir, self.train_seed, self.train_synth)]
+        for k, world in enumerate(extra_train or []):
+            if not {"name", "seed"} <= set(world):
+                raise ValueError(f"extra_train[{k}] needs a name and a seed, got {dict(world)}")
+            self.train_worlds.append((self.data_dir / str(world["name"]), int(world["seed"]),
+                                      _merged(self.train_synth, world.get("synth"))))
+        if self.eval_seed in {seed for _, seed, _ in self.train_worlds}:
+            raise ValueError(f"eval_seed {self.eval_seed} is also a training world's seed: the evaluation world must be held out")
         self.batch_size, self.eval_batch_size = int(batch_size), int(eval_batch_size)
         self.num_workers, self.pin_memory = int(num_workers), pin_memory
         self.train_set: Dataset | None = None
@@ -105,8 +125,9 @@ class SyntheticPoseDataModule(pl.LightningDataModule):
     def prepare_data(self) -> None:
         from citytrack.data.synth import ensure_synthetic_dataset
 
-        ensure_synthetic_dataset(self.train_dir, seed=self.train_seed, **self.train_synth)
-        ensure_synthetic_dataset(self.eval_dir, seed=self.eval_seed, **self.synth)
+        for folder, seed, synth in self.train_worlds:
+            ensure_synthetic_dataset(folder, seed=seed, **synth)
+        ensure_synthetic_dataset(self.eval_dir, seed=self.eval_seed, **self.eval_synth)
 
     def _set(self, folder: Path, split: str) -> PoseCropDataset:
         path = folder / "pose" / f"person_keypoints_{split}.json"
@@ -116,9 +137,10 @@ class SyntheticPoseDataModule(pl.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit") and self.train_set is None:
-            parts = [self._set(self.train_dir, split) for split in self.train_splits]
+            parts = [self._set(folder, split) for folder, _, _ in self.train_worlds for split in self.train_splits]
             self.train_set = parts[0] if len(parts) == 1 else ConcatDataset(parts)
-            log.info("pose train set %s (%s): %d people", self.train_dir, "+".join(self.train_splits), len(self.train_set))
+            log.info("pose train set %s (%s): %d people", " + ".join(str(f) for f, _, _ in self.train_worlds),
+                     "+".join(self.train_splits), len(self.train_set))
         if stage in (None, "fit", "validate") and self.val_set is None:
             self.val_set = self._set(self.eval_dir, "test")
         if stage in (None, "test") and self.test_set is None:

@@ -3,7 +3,12 @@
 AP / AP50 / AP75 are `COCOeval(iouType="keypoints")` over the images that were predicted (so a
 `limit_val_batches` subset evaluates that subset), with COCO's per-joint sigmas and each person's
 `area` as the OKS scale. AP_M / AP_L are COCO's medium (32^2-96^2 px of area) and large people
-only (-1 when there are none), as COCO's own summary reports them. PCK@0.2: share of labelled
+only (-1 when there are none), as COCO's own summary reports them, by the person's area in the
+pixels of the image it was seen in: for top-down crops whose images carry `crop_box` (the synthetic
+crops, `data/synth/pose_crops.py`) the crop-pixel `area` is scaled back to the source frame, so a
+person 56 px tall in a 640x360 frame is "small" however large its crop. Crop datasets also get AP_S
+(people COCO leaves unannotated: under 32^2 px) and AP_ML (medium and large: the people COCO's
+keypoint benchmark scores). PCK@0.2: share of labelled
 joints (v > 0) predicted within 0.2 torso diameters (left shoulder to right hip, Andriluka et al.'s
 PCK) of the truth; people without both joints labelled use 0.3 x their box height, about a torso.
 """
@@ -75,6 +80,39 @@ class KeypointEvaluator:
             ev.evaluate()
             ev.accumulate()
             ev.summarize()
-        out.update(AP=float(ev.stats[0]), AP50=float(ev.stats[1]), AP75=float(ev.stats[2]),
-                   AP_M=float(ev.stats[3]), AP_L=float(ev.stats[4]))
+            out.update(AP=float(ev.stats[0]), AP50=float(ev.stats[1]), AP75=float(ev.stats[2]),
+                       AP_M=float(ev.stats[3]), AP_L=float(ev.stats[4]))
+            sizes = frame_areas(coco, ev.params.imgIds)
+            if sizes is not None:  # one person per crop: a size class is a set of crops
+                for key, (lo, hi) in SIZE_CLASSES.items():
+                    ids = [i for i, a in sizes.items() if lo <= a < hi]
+                    out[key] = _ap_over(ev, ids) if ids else -1.0
         return out
+
+
+# COCO's size classes by area in source-frame pixels; AP_ML: the medium and large people COCO scores
+SIZE_CLASSES = {"AP_S": (0.0, 32.0**2), "AP_M": (32.0**2, 96.0**2), "AP_L": (96.0**2, float("inf")),
+                "AP_ML": (32.0**2, float("inf"))}
+
+
+def frame_areas(coco: COCO, image_ids: list[int]) -> dict[int, float] | None:
+    """Per crop image, its one person's `area` in the source frame's pixels (via the image's
+    `crop_box`), or None when an image has no `crop_box` or not exactly one person."""
+    out = {}
+    for i in image_ids:
+        img, anns = coco.imgs[i], coco.imgToAnns.get(i, [])
+        if "crop_box" not in img or len(anns) != 1:
+            return None
+        x0, y0, x1, y1 = img["crop_box"]
+        out[i] = float(anns[0]["area"]) * (x1 - x0) / img["width"] * (y1 - y0) / img["height"]
+    return out
+
+
+def _ap_over(ev: COCOeval, image_ids: list[int]) -> float:
+    """AP@[.5:.95] of an evaluated `COCOeval`'s run restricted to `image_ids` (re-evaluated, same params)."""
+    sub = COCOeval(ev.cocoGt, ev.cocoDt, iouType="keypoints")
+    sub.params.imgIds = sorted(image_ids)
+    sub.evaluate()
+    sub.accumulate()
+    sub.summarize()
+    return float(sub.stats[0])
