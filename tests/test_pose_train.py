@@ -62,7 +62,8 @@ def test_experiments_compose(config_dir: Path, tmp_path: Path, experiment: str) 
     assert model.input_size == (64, 32)
 
 
-@pytest.mark.parametrize("experiment", ["pose_synthetic_cpu_more", "pose_synthetic_cpu_w3", "pose_synthetic_cpu_diverse"])
+@pytest.mark.parametrize("experiment", ["pose_synthetic_cpu_more", "pose_synthetic_cpu_w3", "pose_synthetic_cpu_diverse",
+                                        "pose_synthetic_cpu_mixed"])
 def test_later_stages_start_from_the_committed_checkpoint(config_dir: Path, tmp_path: Path, experiment: str) -> None:
     """The later CPU stages: the CPU net (not the tiny test net) warm-started from the committed
     checkpoint, so its first heatmaps are the checkpoint's (new skip connections start silent)."""
@@ -79,6 +80,20 @@ def test_later_stages_start_from_the_committed_checkpoint(config_dir: Path, tmp_
     ext = KeypointExtractor.from_checkpoint(cfg.model.init_from)
     x = torch.rand(2, 3, *model.input_size)
     torch.testing.assert_close(model.net(x), ext.net(x))
+
+
+def test_mixed_stage_trains_on_both_camera_resolutions(config_dir: Path, tmp_path: Path) -> None:
+    """Stage 5's datamodule: the 640x360 world plus a 1920x1080 one on its own seed; validation unchanged."""
+    import hydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["experiment=pose_synthetic_cpu_mixed", f"paths.data_dir={tmp_path}"])
+    GlobalHydra.instance().clear()
+    dm = hydra.utils.instantiate(cfg.data)
+    sizes = [(synth.get("width", 640), synth.get("height", 360), seed) for _, seed, synth in dm.train_worlds]
+    assert sizes == [(640, 360, 1), (1920, 1080, 11)]
+    assert dm.eval_dir.name == "pose_eval_w3" and dm.eval_synth == dm.synth
 
 
 def test_tiny_training_run_logs_ap_and_a_picture_and_extracts(config_dir: Path, tmp_path: Path) -> None:
