@@ -9,7 +9,11 @@ import numpy as np
 import pytest
 
 from citytrack.bench.pose_ceiling import main, noisy_truth_ap
-from citytrack.data.formats.coco import build_coco_keypoints_dataset, keypoint_annotation, write_coco_keypoints
+from citytrack.data.formats.coco import (
+    build_coco_keypoints_dataset,
+    keypoint_annotation,
+    write_coco_keypoints,
+)
 from citytrack.data.formats.errors import FormatError
 
 
