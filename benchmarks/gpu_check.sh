@@ -71,7 +71,7 @@ if [ "$SMOKE" = 1 ]; then
     FRAMES_PER_EPOCH=4
     TINY_WORLD="{scenes:1,cameras:2,people:6,frames:12,width:320,height:192,progress:false,pose:{stride:2,min_height:20,min_keypoints:3,test_fraction:0.5}}"
     POSE_TRAINER=cpu
-    POSE_OVERRIDES="++data.synth=$TINY_WORLD data.train_synth=null data.batch_size=4 data.eval_batch_size=8
+    POSE_OVERRIDES="++data.synth=$TINY_WORLD data.train_synth=null data.extra_train=null data.batch_size=4 data.eval_batch_size=8
         model.net.backbone=resnet18 model.net.feature_index=-3 model.net.width=16 model.input_size=[64,32]
         trainer.limit_train_batches=2 trainer.limit_val_batches=2 trainer.limit_test_batches=1 trainer.log_every_n_steps=1"
     POSE_EPOCHS=1

@@ -82,18 +82,20 @@ def test_later_stages_start_from_the_committed_checkpoint(config_dir: Path, tmp_
     torch.testing.assert_close(model.net(x), ext.net(x))
 
 
-def test_mixed_stage_trains_on_both_camera_resolutions(config_dir: Path, tmp_path: Path) -> None:
-    """Stage 5's datamodule: the 640x360 world plus a 1920x1080 one on its own seed; validation unchanged."""
+@pytest.mark.parametrize(("experiment", "eval_name"), [("pose_synthetic_cpu_mixed", "pose_eval_w3"), ("pose_synthetic", "pose_eval_large")])
+def test_mixed_experiments_train_on_both_camera_resolutions(config_dir: Path, tmp_path: Path, experiment: str, eval_name: str) -> None:
+    """CPU stage 5's and the GPU experiment's datamodules: a 640x360 world plus a 1920x1080 one on its
+    own seed; the validation world keeps its own size."""
     import hydra
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=["experiment=pose_synthetic_cpu_mixed", f"paths.data_dir={tmp_path}"])
+        cfg = compose(config_name="train", overrides=[f"experiment={experiment}", f"paths.data_dir={tmp_path}"])
     GlobalHydra.instance().clear()
     dm = hydra.utils.instantiate(cfg.data)
     sizes = [(synth.get("width", 640), synth.get("height", 360), seed) for _, seed, synth in dm.train_worlds]
     assert sizes == [(640, 360, 1), (1920, 1080, 11)]
-    assert dm.eval_dir.name == "pose_eval_w3" and dm.eval_synth == dm.synth
+    assert dm.eval_dir.name == eval_name and dm.eval_synth == dm.synth
 
 
 def test_tiny_training_run_logs_ap_and_a_picture_and_extracts(config_dir: Path, tmp_path: Path) -> None:
