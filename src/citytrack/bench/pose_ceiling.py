@@ -20,7 +20,7 @@ import numpy as np
 
 from citytrack.data.formats.coco import load_coco_keypoints
 from citytrack.data.formats.errors import FormatError
-from citytrack.models.pose.metrics import KeypointEvaluator, frame_areas
+from citytrack.models.pose.metrics import KeypointEvaluator, frame_areas, source_scale
 from citytrack.utils.io import atomic_open
 
 
@@ -33,9 +33,7 @@ def noisy_truth_ap(json_path: str | Path, noise_px: list[float], seed: int = 0) 
         raise FormatError(json_path, "needs top-down crops: one person per image, each image with a crop_box")
     anns = [coco.imgToAnns[i][0] for i in ids]
     truth = np.stack([np.reshape(a["keypoints"], (-1, 3)).astype(np.float64) for a in anns])
-    # source pixels per crop pixel, x and y, per crop
-    scale = np.array([[(b[2] - b[0]) / im["width"], (b[3] - b[1]) / im["height"]]
-                      for im in (coco.imgs[i] for i in ids) for b in [im["crop_box"]]])
+    scale = np.array([source_scale(coco.imgs[i]) for i in ids])  # (N, 2) source pixels per crop pixel
     heights = np.array([a["bbox"][3] for a in anns]) * scale[:, 1]
     rng = np.random.default_rng(seed)
     rows = {}

@@ -85,7 +85,7 @@ class KeypointEvaluator:
             sizes = frame_areas(coco, ev.params.imgIds)
             if sizes is not None:  # one person per crop: a size class is a set of crops
                 for key, (lo, hi) in SIZE_CLASSES.items():
-                    ids = [i for i, a in sizes.items() if lo <= a < hi]
+                    ids = {i for i, a in sizes.items() if lo <= a < hi}
                     out[key] = _ap_over(ev, ids) if ids else -1.0
         return out
 
@@ -103,16 +103,26 @@ def frame_areas(coco: COCO, image_ids: list[int]) -> dict[int, float] | None:
         img, anns = coco.imgs[i], coco.imgToAnns.get(i, [])
         if "crop_box" not in img or len(anns) != 1:
             return None
-        x0, y0, x1, y1 = img["crop_box"]
-        out[i] = float(anns[0]["area"]) * (x1 - x0) / img["width"] * (y1 - y0) / img["height"]
+        sx, sy = source_scale(img)
+        out[i] = float(anns[0]["area"]) * sx * sy
     return out
 
 
-def _ap_over(ev: COCOeval, image_ids: list[int]) -> float:
-    """AP@[.5:.95] of an evaluated `COCOeval`'s run restricted to `image_ids` (re-evaluated, same params)."""
-    sub = COCOeval(ev.cocoGt, ev.cocoDt, iouType="keypoints")
-    sub.params.imgIds = sorted(image_ids)
-    sub.evaluate()
-    sub.accumulate()
-    sub.summarize()
-    return float(sub.stats[0])
+def source_scale(image: dict) -> tuple[float, float]:
+    """Source-frame pixels per crop pixel (x, y) of a crop image entry with a `crop_box`."""
+    x0, y0, x1, y1 = image["crop_box"]
+    return (x1 - x0) / image["width"], (y1 - y0) / image["height"]
+
+
+def _ap_over(ev: COCOeval, image_ids: set[int]) -> float:
+    """AP@[.5:.95] of an evaluated `COCOeval` over `image_ids` only: its per-image matches are
+    re-accumulated without the other images (no second OKS evaluation); `ev.eval` is left as that."""
+    full = ev.evalImgs
+    ev.evalImgs = [e if e is not None and e["image_id"] in image_ids else None for e in full]
+    try:
+        ev.accumulate()
+    finally:
+        ev.evalImgs = full
+    precision = ev.eval["precision"][:, :, :, 0, -1]  # all IoU thresholds, recalls, classes; area "all", max dets
+    kept = precision[precision > -1]
+    return float(kept.mean()) if kept.size else -1.0
