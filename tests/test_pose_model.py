@@ -17,7 +17,7 @@ from citytrack.data.formats.coco import (
 )
 from citytrack.models.pose.augment import PoseAugment, apply_matrices, input_from_crop_matrices, warp_crops
 from citytrack.models.pose.extractor import KeypointExtractor
-from citytrack.models.pose.heatmaps import box_regions, decode_heatmaps, gaussian_targets, region_to_image
+from citytrack.models.pose.heatmaps import COCO_FEET, box_regions, decode_heatmaps, gaussian_targets, region_to_image
 from citytrack.models.pose.metrics import KeypointEvaluator
 from citytrack.models.pose.module import KeypointModule
 from citytrack.models.pose.net import PoseNet
@@ -34,6 +34,50 @@ def test_heatmap_round_trip_is_sub_pixel() -> None:
     np.testing.assert_allclose(dec[0, :, 2].numpy(), hm.amax(dim=(2, 3))[0].numpy())
     # a plain arg-max would be off by up to 2 px at stride 4
     assert (hm[0, 0].argmax() % 16).item() * 4 + 2 != pytest.approx(13.37, abs=0.5)
+
+
+def _feet_maps(left_ankle_peaks: list[tuple[float, float, float]], right_ankle_peaks: list[tuple[float, float, float]],
+               knees: tuple[tuple[float, float], tuple[float, float]]) -> torch.Tensor:
+    """(1, 17, 48, 24) heatmaps at stride 4: Gaussian peaks (x, y, height) in input pixels on the ankle
+    maps, single peaks at the knees (left, right), every other map empty."""
+    hm = torch.zeros(1, 17, 48, 24)
+    for joint, peaks in ((15, left_ankle_peaks), (16, right_ankle_peaks)):
+        for x, y, v in peaks:
+            hm[:, joint] = torch.maximum(hm[:, joint], gaussian_targets(torch.tensor([[[x, y]]]), (48, 24), 4, 2.0, torch.tensor([[v]]))[:, 0])
+    for joint, (x, y) in ((13, knees[0]), (14, knees[1])):
+        hm[:, joint] = gaussian_targets(torch.tensor([[[x, y]]]), (48, 24), 4, 2.0, torch.ones(1, 1))[:, 0]
+    return hm
+
+
+def test_feet_decode_apart_and_are_named_by_the_knees() -> None:
+    """Both ankle maps peak on both feet, strongest on foot A: the plain arg-max puts both ankles on A;
+    the paired decode keeps them on distinct feet, left/right by the nearer knee, sub-pixel exact."""
+    foot_a, foot_b = (30.3, 170.6), (62.7, 166.2)
+    both = [(*foot_a, 1.0), (*foot_b, 0.6)]
+    hm = _feet_maps(both, [(*foot_a, 0.9), (*foot_b, 0.7)], knees=((34.0, 120.0), (58.0, 121.0)))
+    plain = decode_heatmaps(hm, 4)
+    assert torch.allclose(plain[0, 15, :2], plain[0, 16, :2], atol=1.0)
+    paired = decode_heatmaps(hm, 4, COCO_FEET)
+    np.testing.assert_allclose(paired[0, 15, :2].numpy(), foot_a, atol=0.3)  # left knee is above foot A
+    np.testing.assert_allclose(paired[0, 16, :2].numpy(), foot_b, atol=0.3)
+    assert paired[0, 16, 2] == pytest.approx(0.7, abs=0.02)  # the right map's own value at foot B
+    # knees the other way round: the same two feet, names swapped (confidences travel with them)
+    hm = _feet_maps(both, [(*foot_a, 0.9), (*foot_b, 0.7)], knees=((58.0, 121.0), (34.0, 120.0)))
+    paired = decode_heatmaps(hm, 4, COCO_FEET)
+    np.testing.assert_allclose(paired[0, 15, :2].numpy(), foot_b, atol=0.3)
+    np.testing.assert_allclose(paired[0, 16, :2].numpy(), foot_a, atol=0.3)
+    # every other joint decodes as without pairs
+    keep = [j for j in range(17) if j not in (15, 16)]
+    torch.testing.assert_close(paired[0, keep], decode_heatmaps(hm, 4)[0, keep])
+
+
+def test_feet_that_overlap_stay_together() -> None:
+    """One foot in view (no second peak worth the name): both ankles stay on it."""
+    foot = (40.2, 168.4)
+    hm = _feet_maps([(*foot, 1.0), (10.0, 40.0, 0.1)], [(*foot, 0.9)], knees=((38.0, 120.0), (44.0, 121.0)))
+    paired = decode_heatmaps(hm, 4, COCO_FEET)
+    np.testing.assert_allclose(paired[0, 15, :2].numpy(), foot, atol=0.3)
+    np.testing.assert_allclose(paired[0, 16, :2].numpy(), foot, atol=0.3)
 
 
 def test_crop_matrices_move_pixels_and_keypoints_together() -> None:

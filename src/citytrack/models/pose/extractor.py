@@ -16,7 +16,7 @@ import torch
 from torchvision.ops import roi_align
 
 from citytrack.data.formats.coco import COCO_FLIP_INDEX, NUM_KEYPOINTS
-from citytrack.models.pose.heatmaps import box_regions, decode_heatmaps, region_to_image
+from citytrack.models.pose.heatmaps import COCO_FEET, box_regions, decode_heatmaps, region_to_image
 from citytrack.models.pose.net import HEATMAP_STRIDE, PoseNet
 from citytrack.utils.checkpoint import load_net_from_checkpoint
 from citytrack.utils.device import resolve_device
@@ -36,17 +36,19 @@ class KeypointExtractor:
     an `(N_i, 4)` xywh array in image i's pixels; returns per image an `(N_i, 17, 3)` float32 array
     of x, y (image pixels) and a confidence in [0, 1] per joint, COCO-17 order. The confidence is
     the heatmap peak: ~1 for a visible joint, ~0.5 for an occluded one, ~0 outside the frame
-    (as trained, `KeypointModule`).
+    (as trained, `KeypointModule`). `separate_feet` keeps the ankles apart (`heatmaps.COCO_FEET`).
     """
 
     def __init__(self, net: PoseNet, input_size: tuple[int, int] = (256, 128), padding: float = 1.25,
-                 device: str | torch.device = "auto", batch_size: int = 256, flip: bool = False) -> None:
+                 device: str | torch.device = "auto", batch_size: int = 256, flip: bool = False,
+                 separate_feet: bool = True) -> None:
         self.device = resolve_device(device)
         self.net = net.to(self.device).eval()
         if self.device.type == "cuda":
             self.net.to(memory_format=torch.channels_last)
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.padding, self.batch_size, self.flip = float(padding), int(batch_size), flip
+        self.pairs = COCO_FEET if separate_feet else ()
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu", **kwargs: Any) -> KeypointExtractor:
@@ -87,7 +89,7 @@ class KeypointExtractor:
                 if self.flip:
                     hf = self.net(torch.flip(x, dims=[3])).float()
                     hm = 0.5 * (hm + torch.flip(hf, dims=[3])[:, list(COCO_FLIP_INDEX)])
-            dec = decode_heatmaps(hm, HEATMAP_STRIDE)
+            dec = decode_heatmaps(hm, HEATMAP_STRIDE, self.pairs)
             dec[..., :2] = region_to_image(dec[..., :2], r[:, 1:], self.input_size)
             dec[..., 2] = dec[..., 2].clamp(0, 1)
             out.append(dec)

@@ -7,7 +7,12 @@ input coordinate x is heatmap coordinate x / s - 0.5 in cell-centre units, and b
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
+import torch.nn.functional as F
+
+from citytrack.data.formats.coco import COCO_KEYPOINTS
 
 
 def gaussian_targets(keypoints: torch.Tensor, heatmap_size: tuple[int, int], stride: int, sigma: float,
@@ -23,16 +28,38 @@ def gaussian_targets(keypoints: torch.Tensor, heatmap_size: tuple[int, int], str
     return amplitude[..., None, None] * gy[..., :, None] * gx[..., None, :]
 
 
-def decode_heatmaps(heatmaps: torch.Tensor, stride: int) -> torch.Tensor:
+PairedJoints = tuple[tuple[int, int], tuple[int, int]]
+"""((left, right) joints that cannot share a point, (left, right) joints above them that tell which is which)."""
+
+COCO_FEET: tuple[PairedJoints, ...] = (
+    ((COCO_KEYPOINTS.index("left_ankle"), COCO_KEYPOINTS.index("right_ankle")),
+     (COCO_KEYPOINTS.index("left_knee"), COCO_KEYPOINTS.index("right_knee"))),
+)
+"""The ankles, kept apart and told left from right by the knees (`decode_heatmaps(pairs=...)`)."""
+
+
+def decode_heatmaps(heatmaps: torch.Tensor, stride: int, pairs: Sequence[PairedJoints] = (),
+                    min_separation: float = 2.0, min_ratio: float = 0.3) -> torch.Tensor:
     """`(B, J, h, w)` -> `(B, J, 3)` x, y (input pixels) and the peak value.
 
     Arg-max, refined to sub-pixel by one Newton step on the log heatmap (DARK, Zhang et al. 2020,
     without the blur): the 3x3 stencil is centred on the peak, or moved one cell inwards at the
     border, so a Gaussian peak is found exactly anywhere in the map. Needs h, w >= 3.
+
+    `pairs` (e.g. `COCO_FEET`): a network that cannot tell a walker's left foot from the right puts
+    a peak on both feet in both ankle maps, and the two arg-maxes then fall on the same (the more
+    visible) foot: on the synthetic held-out crops, for 45% of the people whose ankles are a stride
+    apart. For each pair whose arg-maxes lie closer than `min_separation` cells, the pair of local
+    maxima (top 3 per map, each at least `min_ratio` of its map's peak) at least that far apart with
+    the highest summed value is taken instead, if there is one (feet that do overlap keep one peak);
+    then the two joints are named left and right by which assignment puts them nearer the proximal
+    pair (the knees), whose own maps say left from right far more often.
     """
     B, J, h, w = heatmaps.shape
     hm = heatmaps.float()
     peak, idx = hm.reshape(B, J, -1).max(dim=-1)
+    for (a, b), _ in pairs:
+        _separate(hm, idx, peak, a, b, min_separation, min_ratio)
     xc = (idx % w).clamp(1, w - 2)
     yc = (idx // w).clamp(1, h - 2)
     logh = hm.clamp_min(1e-10).log().reshape(B, J, -1)
@@ -54,7 +81,37 @@ def decode_heatmaps(heatmaps: torch.Tensor, stride: int) -> torch.Tensor:
     oy = torch.where(ok, -(dxx * dy - dxy * dx) / safe, zero).clamp(-1.5, 1.5)
     x = torch.where(ok, xc.float() + ox, (idx % w).float()).clamp(-0.5, w - 0.5)
     y = torch.where(ok, yc.float() + oy, (idx // w).float()).clamp(-0.5, h - 0.5)
-    return torch.stack([(x + 0.5) * stride, (y + 0.5) * stride, peak], dim=-1)
+    out = torch.stack([(x + 0.5) * stride, (y + 0.5) * stride, peak], dim=-1)
+    for (a, b), (pa, pb) in pairs:
+        kept = (out[:, a, :2] - out[:, pa, :2]).norm(dim=-1) + (out[:, b, :2] - out[:, pb, :2]).norm(dim=-1)
+        swapped = (out[:, b, :2] - out[:, pa, :2]).norm(dim=-1) + (out[:, a, :2] - out[:, pb, :2]).norm(dim=-1)
+        swap = (swapped < kept)[:, None]
+        out[:, a], out[:, b] = torch.where(swap, out[:, b], out[:, a]), torch.where(swap, out[:, a], out[:, b])
+    return out
+
+
+def _separate(hm: torch.Tensor, idx: torch.Tensor, peak: torch.Tensor, a: int, b: int, min_separation: float,
+              min_ratio: float, candidates: int = 3) -> None:
+    """Move joints `a` and `b`'s peak cells (`idx`, `peak`, in place) apart where they coincide (`decode_heatmaps`)."""
+    B, _, h, w = hm.shape
+    maps = hm[:, [a, b]]
+    local_max = F.max_pool2d(maps, 3, stride=1, padding=1) == maps
+    k = min(candidates, h * w)
+    v, i = torch.where(local_max, maps, torch.full_like(maps, -1.0)).reshape(B, 2, -1).topk(k, dim=-1)
+    x, y = (i % w).float(), (i // w).float()
+    dist = torch.hypot(x[:, 0, :, None] - x[:, 1, None, :], y[:, 0, :, None] - y[:, 1, None, :])  # (B, k, k)
+    va, vb = v[:, 0], v[:, 1]
+    strong_a = (va > 0) & (va >= min_ratio * va[:, :1])
+    strong_b = (vb > 0) & (vb >= min_ratio * vb[:, :1])
+    ok = (dist >= min_separation) & strong_a[:, :, None] & strong_b[:, None, :]
+    score = torch.where(ok, va[:, :, None] + vb[:, None, :], torch.full_like(dist, -torch.inf)).reshape(B, -1)
+    best_score, best = score.max(dim=-1)
+    use = (dist[:, 0, 0] < min_separation) & torch.isfinite(best_score)
+    ia, ib = (best // k)[:, None], (best % k)[:, None]
+    idx[:, a] = torch.where(use, i[:, 0].gather(1, ia)[:, 0], idx[:, a])
+    idx[:, b] = torch.where(use, i[:, 1].gather(1, ib)[:, 0], idx[:, b])
+    peak[:, a] = torch.where(use, va.gather(1, ia)[:, 0], peak[:, a])
+    peak[:, b] = torch.where(use, vb.gather(1, ib)[:, 0], peak[:, b])
 
 
 def box_regions(boxes: torch.Tensor, input_size: tuple[int, int], padding: float) -> torch.Tensor:

@@ -27,7 +27,7 @@ import torch
 from citytrack.data.formats.coco import COCO_FLIP_INDEX
 from citytrack.models.pose.augment import PoseAugment, apply_matrices, input_from_crop_matrices, warp_crops
 from citytrack.models.pose.extractor import load_pose_net
-from citytrack.models.pose.heatmaps import box_regions, decode_heatmaps, gaussian_targets
+from citytrack.models.pose.heatmaps import COCO_FEET, box_regions, decode_heatmaps, gaussian_targets
 from citytrack.models.pose.metrics import KeypointEvaluator
 from citytrack.models.pose.net import HEATMAP_STRIDE, PoseNet
 from citytrack.utils.io import atomic_path
@@ -48,6 +48,8 @@ class KeypointModule(pl.LightningModule):
         sigma: target Gaussian's standard deviation in heatmap cells.
         occluded_target / unlabelled_weight: see the module docstring.
         flip_test: average the heatmaps of the crop and of its mirror at evaluation.
+        separate_feet: decode the two ankles at distinct peaks and name them left and right by the
+            knees (`heatmaps.COCO_FEET`), as the extractor does.
         log_images: crops in the validation picture (0 = none).
         init_from: a `KeypointModule` checkpoint whose weights start the net (a warm start, e.g. on a
             changed world); its net config must equal `net`'s, except that a net without skip
@@ -66,6 +68,7 @@ class KeypointModule(pl.LightningModule):
         occluded_target: float = 0.5,
         unlabelled_weight: float = 1.0,
         flip_test: bool = False,
+        separate_feet: bool = True,
         log_images: int = 16,
         channels_last: bool = True,
         init_from: str | None = None,
@@ -159,7 +162,8 @@ class KeypointModule(pl.LightningModule):
         return hm
 
     def _eval_step(self, batch: dict[str, torch.Tensor], evaluator: KeypointEvaluator, batch_idx: int, stage: str) -> None:
-        dec = decode_heatmaps(self.heatmaps(batch["input"]), HEATMAP_STRIDE)
+        pairs = COCO_FEET if self.hparams.get("separate_feet", True) else ()
+        dec = decode_heatmaps(self.heatmaps(batch["input"]), HEATMAP_STRIDE, pairs)
         crop = dec.clone()
         crop[..., :2] = apply_matrices(batch["matrix"], dec[..., :2])
         crop[..., 2] = crop[..., 2].clamp(0, 1)
