@@ -17,7 +17,15 @@ from citytrack.data.formats.coco import (
 )
 from citytrack.models.pose.augment import PoseAugment, apply_matrices, input_from_crop_matrices, warp_crops
 from citytrack.models.pose.extractor import KeypointExtractor
-from citytrack.models.pose.heatmaps import COCO_FEET, box_regions, decode_heatmaps, gaussian_targets, region_to_image
+from citytrack.models.pose.heatmaps import (
+    COCO_FEET,
+    box_regions,
+    decode_heatmaps,
+    gaussian_targets,
+    multi_scale_heatmaps,
+    region_to_image,
+    scale_heatmaps,
+)
 from citytrack.models.pose.metrics import KeypointEvaluator
 from citytrack.models.pose.module import KeypointModule
 from citytrack.models.pose.net import PoseNet
@@ -219,6 +227,55 @@ def test_extractor_maps_a_crop_peak_to_the_image_pixel() -> None:
     regions = box_regions(torch.tensor([[10.0, 5.0, 30.0, 60.0]]), (128, 64), 1.25)
     back = region_to_image(torch.tensor([[[20.0, 50.0]]]), regions, (128, 64))
     np.testing.assert_allclose(back[0, 0].numpy(), out[0][0, 0, :2], atol=0.02)
+
+
+class _DotNet(PoseNet):
+    """A net whose every heatmap is the input's brightness pooled to stride 4: it finds a bright dot wherever
+    the crop puts it, to test multi-scale geometry."""
+
+    def __init__(self) -> None:
+        super().__init__(**TINY_NET)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.avg_pool2d(images.mean(1, keepdim=True), 4).repeat(1, 17, 1, 1)
+
+
+def test_scale_heatmaps_puts_a_scaled_crop_peak_back_on_the_plain_grid() -> None:
+    """A joint at input pixel p of the plain crop sits at c + (p - c) / s in a crop cut s times larger."""
+    p, c = torch.tensor([20.3, 101.6]), torch.tensor([32.0, 64.0])
+    for s in (0.8, 1.25):
+        hm = gaussian_targets(((c + (p - c) / s))[None, None], (32, 16), 4, 2.0, torch.ones(1, 1))
+        back = decode_heatmaps(scale_heatmaps(hm, s), 4)[0, 0, :2]
+        np.testing.assert_allclose(back.numpy(), p.numpy(), atol=0.3)  # the inverse scale would be ~8 px off
+    hm = torch.rand(2, 17, 32, 16)
+    assert scale_heatmaps(hm, 1.0) is hm
+    with pytest.raises(ValueError, match="at least one scale"):
+        multi_scale_heatmaps(lambda s: hm, [])
+
+
+def test_multi_scale_test_finds_the_same_point_in_the_extractor_and_the_module() -> None:
+    """A blurred dot off the box centre: decoded at its image pixel at every region scale and averaged."""
+    yy, xx = np.mgrid[0:120, 0:100]
+    dot = (41.0, 83.0)
+    blob = np.exp(-((xx + 0.5 - dot[0]) ** 2 + (yy + 0.5 - dot[1]) ** 2) / (2 * 3.0**2))
+    images = torch.from_numpy(np.round(255 * blob).astype(np.uint8))[None, None].repeat(1, 3, 1, 1)
+    box = np.array([[30.0, 20.0, 32.0, 64.0]])  # region 40 x 80 about (46, 52): ~1.6 input px per image px
+    single = KeypointExtractor(_DotNet(), input_size=(128, 64), padding=1.25, device="cpu")(images, [box])[0]
+    multi = KeypointExtractor(_DotNet(), input_size=(128, 64), padding=1.25, device="cpu", scales=(0.8, 1.0, 1.25))(images, [box])[0]
+    np.testing.assert_allclose(single[0, :, :2], np.tile(dot, (17, 1)), atol=0.5)
+    np.testing.assert_allclose(multi[0, :, :2], np.tile(dot, (17, 1)), atol=0.5)
+    with pytest.raises(ValueError, match="positive region scales"):
+        KeypointExtractor(_DotNet(), device="cpu", scales=())
+    # the module's multi-scale test cuts stored crops the same way: the dot's input position at scale 1
+    module = KeypointModule(_DotNet(), input_size=(128, 64), padding=1.25, test_scales=[0.8, 1.0, 1.25])
+    batch = module.prepare_batch({"image": images, "keypoints": torch.zeros(1, 17, 3),
+                                  "bbox": torch.from_numpy(box).float(), "image_id": torch.tensor([1])}, train=False)
+    plain = decode_heatmaps(module.heatmaps(batch["input"]), 4)[0, 0, :2]
+    scaled = decode_heatmaps(module.test_heatmaps(batch), 4)[0, 0, :2]
+    assert abs(float(plain[0]) - (dot[0] - 26) * 64 / 40) < 1.0  # region x0 = 46 - 20, 64 input px over 40
+    np.testing.assert_allclose(scaled.numpy(), plain.numpy(), atol=1.0)  # a scale the wrong way: ~7 px
+    with pytest.raises(ValueError, match="positive region scales"):
+        KeypointModule(_DotNet(), test_scales=[0.0])
 
 
 def test_extractor_reads_pixels_where_the_box_is() -> None:

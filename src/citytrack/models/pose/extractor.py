@@ -16,7 +16,7 @@ import torch
 from torchvision.ops import roi_align
 
 from citytrack.data.formats.coco import COCO_FLIP_INDEX, NUM_KEYPOINTS
-from citytrack.models.pose.heatmaps import COCO_FEET, box_regions, decode_heatmaps, region_to_image
+from citytrack.models.pose.heatmaps import COCO_FEET, box_regions, decode_heatmaps, multi_scale_heatmaps, region_to_image
 from citytrack.models.pose.net import HEATMAP_STRIDE, PoseNet
 from citytrack.utils.checkpoint import load_net_from_checkpoint
 from citytrack.utils.device import resolve_device
@@ -36,12 +36,14 @@ class KeypointExtractor:
     an `(N_i, 4)` xywh array in image i's pixels; returns per image an `(N_i, 17, 3)` float32 array
     of x, y (image pixels) and a confidence in [0, 1] per joint, COCO-17 order. The confidence is
     the heatmap peak: ~1 for a visible joint, ~0.5 for an occluded one, ~0 outside the frame
-    (as trained, `KeypointModule`). `separate_feet` keeps the ankles apart (`heatmaps.COCO_FEET`).
+    (as trained, `KeypointModule`). `separate_feet` keeps the ankles apart (`heatmaps.COCO_FEET`);
+    `flip` and `scales` (region scales, `heatmaps.multi_scale_heatmaps`) add test-time passes: more
+    accurate joints for 2x and len(scales)x the network's work.
     """
 
     def __init__(self, net: PoseNet, input_size: tuple[int, int] = (256, 128), padding: float = 1.25,
                  device: str | torch.device = "auto", batch_size: int = 256, flip: bool = False,
-                 separate_feet: bool = True) -> None:
+                 separate_feet: bool = True, scales: Sequence[float] = (1.0,)) -> None:
         self.device = resolve_device(device)
         self.net = net.to(self.device).eval()
         if self.device.type == "cuda":
@@ -49,6 +51,9 @@ class KeypointExtractor:
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.padding, self.batch_size, self.flip = float(padding), int(batch_size), flip
         self.pairs = COCO_FEET if separate_feet else ()
+        self.scales = tuple(float(scale) for scale in scales)
+        if not self.scales or min(self.scales) <= 0:
+            raise ValueError(f"scales must be positive region scales, got {list(scales)}")
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu", **kwargs: Any) -> KeypointExtractor:
@@ -80,16 +85,22 @@ class KeypointExtractor:
         out = []
         for start in range(0, len(rois), self.batch_size):
             r = rois[start : start + self.batch_size]
-            crops = roi_align(frames, r, output_size=self.input_size, spatial_scale=1.0, sampling_ratio=-1, aligned=True)
-            x = crops.flip(1).div_(255.0)  # BGR -> RGB, [0, 1]
-            if self.device.type == "cuda":
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                hm = self.net(x).float()
-                if self.flip:
-                    hf = self.net(torch.flip(x, dims=[3])).float()
-                    hm = 0.5 * (hm + torch.flip(hf, dims=[3])[:, list(COCO_FLIP_INDEX)])
-            dec = decode_heatmaps(hm, HEATMAP_STRIDE, self.pairs)
+
+            def heatmaps_at(scale: float, r: torch.Tensor = r) -> torch.Tensor:
+                centre, half = 0.5 * (r[:, 1:3] + r[:, 3:5]), 0.5 * scale * (r[:, 3:5] - r[:, 1:3])
+                scaled = torch.cat([r[:, :1], centre - half, centre + half], dim=1)
+                crops = roi_align(frames, scaled, output_size=self.input_size, spatial_scale=1.0, sampling_ratio=-1, aligned=True)
+                x = crops.flip(1).div_(255.0)  # BGR -> RGB, [0, 1]
+                if self.device.type == "cuda":
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                    hm = self.net(x).float()
+                    if self.flip:
+                        hf = self.net(torch.flip(x, dims=[3])).float()
+                        hm = 0.5 * (hm + torch.flip(hf, dims=[3])[:, list(COCO_FLIP_INDEX)])
+                return hm
+
+            dec = decode_heatmaps(multi_scale_heatmaps(heatmaps_at, self.scales), HEATMAP_STRIDE, self.pairs)
             dec[..., :2] = region_to_image(dec[..., :2], r[:, 1:], self.input_size)
             dec[..., 2] = dec[..., 2].clamp(0, 1)
             out.append(dec)

@@ -27,7 +27,13 @@ import torch
 from citytrack.data.formats.coco import COCO_FLIP_INDEX
 from citytrack.models.pose.augment import PoseAugment, apply_matrices, input_from_crop_matrices, warp_crops
 from citytrack.models.pose.extractor import load_pose_net
-from citytrack.models.pose.heatmaps import COCO_FEET, box_regions, decode_heatmaps, gaussian_targets
+from citytrack.models.pose.heatmaps import (
+    COCO_FEET,
+    box_regions,
+    decode_heatmaps,
+    gaussian_targets,
+    multi_scale_heatmaps,
+)
 from citytrack.models.pose.metrics import KeypointEvaluator
 from citytrack.models.pose.net import HEATMAP_STRIDE, PoseNet
 from citytrack.utils.io import atomic_path
@@ -48,6 +54,8 @@ class KeypointModule(pl.LightningModule):
         sigma: target Gaussian's standard deviation in heatmap cells.
         occluded_target / unlabelled_weight: see the module docstring.
         flip_test: average the heatmaps of the crop and of its mirror at evaluation.
+        test_scales: region scales of a multi-scale test (`heatmaps.multi_scale_heatmaps`; [1.0] = none):
+            each crop is cut at every scale about its centre and the heatmaps averaged on one grid.
         separate_feet: decode the two ankles at distinct peaks and name them left and right by the
             knees (`heatmaps.COCO_FEET`), as the extractor does.
         log_images: crops in the validation picture (0 = none).
@@ -68,6 +76,7 @@ class KeypointModule(pl.LightningModule):
         occluded_target: float = 0.5,
         unlabelled_weight: float = 1.0,
         flip_test: bool = False,
+        test_scales: tuple[float, ...] | list[float] = (1.0,),
         separate_feet: bool = True,
         log_images: int = 16,
         channels_last: bool = True,
@@ -77,6 +86,9 @@ class KeypointModule(pl.LightningModule):
         # plain values only in the checkpoint (torch.load(weights_only=True) must read it back): the
         # hyperparameters are read from these locals, so a Hydra ListConfig becomes a list here
         input_size = [int(input_size[0]), int(input_size[1])]
+        test_scales = [float(scale) for scale in test_scales]
+        if not test_scales or min(test_scales) <= 0:
+            raise ValueError(f"test_scales must be positive region scales, got {test_scales}")
         self.save_hyperparameters(logger=False, ignore=["net", "augment", "optimizer", "scheduler"])
         if init_from:
             self._warm_start(net, init_from)
@@ -161,9 +173,29 @@ class KeypointModule(pl.LightningModule):
             hm = 0.5 * (hm + torch.flip(flipped, dims=[3])[:, list(COCO_FLIP_INDEX)])
         return hm
 
+    def test_heatmaps(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Heatmaps of a prepared evaluation batch on its plain crops' grid, over `test_scales`."""
+        scales = self.hparams.get("test_scales", [1.0])
+        if list(scales) == [1.0]:
+            return self.heatmaps(batch["input"])
+        img = batch["image"]
+        img = img.float().div(255.0) if img.dtype == torch.uint8 else img.float()
+        boxes = batch["bbox"].float()
+
+        def heatmaps_at(scale: float) -> torch.Tensor:
+            if scale == 1.0:
+                return self.heatmaps(batch["input"])
+            regions = box_regions(boxes, self.input_size, self.hparams.padding * scale)
+            inputs = warp_crops(img, input_from_crop_matrices(regions, self.input_size), self.input_size)
+            if self.hparams.channels_last and inputs.is_cuda:
+                inputs = inputs.contiguous(memory_format=torch.channels_last)
+            return self.heatmaps(inputs)
+
+        return multi_scale_heatmaps(heatmaps_at, scales)
+
     def _eval_step(self, batch: dict[str, torch.Tensor], evaluator: KeypointEvaluator, batch_idx: int, stage: str) -> None:
         pairs = COCO_FEET if self.hparams.get("separate_feet", True) else ()
-        dec = decode_heatmaps(self.heatmaps(batch["input"]), HEATMAP_STRIDE, pairs)
+        dec = decode_heatmaps(self.test_heatmaps(batch), HEATMAP_STRIDE, pairs)
         crop = dec.clone()
         crop[..., :2] = apply_matrices(batch["matrix"], dec[..., :2])
         crop[..., 2] = crop[..., 2].clamp(0, 1)
