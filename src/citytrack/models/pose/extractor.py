@@ -16,7 +16,13 @@ import torch
 from torchvision.ops import roi_align
 
 from citytrack.data.formats.coco import COCO_FLIP_INDEX, NUM_KEYPOINTS
-from citytrack.models.pose.heatmaps import COCO_FEET, box_regions, decode_heatmaps, multi_scale_heatmaps, region_to_image
+from citytrack.models.pose.heatmaps import (
+    COCO_FEET,
+    box_regions,
+    decode_heatmaps,
+    multi_scale_heatmaps,
+    region_to_image,
+)
 from citytrack.models.pose.net import HEATMAP_STRIDE, PoseNet
 from citytrack.utils.checkpoint import load_net_from_checkpoint
 from citytrack.utils.device import resolve_device
