@@ -271,7 +271,7 @@ def test_multi_scale_test_finds_the_same_point_in_the_extractor_and_the_module()
     batch = module.prepare_batch({"image": images, "keypoints": torch.zeros(1, 17, 3),
                                   "bbox": torch.from_numpy(box).float(), "image_id": torch.tensor([1])}, train=False)
     plain = decode_heatmaps(module.heatmaps(batch["input"]), 4)[0, 0, :2]
-    scaled = decode_heatmaps(module.test_heatmaps(batch), 4)[0, 0, :2]
+    scaled = decode_heatmaps(module.eval_heatmaps(batch), 4)[0, 0, :2]
     assert abs(float(plain[0]) - (dot[0] - 26) * 64 / 40) < 1.0  # region x0 = 46 - 20, 64 input px over 40
     np.testing.assert_allclose(scaled.numpy(), plain.numpy(), atol=1.0)  # a scale the wrong way: ~7 px
     with pytest.raises(ValueError, match="positive region scales"):

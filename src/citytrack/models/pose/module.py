@@ -173,7 +173,7 @@ class KeypointModule(pl.LightningModule):
             hm = 0.5 * (hm + torch.flip(flipped, dims=[3])[:, list(COCO_FLIP_INDEX)])
         return hm
 
-    def test_heatmaps(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def eval_heatmaps(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Heatmaps of a prepared evaluation batch on its plain crops' grid, over `test_scales`."""
         scales = self.hparams.get("test_scales", [1.0])
         if list(scales) == [1.0]:
@@ -195,7 +195,7 @@ class KeypointModule(pl.LightningModule):
 
     def _eval_step(self, batch: dict[str, torch.Tensor], evaluator: KeypointEvaluator, batch_idx: int, stage: str) -> None:
         pairs = COCO_FEET if self.hparams.get("separate_feet", True) else ()
-        dec = decode_heatmaps(self.test_heatmaps(batch), HEATMAP_STRIDE, pairs)
+        dec = decode_heatmaps(self.eval_heatmaps(batch), HEATMAP_STRIDE, pairs)
         crop = dec.clone()
         crop[..., :2] = apply_matrices(batch["matrix"], dec[..., :2])
         crop[..., 2] = crop[..., 2].clamp(0, 1)
