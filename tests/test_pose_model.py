@@ -21,6 +21,7 @@ from citytrack.models.pose.heatmaps import (
     COCO_FEET,
     box_regions,
     decode_heatmaps,
+    flip_averaged,
     gaussian_targets,
     multi_scale_heatmaps,
     region_to_image,
@@ -251,6 +252,13 @@ def test_scale_heatmaps_puts_a_scaled_crop_peak_back_on_the_plain_grid() -> None
     assert scale_heatmaps(hm, 1.0) is hm
     with pytest.raises(ValueError, match="at least one scale"):
         multi_scale_heatmaps(lambda s: hm, [])
+
+
+def test_flip_averaged_mirrors_back_and_swaps_left_and_right() -> None:
+    maps = torch.rand(2, 17, 8, 6)
+    out = flip_averaged(lambda x: maps, torch.zeros(2, 3, 32, 24))
+    torch.testing.assert_close(out[:, 1], 0.5 * (maps[:, 1] + torch.flip(maps[:, 2], dims=[2])))  # left eye <- right eye
+    torch.testing.assert_close(out[:, 0], 0.5 * (maps[:, 0] + torch.flip(maps[:, 0], dims=[2])))  # the nose stays
 
 
 def test_multi_scale_test_finds_the_same_point_in_the_extractor_and_the_module() -> None:

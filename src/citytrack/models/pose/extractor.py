@@ -15,11 +15,12 @@ import numpy as np
 import torch
 from torchvision.ops import roi_align
 
-from citytrack.data.formats.coco import COCO_FLIP_INDEX, NUM_KEYPOINTS
+from citytrack.data.formats.coco import NUM_KEYPOINTS
 from citytrack.models.pose.heatmaps import (
     COCO_FEET,
     box_regions,
     decode_heatmaps,
+    flip_averaged,
     multi_scale_heatmaps,
     region_to_image,
 )
@@ -100,11 +101,7 @@ class KeypointExtractor:
                 if self.device.type == "cuda":
                     x = x.contiguous(memory_format=torch.channels_last)
                 with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                    hm = self.net(x).float()
-                    if self.flip:
-                        hf = self.net(torch.flip(x, dims=[3])).float()
-                        hm = 0.5 * (hm + torch.flip(hf, dims=[3])[:, list(COCO_FLIP_INDEX)])
-                return hm
+                    return flip_averaged(self.net, x) if self.flip else self.net(x).float()
 
             dec = decode_heatmaps(multi_scale_heatmaps(heatmaps_at, self.scales), HEATMAP_STRIDE, self.pairs)
             dec[..., :2] = region_to_image(dec[..., :2], r[:, 1:], self.input_size)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from citytrack.data.formats.coco import COCO_KEYPOINTS
+from citytrack.data.formats.coco import COCO_FLIP_INDEX, COCO_KEYPOINTS
 
 
 def gaussian_targets(keypoints: torch.Tensor, heatmap_size: tuple[int, int], stride: int, sigma: float,
@@ -114,6 +114,14 @@ def _separate(hm: torch.Tensor, idx: torch.Tensor, peak: torch.Tensor, a: int, b
     peak[:, b] = torch.where(use, vb.gather(1, ib)[:, 0], peak[:, b])
 
 
+def flip_averaged(net: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor) -> torch.Tensor:
+    """`net`'s heatmaps of `inputs` averaged with those of the mirrored inputs, mirrored back with left and
+    right joints swapped (the flip test)."""
+    hm = net(inputs).float()
+    flipped = net(torch.flip(inputs, dims=[3])).float()
+    return 0.5 * (hm + torch.flip(flipped, dims=[3])[:, list(COCO_FLIP_INDEX)])
+
+
 def scale_heatmaps(heatmaps: torch.Tensor, scale: float) -> torch.Tensor:
     """Heatmaps of a crop whose region was `scale` times the plain one (about the same centre, `box_regions`
     with `padding * scale`), resampled onto the plain region's heatmap grid: a point at input pixel `p` of the
@@ -138,7 +146,7 @@ def multi_scale_heatmaps(heatmaps_at: Callable[[float], torch.Tensor], scales: S
     for scale in scales:
         hm = scale_heatmaps(heatmaps_at(float(scale)), float(scale))
         total = hm if total is None else total + hm
-    return total / len(scales)
+    return total if len(scales) == 1 else total / len(scales)
 
 
 def box_regions(boxes: torch.Tensor, input_size: tuple[int, int], padding: float) -> torch.Tensor:

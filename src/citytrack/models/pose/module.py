@@ -24,13 +24,13 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from citytrack.data.formats.coco import COCO_FLIP_INDEX
 from citytrack.models.pose.augment import PoseAugment, apply_matrices, input_from_crop_matrices, warp_crops
 from citytrack.models.pose.extractor import load_pose_net
 from citytrack.models.pose.heatmaps import (
     COCO_FEET,
     box_regions,
     decode_heatmaps,
+    flip_averaged,
     gaussian_targets,
     multi_scale_heatmaps,
 )
@@ -120,19 +120,27 @@ class KeypointModule(pl.LightningModule):
         img = batch["image"]
         img = img.float().div_(255.0) if img.dtype == torch.uint8 else img.float()
         kp = batch["keypoints"].float()
-        regions = box_regions(batch["bbox"].float(), self.input_size, self.hparams.padding)
         out = dict(batch)
         if train and self.augment is not None:
+            regions = box_regions(batch["bbox"].float(), self.input_size, self.hparams.padding)
             out["input"], out["target_kp"] = self.augment(img, kp, regions, self.input_size)
+            if self.hparams.channels_last and out["input"].is_cuda:
+                out["input"] = out["input"].contiguous(memory_format=torch.channels_last)
         else:
-            m = input_from_crop_matrices(regions, self.input_size)
-            out["input"] = warp_crops(img, m, self.input_size)
+            out["input"], m = self.cut(img, batch["bbox"].float())
             tk = kp.clone()
             tk[..., :2] = apply_matrices(torch.linalg.inv(m), kp[..., :2])
             out["target_kp"], out["matrix"] = tk, m
-        if self.hparams.channels_last and out["input"].is_cuda:
-            out["input"] = out["input"].contiguous(memory_format=torch.channels_last)
         return out
+
+    def cut(self, images: torch.Tensor, boxes: torch.Tensor, scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Network inputs of the boxes' crop regions (`box_regions`, enlarged `scale` times about their centres)
+        from crops in [0, 1], and the input -> crop matrices."""
+        m = input_from_crop_matrices(box_regions(boxes, self.input_size, self.hparams.padding * scale), self.input_size)
+        inputs = warp_crops(images, m, self.input_size)
+        if self.hparams.channels_last and inputs.is_cuda:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        return inputs, m
 
     def on_after_batch_transfer(self, batch: dict[str, torch.Tensor], dataloader_idx: int) -> dict[str, torch.Tensor]:
         training = self._trainer is not None and self.trainer.training
@@ -167,15 +175,11 @@ class KeypointModule(pl.LightningModule):
     # ------------------------------------------------------------------ evaluation
     def heatmaps(self, inputs: torch.Tensor) -> torch.Tensor:
         """Heatmaps of network inputs, averaged with the mirrored input's (left/right swapped) under flip test."""
-        hm = self.net(inputs).float()
-        if self.hparams.flip_test:
-            flipped = self.net(torch.flip(inputs, dims=[3])).float()
-            hm = 0.5 * (hm + torch.flip(flipped, dims=[3])[:, list(COCO_FLIP_INDEX)])
-        return hm
+        return flip_averaged(self.net, inputs) if self.hparams.flip_test else self.net(inputs).float()
 
     def eval_heatmaps(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Heatmaps of a prepared evaluation batch on its plain crops' grid, over `test_scales`."""
-        scales = self.hparams.get("test_scales", [1.0])
+        scales = self.hparams.test_scales
         if list(scales) == [1.0]:
             return self.heatmaps(batch["input"])
         img = batch["image"]
@@ -183,18 +187,12 @@ class KeypointModule(pl.LightningModule):
         boxes = batch["bbox"].float()
 
         def heatmaps_at(scale: float) -> torch.Tensor:
-            if scale == 1.0:
-                return self.heatmaps(batch["input"])
-            regions = box_regions(boxes, self.input_size, self.hparams.padding * scale)
-            inputs = warp_crops(img, input_from_crop_matrices(regions, self.input_size), self.input_size)
-            if self.hparams.channels_last and inputs.is_cuda:
-                inputs = inputs.contiguous(memory_format=torch.channels_last)
-            return self.heatmaps(inputs)
+            return self.heatmaps(batch["input"] if scale == 1.0 else self.cut(img, boxes, scale)[0])
 
         return multi_scale_heatmaps(heatmaps_at, scales)
 
     def _eval_step(self, batch: dict[str, torch.Tensor], evaluator: KeypointEvaluator, batch_idx: int, stage: str) -> None:
-        pairs = COCO_FEET if self.hparams.get("separate_feet", True) else ()
+        pairs = COCO_FEET if self.hparams.separate_feet else ()
         dec = decode_heatmaps(self.eval_heatmaps(batch), HEATMAP_STRIDE, pairs)
         crop = dec.clone()
         crop[..., :2] = apply_matrices(batch["matrix"], dec[..., :2])
