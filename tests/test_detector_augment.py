@@ -13,11 +13,11 @@ from citytrack.data.detection_datasets import DetectionDataset, FrameRecord
 from citytrack.models.detector.losses import YoloxLoss
 from citytrack.models.detector.module import (
     DetectorModule,
-    ModelEma,
     load_detector,
     save_inference_checkpoint,
 )
 from citytrack.models.detector.net import YoloxNet
+from citytrack.models.ema import ModelEma
 
 COLOURS = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 1.0, 0.0]])
 

@@ -406,3 +406,40 @@ def test_export_keeps_what_inference_and_evaluation_read(tmp_path: Path) -> None
     with pytest.raises(ValueError, match="other.ckpt.*not a KeypointModule"):
         main([f"ckpt={tmp_path / 'other.ckpt'}", f"out={tmp_path / 'x.ckpt'}"])
     assert not (tmp_path / "x.ckpt").exists()
+
+
+def test_weight_average_evaluates_exports_and_warm_starts(tmp_path: Path) -> None:
+    """With `ema_decay` the module trains `net`, but evaluation, a raw checkpoint's readers and the export
+    all see the average; the exported file is a plain module (no average) holding the averaged weights."""
+    from citytrack.models.pose.export import export_pose_checkpoint
+
+    torch.manual_seed(0)
+    module = KeypointModule(PoseNet(**TINY_NET), partial(torch.optim.Adam, lr=3e-3), input_size=(64, 32),
+                            ema_decay=0.5, ema_tau=1.0)
+    opt = module.configure_optimizers()
+    batch = module.prepare_batch(_batch(), train=False)
+    for i in range(3):
+        loss = module.compute_loss(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        module.on_train_batch_end(None, batch, i)
+    assert int(module.ema.updates) == 3
+    module.eval()
+    x = batch["input"]
+    averaged, trained = module.ema.module(x), module.net(x)
+    assert not torch.allclose(averaged, trained)  # the average lags the trained weights
+    torch.testing.assert_close(module.heatmaps(x), averaged)
+
+    save_module(module, tmp_path / "last.ckpt")
+    torch.testing.assert_close(KeypointExtractor.from_checkpoint(tmp_path / "last.ckpt", device="cpu").net(x), averaged)
+    warm = KeypointModule(PoseNet(**TINY_NET), input_size=(64, 32), init_from=str(tmp_path / "last.ckpt")).eval()
+    torch.testing.assert_close(warm.net(x), averaged)
+
+    export_pose_checkpoint(tmp_path / "last.ckpt", tmp_path / "pose.ckpt")
+    shipped = torch.load(tmp_path / "pose.ckpt", weights_only=False)
+    assert shipped["hyper_parameters"]["ema_decay"] == 0.0
+    assert not any(k.startswith("ema.") for k in shipped["state_dict"])
+    rebuilt = KeypointModule(PoseNet(**TINY_NET), input_size=(64, 32), ema_decay=0.0).eval()
+    rebuilt.load_state_dict(shipped["state_dict"])
+    torch.testing.assert_close(rebuilt.heatmaps(x), averaged)

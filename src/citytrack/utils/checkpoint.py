@@ -45,7 +45,8 @@ def load_net_from_checkpoint(
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The net of a LightningModule checkpoint that stores how to rebuild it under `entry` (a dict
     with the net's `config`), without the training config: `build(config)` makes the net, the weights
-    under the first matching prefix of `prefixes` fill it exactly. Returns (net, the `entry` dict).
+    under the first prefix of `prefixes` that the checkpoint has fill it exactly (so a weight average,
+    `ema.module.`, listed first wins over the trained `net.`). Returns (net, the `entry` dict).
     Errors name the file and the `owner` module (a missing file, no `entry`, weights that do not fit)."""
     path = Path(path)
     if not path.is_file():
@@ -55,11 +56,9 @@ def load_net_from_checkpoint(
         raise ValueError(f"{path}: not a {owner} checkpoint (no '{entry}' entry)")
     meta = dict(ckpt[entry])
     net = build(dict(meta["config"]))
-    state = {}
-    for key, value in ckpt["state_dict"].items():
-        prefix = next((p for p in prefixes if key.startswith(p)), None)
-        if prefix is not None:
-            state[key[len(prefix) :]] = value
+    keys = ckpt["state_dict"].keys()
+    prefix = next((p for p in prefixes if any(key.startswith(p) for key in keys)), prefixes[0])
+    state = {key[len(prefix) :]: value for key, value in ckpt["state_dict"].items() if key.startswith(prefix)}
     missing, unexpected = net.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise ValueError(f"{path}: checkpoint does not match its saved net config: missing {missing[:5]}, "

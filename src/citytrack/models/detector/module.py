@@ -15,10 +15,8 @@ classes matched by name (`warmstart.py`).
 
 from __future__ import annotations
 
-import copy
 import inspect
 import logging
-import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,38 +33,11 @@ from citytrack.models.detector.losses import YoloxLoss
 from citytrack.models.detector.net import YoloxNet
 from citytrack.models.detector.postprocess import postprocess, suppress_xywh
 from citytrack.models.detector.warmstart import init_from_checkpoint
+from citytrack.models.ema import ModelEma
 from citytrack.utils.boxes import xyxy_to_xywh
 from citytrack.utils.io import atomic_path
 
 log = logging.getLogger(__name__)
-
-
-class ModelEma(torch.nn.Module):
-    """Exponential moving average of a net's weights and buffers (YOLOX `ModelEMA`).
-
-    `decay_t = decay * (1 - exp(-t / tau))` after `t` updates: early on the average follows
-    the net closely (its first weights are random), later it averages over ~`1 / (1 - decay)` steps.
-    """
-
-    def __init__(self, net: torch.nn.Module, decay: float = 0.9998, tau: float = 2000.0) -> None:
-        super().__init__()
-        if not 0.0 < decay < 1.0 or tau <= 0:
-            raise ValueError(f"EMA needs 0 < decay < 1 and tau > 0, got decay={decay}, tau={tau}")
-        self.module = copy.deepcopy(net).eval()
-        for p in self.module.parameters():
-            p.requires_grad_(False)
-        self.decay, self.tau = float(decay), float(tau)
-        self.register_buffer("updates", torch.zeros((), dtype=torch.long))
-
-    @torch.no_grad()
-    def update(self, net: torch.nn.Module) -> None:
-        self.updates += 1
-        d = self.decay * (1.0 - math.exp(-int(self.updates) / self.tau))
-        for ema_v, v in zip(self.module.state_dict().values(), net.state_dict().values(), strict=True):
-            if ema_v.dtype.is_floating_point:
-                ema_v.mul_(d).add_(v.detach().to(ema_v.dtype), alpha=1.0 - d)
-            else:
-                ema_v.copy_(v)
 
 
 class DetectorModule(pl.LightningModule):

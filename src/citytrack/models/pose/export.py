@@ -5,7 +5,8 @@ Keeps what inference (`KeypointExtractor.from_checkpoint`, `pose=synthetic`) and
 (`train.py ... train=false test=true ckpt_path=...`) read: the weights, the hyperparameters and the
 `pose_net` entry; drops the optimizer and scheduler state (three times the weights with AdamW).
 `half=true` stores floating-point weights as fp16 (a GPU-sized net on its way back from a device);
-both readers load them into fp32 nets.
+both readers load them into fp32 nets. A run that kept a weight average (`model.ema_decay`) ships the
+average as the net (and `ema_decay=0`), the way the detector's export does.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from citytrack.models.ema import EMA_PREFIX
 from citytrack.utils.io import atomic_path
 
 KEPT = ("epoch", "global_step", "pytorch-lightning_version", "state_dict", "hyper_parameters", "pose_net")
@@ -29,8 +31,13 @@ def export_pose_checkpoint(ckpt: str | Path, out: str | Path, half: bool = False
     if not isinstance(source, dict) or "pose_net" not in source or "state_dict" not in source:
         raise ValueError(f"{ckpt}: not a KeypointModule checkpoint (no 'pose_net' entry)")
     payload = {k: source[k] for k in KEPT if k in source}
+    state = source["state_dict"]
+    if any(k.startswith(EMA_PREFIX) for k in state):
+        state = {"net." + k[len(EMA_PREFIX) :]: v for k, v in state.items() if k.startswith(EMA_PREFIX)}
+        payload["hyper_parameters"] = {**payload.get("hyper_parameters", {}), "ema_decay": 0.0}
     if half:
-        payload["state_dict"] = {k: v.half() if v.dtype.is_floating_point else v for k, v in source["state_dict"].items()}
+        state = {k: v.half() if v.dtype.is_floating_point else v for k, v in state.items()}
+    payload["state_dict"] = state
     with atomic_path(out) as tmp:
         torch.save(payload, tmp)
     return out

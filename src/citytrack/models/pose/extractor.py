@@ -16,6 +16,7 @@ import torch
 from torchvision.ops import roi_align
 
 from citytrack.data.formats.coco import NUM_KEYPOINTS
+from citytrack.models.ema import EMA_PREFIX
 from citytrack.models.pose.heatmaps import (
     COCO_FEET,
     box_regions,
@@ -30,9 +31,11 @@ from citytrack.utils.device import resolve_device
 
 
 def load_pose_net(path: str | Path) -> tuple[PoseNet, dict[str, Any]]:
-    """The `PoseNet` of a `KeypointModule` checkpoint (fp32) and its `pose_net` entry (net config,
-    input size, crop padding): what inference and a warm start need, without the training config."""
-    net, meta = load_net_from_checkpoint(path, "pose_net", lambda config: PoseNet(**config), "KeypointModule")
+    """The `PoseNet` of a `KeypointModule` checkpoint (fp32; its weight average where it kept one) and its
+    `pose_net` entry (net config, input size, crop padding): what inference and a warm start need, without
+    the training config."""
+    net, meta = load_net_from_checkpoint(path, "pose_net", lambda config: PoseNet(**config), "KeypointModule",
+                                         prefixes=(EMA_PREFIX, "net."))
     return net.float(), meta  # fp16 inference checkpoints come back as fp32
 
 

@@ -8,7 +8,8 @@ frame has an empty map (weight `unlabelled_weight`; the synthetic ground truth o
 unlabelled outside the frame, so the network learns to say "not here"), so the decoded peak is a
 confidence that separates visible, hidden and absent joints. Loss: per-joint weighted MSE.
 Validation: OKS keypoint AP (pycocotools) and PCK@0.2 in crop pixels, and a picture of
-predicted skeletons.
+predicted skeletons. With `ema_decay > 0` a moving average of the weights (`models.ema.ModelEma`) is kept
+beside the trained net and is what validation, testing, export and warm starts use.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
+from citytrack.models.ema import ModelEma
 from citytrack.models.pose.augment import PoseAugment, apply_matrices, input_from_crop_matrices, warp_crops
 from citytrack.models.pose.extractor import load_pose_net
 from citytrack.models.pose.heatmaps import (
@@ -59,6 +61,7 @@ class KeypointModule(pl.LightningModule):
         separate_feet: decode the two ankles at distinct peaks and name them left and right by the
             knees (`heatmaps.COCO_FEET`), as the extractor does.
         log_images: crops in the validation picture (0 = none).
+        ema_decay / ema_tau: weight EMA (0 = off); see `ModelEma`.
         init_from: a `KeypointModule` checkpoint whose weights start the net (a warm start, e.g. on a
             changed world); its net config must equal `net`'s, except that a net without skip
             connections may start one with them (`PoseNet(skip=True)`).
@@ -80,6 +83,8 @@ class KeypointModule(pl.LightningModule):
         separate_feet: bool = True,
         log_images: int = 16,
         channels_last: bool = True,
+        ema_decay: float = 0.0,
+        ema_tau: float = 2000.0,
         init_from: str | None = None,
     ) -> None:
         super().__init__()
@@ -93,6 +98,7 @@ class KeypointModule(pl.LightningModule):
         if init_from:
             self._warm_start(net, init_from)
         self.net = net
+        self.ema = ModelEma(net, ema_decay, ema_tau) if ema_decay > 0 else None
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.augment = augment
         self.input_size = (int(input_size[0]), int(input_size[1]))
@@ -149,6 +155,13 @@ class KeypointModule(pl.LightningModule):
     def on_fit_start(self) -> None:
         if self.hparams.channels_last and self.device.type == "cuda":
             self.net.to(memory_format=torch.channels_last)
+            if self.ema is not None:
+                self.ema.module.to(memory_format=torch.channels_last)
+
+    @property
+    def eval_net(self) -> PoseNet:
+        """The net that evaluates: the weight average when one is kept."""
+        return self.ema.module if self.ema is not None else self.net
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
@@ -172,10 +185,15 @@ class KeypointModule(pl.LightningModule):
         self.log("train/loss", loss.detach(), prog_bar=True, batch_size=len(batch["input"]))
         return loss
 
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.ema is not None:
+            self.ema.update(self.net)
+
     # ------------------------------------------------------------------ evaluation
     def heatmaps(self, inputs: torch.Tensor) -> torch.Tensor:
         """Heatmaps of network inputs, averaged with the mirrored input's (left/right swapped) under flip test."""
-        return flip_averaged(self.net, inputs) if self.hparams.flip_test else self.net(inputs).float()
+        net = self.eval_net
+        return flip_averaged(net, inputs) if self.hparams.flip_test else net(inputs).float()
 
     def eval_heatmaps(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Heatmaps of a prepared evaluation batch on its plain crops' grid, over `test_scales`."""
