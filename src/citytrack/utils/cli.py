@@ -28,6 +28,7 @@ from omegaconf.errors import OmegaConfBaseException
 from citytrack.data.formats.errors import FormatError
 from citytrack.data.synth.world import SynthConfigError
 from citytrack.multicam.calibration import CalibrationError
+from citytrack.utils.allocator import keep_freed_memory
 
 T = TypeVar("T")
 DEBUG_FLAG = "--debug"
@@ -116,6 +117,7 @@ def _in_multirun() -> bool:
 def run_hydra_app(main: Callable[[], Any]) -> None:
     """Call a `@hydra.main` function; a user error exits 1 after one line on stderr."""
     global _debug
+    keep_freed_memory()
     debug = _debug = wants_traceback()
     previous = os.environ.get(FULL_ERROR_ENV)
     os.environ[FULL_ERROR_ENV] = "1"  # Hydra re-raises instead of printing its own report
@@ -136,6 +138,7 @@ def run_cli(main: Callable[[list[str]], int | None], argv: Sequence[str] | None 
     """Call a `python -m citytrack...` entry `main(argv) -> exit status`, reporting user errors in one line."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = wants_traceback(args)
+    keep_freed_memory()
     try:
         return main(args) or 0
     except Exception as err:
