@@ -207,3 +207,42 @@ def test_people_are_deterministic_by_seed() -> None:
     assert [x.speed for x in a.agents] == [x.speed for x in b.agents]
     np.testing.assert_array_equal(a.traj.position, b.traj.position)
     assert [x.appearance for x in a.agents] != [x.appearance for x in c.agents]
+
+
+def test_relief_shades_people_only_and_keeps_ground_truth() -> None:
+    """`world.body_shading` / `world.cloth_texture`: the same world, ground truth and background; people's
+    pixels darker at their outlines and garment edges than inside, and mottled; off by default."""
+    flat_spec = SceneSpec(cameras=1, people=12, frames=3, width=320, height=180, occluders=0, noise_sigma=(0.0, 0.0),
+                          jpeg_quality=(100, 100), motion_blur=(0.0, 0.0))
+    shaded_spec = dataclasses.replace(flat_spec, body_shading=(0.6, 0.6))
+    textured_spec = dataclasses.replace(flat_spec, cloth_texture=(0.4, 0.4))
+    frames = {}
+    for name, spec in (("flat", flat_spec), ("shaded", shaded_spec), ("textured", textured_spec)):
+        world = build_world(spec, 4)
+        fr = CameraRenderer(world, world.cameras[0]).render(2)
+        frames[name] = (fr.image.astype(np.float32), fr.id_map.copy(), fr.full_boxes.copy(), fr.visible_pixels.copy())
+    flat, ids = frames["flat"][0], frames["flat"][1]
+    people = ids > 0
+    assert people.sum() > 500
+    for name in ("shaded", "textured"):
+        image, id_map, boxes, visible = frames[name]
+        np.testing.assert_array_equal(id_map, ids)
+        np.testing.assert_array_equal(boxes, frames["flat"][2])
+        np.testing.assert_array_equal(visible, frames["flat"][3])
+        np.testing.assert_array_equal(image[~people], flat[~people])  # the scene around people is untouched
+        assert np.abs(image[people] - flat[people]).mean() > 3.0
+    # shading: a person's own outline pixels lose more brightness than its inner pixels
+    ratio = frames["shaded"][0].sum(-1) / np.maximum(flat.sum(-1), 1.0)
+    outline = people & (cv2.erode(people.astype(np.uint8), np.ones((3, 3), np.uint8)) == 0)
+    inner = cv2.erode(people.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    assert inner.sum() > 50
+    assert ratio[outline].mean() < ratio[inner].mean() - 0.1
+    # texture: brightness varies within what was one flat colour, both ways
+    tex = frames["textured"][0].sum(-1) / np.maximum(flat.sum(-1), 1.0)
+    assert (tex[people] > 1.05).mean() > 0.1 and (tex[people] < 0.95).mean() > 0.1
+    # the knobs are in the config, off by default, and validated
+    assert scene_spec(compose_config(["out=x"])).body_shading == (0.0, 0.0)
+    spec = scene_spec(compose_config(["out=x", "world.body_shading=[0.2,0.6]", "world.cloth_texture=[0,0.3]"]))
+    assert spec.body_shading == (0.2, 0.6) and spec.cloth_texture == (0.0, 0.3)
+    with pytest.raises(SynthConfigError, match="body_shading"):
+        scene_spec(compose_config(["out=x", "world.body_shading=[0.6,0.2]"]))

@@ -99,6 +99,7 @@ def scene_spec(cfg: DictConfig) -> SceneSpec:
             carry_prob=float(w.carry_prob), dark_clothes_prob=float(w.dark_clothes_prob),
             motion_blur=tuple(w.motion_blur), jpeg_quality=tuple(w.jpeg_quality), flicker=float(w.flicker),
             white_balance=float(w.white_balance), dusk_prob=float(w.dusk_prob),
+            body_shading=tuple(w.body_shading), cloth_texture=tuple(w.cloth_texture),
             clutter=ClutterSpec.from_mapping(OmegaConf.to_container(w.clutter)),  # type: ignore[arg-type]
         )
     except (TypeError, ValueError) as err:

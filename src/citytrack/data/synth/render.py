@@ -158,6 +158,20 @@ def _shade(colour: tuple[int, int, int], factor: float, haze: float = 0.0) -> np
     return c * (1 - haze) + SKY_HORIZON * haze
 
 
+_CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+
+
+def mottle(rng: np.random.Generator, height: int, width: int, amplitude: float, cells: tuple[float, ...] = (5.0, 20.0)) -> np.ndarray:
+    """A `(height, width)` uint8 multiplier (128 = 1) of smooth random blotches, one layer per blotch size in
+    `cells` (pixels), standard deviation `amplitude / 2`: folds, prints and dirt on clothes."""
+    out = np.zeros((height, width), dtype=np.float32)
+    for size in cells:
+        gh, gw = max(2, round(height / size)) + 1, max(2, round(width / size)) + 1
+        out += cv2.resize(rng.standard_normal((gh, gw)).astype(np.float32), (width, height), interpolation=cv2.INTER_CUBIC)
+    out *= amplitude * 0.5 / max(float(out.std()), 1e-6)
+    return np.clip(128.0 * (1.0 + out), 0, 255).astype(np.uint8)
+
+
 class CameraRenderer:
     """Renders one camera of a world; build once per camera, call `render(frame)` per frame."""
 
@@ -227,6 +241,18 @@ class CameraRenderer:
                 self.backgrounds.append(cv2.subtract(cv2.add(self.background_full, pos), neg))
         # The camera's blur and compression of the static scene, once per background of the bank.
         self.backgrounds = [self.imager.finish_static(bg) for bg in self.backgrounds]
+        # People's relief (`world.body_shading`, `world.cloth_texture`; off by default): strengths drawn per
+        # camera from a stream of their own, so a world without them renders exactly as before.
+        self.shading, self.texture = 0.0, None
+        spec = world.spec
+        if spec.body_shading[1] > 0 or spec.cloth_texture[1] > 0:
+            rng = np.random.default_rng([world.noise_seed, camera.index, 1])
+            self.shading = float(rng.uniform(*spec.body_shading))
+            amplitude = float(rng.uniform(*spec.cloth_texture))
+            if amplitude > 0:
+                px = self.H / 360.0  # blotches 5 and 20 px at 640x360, the same share of a person at any size
+                self.texture = mottle(rng, 2 * self.H, 2 * self.W, amplitude, (5.0 * px, 20.0 * px))
+                self.texture_offsets = rng.integers(0, [self.H, self.W], size=(len(world.agents), 2)).tolist()
 
     # ------------------------------------------------------------------ static background
     def _render_ground(self) -> np.ndarray:
@@ -478,6 +504,25 @@ class CameraRenderer:
             pts[sel, body.FOOT, :2].copy(), uv[sel, body.FOOT].copy(), kps,
         )
 
+    def _relief(self, colour: np.ndarray, labels: np.ndarray, agent: int, ox: int, oy: int, height: int) -> None:
+        """Give a flat-coloured silhouette crop (`colour`, in place; `labels` its label crop) relief: darker
+        towards the outline and every garment edge (`self.shading`: a blurred map of the pixels that are
+        neither), times the camera's mottle texture (`self.texture`), fixed to the person (`ox`, `oy`: the
+        crop's offset in the person's box, `height` the box's), so it moves with them."""
+        factor = None
+        if self.shading > 0:
+            edges = cv2.morphologyEx(labels, cv2.MORPH_GRADIENT, _CROSS)
+            inner = cv2.bitwise_and(cv2.compare(edges, 0, cv2.CMP_EQ), cv2.compare(labels, 0, cv2.CMP_GT))
+            inner = cv2.GaussianBlur(inner, (0, 0), max(0.6, height / 40.0))
+            factor = cv2.addWeighted(inner, self.shading * 128.0 / 255.0, inner, 0.0, 128.0 * (1.0 - self.shading))
+        if self.texture is not None:
+            h, w = labels.shape
+            tx, ty = self.texture_offsets[agent]
+            tx, ty = (tx + ox) % self.W, (ty + oy) % self.H
+            tex = self.texture[ty : ty + h, tx : tx + w]
+            factor = tex if factor is None else cv2.multiply(factor, tex, scale=1.0 / 128.0)
+        cv2.multiply(colour, cv2.cvtColor(factor, cv2.COLOR_GRAY2BGR), dst=colour, scale=1.0 / 128.0)
+
     def _draw_person(
         self, agent: int, uv: np.ndarray, lo: list[int], hi: list[int], view: int, lite: bool, scale: float,
         noise: tuple[np.ndarray, np.ndarray] | None,
@@ -516,6 +561,8 @@ class CameraRenderer:
             return 0, 0, 0, 0, count, bx, by, bw, bh
         labels = work[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0]
         colour = cv2.LUT(cv2.cvtColor(labels, cv2.COLOR_GRAY2BGR), self.palettes[agent])
+        if self.shading > 0 or self.texture is not None:
+            self._relief(colour, labels, agent, sx0 - bx, sy0 - by, bh)
         if noise is not None:
             cv2.add(colour, noise[0][sy0:sy1, sx0:sx1], dst=colour)
             cv2.subtract(colour, noise[1][sy0:sy1, sx0:sx1], dst=colour)

@@ -64,6 +64,8 @@ class SceneSpec:
     flicker: float = 0.01  # per-frame exposure gain, standard deviation
     white_balance: float = 0.04  # per-camera colour temperature error, +- this share red vs blue
     dusk_prob: float = 0.1  # a scene at dusk: darker, warmer, flatter, lit windows
+    body_shading: tuple[float, float] = (0.0, 0.0)  # per-camera strength of people's relief shading (render.py)
+    cloth_texture: tuple[float, float] = (0.0, 0.0)  # per-camera amplitude of a pattern over people's surfaces
     clutter: ClutterSpec = field(default_factory=ClutterSpec)
 
     def validate(self) -> None:
@@ -100,6 +102,10 @@ class SceneSpec:
         if not 10 <= self.jpeg_quality[0] <= self.jpeg_quality[1] <= 100:
             raise SynthConfigError(
                 f"synth config: world.jpeg_quality must be [lo, hi] with 10 <= lo <= hi <= 100, got {self.jpeg_quality!r}")
+        for key in ("body_shading", "cloth_texture"):
+            lo, hi = getattr(self, key)
+            if not 0.0 <= lo <= hi <= 0.9:
+                raise SynthConfigError(f"synth config: world.{key} must be [lo, hi] with 0 <= lo <= hi <= 0.9, got {getattr(self, key)!r}")
         for key, top in (("flicker", 0.2), ("white_balance", 0.3), ("dusk_prob", 1.0)):
             if not 0.0 <= getattr(self, key) <= top:
                 raise SynthConfigError(f"synth config: world.{key} must be within [0, {top}], got {getattr(self, key)!r}")
