@@ -33,7 +33,7 @@ def test_gpu_check_smoke(tmp_path: Path) -> None:
     steps = {r["step"]: r for r in rows}
     assert set(steps) == {"det_bf16_nhwc", "det_bf16_nchw", "det_fp32_nhwc", "det_train_crops", "det_cpu_ckpt",
                           "reid", "scene_pose", "det_gpu_ckpt"}  # fmt: skip
-    assert steps["det_cpu_ckpt"]["backbone"] == "regnetx_002" and steps["det_gpu_ckpt"]["backbone"] == "resnet18"
+    assert steps["det_cpu_ckpt"]["backbone"] == "regnetx_004" and steps["det_gpu_ckpt"]["backbone"] == "resnet18"
     assert steps["scene_pose"]["modes"]["batched"]["camera_frames_per_s"] > 0
     assert "train detector: exit 0" in summary and "train pose: exit 0" in summary
     for name in ("detector_synthetic_gpu.pt", "pose_synthetic_gpu.ckpt"):
