@@ -16,6 +16,9 @@ Python per frame:
   background, and copied into the frame and the id map through itself as the mask, back to
   front (painter's algorithm over people and occluders by depth), only inside the
   silhouette's box;
+- optionally (`world.body_shading`, `world.cloth_texture`; off by default) the coloured silhouette
+  gets relief before the noise: darker towards its outline and garment edges (a box blur of its label
+  crop's inner pixels) and a mottle from a per-camera texture fixed to the person;
 - an occluder or clutter sprite is pasted again (from the noisy background) only when
   someone drawn behind it overlaps it;
 - per frame, the camera's blur and compression are redone only around people, then the
