@@ -518,7 +518,7 @@ class CameraRenderer:
             inner = cv2.bitwise_and(cv2.compare(edges, 0, cv2.CMP_EQ), cv2.compare(labels, 0, cv2.CMP_GT))
             k = 2 * max(1, round(height / 30.0)) + 1  # a box blur: constant cost whatever the person's size
             inner = cv2.blur(inner, (k, k))
-            factor = cv2.addWeighted(inner, self.shading * 128.0 / 255.0, inner, 0.0, 128.0 * (1.0 - self.shading))
+            factor = cv2.convertScaleAbs(inner, alpha=self.shading * 128.0 / 255.0, beta=128.0 * (1.0 - self.shading))
         if self.texture is not None:
             h, w = labels.shape
             tx, ty = self.texture_offsets[agent]
