@@ -138,6 +138,18 @@ def test_track_video_tracks_ground_truth_boxes_in_every_mode(shared_data: Path) 
     assert scores["deepsort motion only"]["IDs"] == scores["botsort motion only"]["IDs"] == 0
 
 
+def test_tracker_overrides_go_to_one_tracker_or_all_and_reach_the_tracker() -> None:
+    out = transfer.tracker_overrides(["tracker.appearance_max_cover=0.5", "botsort:tracker.appearance_fusion=gate"],
+                                     ["deepsort", "botsort"])
+    assert out == {"deepsort": ["tracker.appearance_max_cover=0.5"],
+                   "botsort": ["tracker.appearance_max_cover=0.5", "tracker.appearance_fusion=gate"]}
+    for bad in ("novalue", "sort:tracker.x=1"):
+        with pytest.raises(SystemExit, match="tracker-override"):
+            transfer.tracker_overrides([bad], ["deepsort", "botsort"])
+    tracker = transfer.build_tracker("botsort", out["botsort"])
+    assert tracker.appearance_max_cover == 0.5 and tracker.appearance_fusion == "gate"
+
+
 @pytest.mark.skipif(not (DETECTOR_CKPT.is_file() and REID_CKPT.is_file()), reason="checkpoints/ lacks the detector or ReID checkpoint")
 def test_img_size_argument_reads_native_checkpoint_one_or_several_sizes() -> None:
     assert transfer.img_size_arg("native") == "native"

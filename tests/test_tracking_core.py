@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from citytrack.tracking.base import drop_crowded_appearance
 from citytrack.tracking.kalman import SortKalman, XyahKalman, XywhKalman
 from citytrack.tracking.matching import (
     CHI2INV95,
     INFTY_COST,
+    covered_fraction,
     embedding_distance,
     fuse_score,
     gallery_distance,
@@ -26,6 +28,7 @@ from citytrack.tracking.postprocess import (
     linear_interpolation,
     remove_border_boxes,
 )
+from citytrack.tracking.track import TrackSet
 
 
 def _reference_step(kf, mean, cov, z):
@@ -94,6 +97,34 @@ def test_embedding_and_gallery_distance() -> None:
     gallery = np.zeros((2, 3, 2))
     gallery[0, :2] = [[1, 0], [0, 1]]
     np.testing.assert_allclose(gallery_distance(gallery, np.array([2, 0]), d), [[0, 1 - 2**-0.5], [1, 1]])
+
+
+def test_covered_fraction_is_intersection_over_own_area() -> None:
+    boxes = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [2, 2, 4, 4], [100, 100, 100, 120]], dtype=float)
+    # A half inside B (and C inside A covers 4%), B half inside A, C wholly inside A, D zero-area
+    np.testing.assert_allclose(covered_fraction(boxes), [0.5, 0.5, 1.0, 0.0])
+    assert covered_fraction(boxes[:1]).tolist() == [0.0]
+
+
+def test_drop_crowded_appearance_zeroes_only_crowded_rows_among_the_candidates() -> None:
+    boxes = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [40, 0, 50, 10]], dtype=float)
+    feats = np.ones((3, 2))
+    assert drop_crowded_appearance(feats, boxes, np.arange(3), None) is feats
+    out = drop_crowded_appearance(feats, boxes, np.arange(3), 0.4)
+    np.testing.assert_array_equal(out, [[0, 0], [0, 0], [1, 1]])
+    assert feats.sum() == 6  # the input is not modified
+    # box 1 is not a candidate (a low-score box): box 0 is then alone
+    np.testing.assert_array_equal(drop_crowded_appearance(feats, boxes, np.array([0, 2]), 0.4), feats)
+
+
+def test_zero_embedding_leaves_the_track_appearance_unchanged() -> None:
+    tracks = TrackSet(ndim_x=8, gallery_budget=3)
+    tracks.add(np.zeros((2, 8)), np.tile(np.eye(8), (2, 1, 1)), np.array([1, 2]), 1, np.ones(2), np.arange(2),
+               features=np.array([[1.0, 0.0], [0.0, 0.0]]))
+    assert tracks.gallery_count.tolist() == [1, 0]
+    tracks.set_features(np.array([0, 1]), np.array([[0.0, 0.0], [0.0, 3.0]]), alpha=0.9)
+    np.testing.assert_allclose(tracks.feature, [[1, 0], [0, 1]])
+    assert tracks.gallery_count.tolist() == [1, 1]
 
 
 def test_fuse_and_gate() -> None:

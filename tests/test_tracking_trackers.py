@@ -124,6 +124,64 @@ def test_deepsort_embeddings_fix_the_swap_iou_gets_wrong() -> None:
     assert _identity_kept(_run(DeepSort(), dets, embeddings=embs))
 
 
+def _crossing_with_mixed_crops(frames: int = 40) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Two people cross 20 px apart in height; while their boxes overlap, each crop shows the other
+    (the embeddings swap), as a ReID net sees two people in one box."""
+    dets, embs = [], []
+    for f in range(frames):
+        d = np.array([[50 + 8 * f, 100, 40, 100, 0.9], [370 - 8 * f, 120, 40, 100, 0.9]])
+        e = np.array([[1.0, 0.05, 0.0], [0.0, 0.05, 1.0]])
+        overlap = abs(d[0, 0] - d[1, 0]) < 40
+        dets.append(d)
+        embs.append(e[::-1].copy() if overlap else e)
+    return dets, embs
+
+
+@pytest.mark.parametrize("make", [lambda **kw: DeepSort(**kw), lambda **kw: BotSort(cmc=None, **kw)], ids=["deepsort", "botsort"])
+def test_crowded_boxes_carry_no_appearance(make) -> None:
+    dets, embs = _crossing_with_mixed_crops()
+    assert _identity_kept(_run(make(), dets))  # motion alone is right here
+    assert not _identity_kept(_run(make(), dets, embeddings=embs))  # the mixed crops swap them
+    tracker = make(appearance_max_cover=0.3)
+    assert _identity_kept(_run(tracker, dets, embeddings=embs))
+    # the tracks' appearance is still each person's own: no mixed crop was blended in
+    feats = tracker.tracks.feature[np.argsort(tracker.tracks.track_id)][:2]
+    np.testing.assert_allclose(np.abs(feats[:, [0, 2]]).argmax(axis=1), [0, 1])
+
+
+def test_botsort_appearance_gate_forbids_unlike_pairs_motion_would_link() -> None:
+    dets, embs = _bounce()  # look-alike in motion, unlike in appearance: motion swaps them at the turn
+    assert not _identity_kept(_run(BotSort(cmc=None), dets))
+    assert _identity_kept(_run(BotSort(cmc=None, appearance_fusion="gate"), dets, embeddings=embs))
+    with pytest.raises(ValueError, match="appearance_fusion"):
+        BotSort(appearance_fusion="max")
+
+
+def _hidden_and_slowed(unlike: bool = False) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """A person walks right, is hidden for 8 frames and comes out 32 px behind where constant velocity
+    puts them (they slowed down): too far for IoU, inside the Kalman gate. A second person stands apart.
+    `unlike`: the box that comes out looks like someone else."""
+    dets, embs = [], []
+    for f in range(30):
+        rows, feats = [[400.0, 300, 40, 100, 0.9]], [[0.0, 1.0, 0.0]]
+        if f < 10 or f >= 18:
+            rows.append([50.0 + 8 * f - (32 if f >= 18 else 0), 100, 40, 100, 0.9])
+            feats.append([0.0, 0.0, 1.0] if unlike and f >= 18 else [1.0, 0.0, 0.0])
+        dets.append(np.array(rows))
+        embs.append(np.array(feats))
+    return dets, embs
+
+
+def test_botsort_relinks_a_lost_track_by_appearance_inside_its_kalman_gate() -> None:
+    def walker_ids(tracker: BotSort, unlike: bool = False) -> set[int | None]:
+        dets, embs = _hidden_and_slowed(unlike)
+        return {_id_of(o, 1) for o in _run(tracker, dets, embeddings=embs)[3:]} - {None}
+
+    assert len(walker_ids(BotSort(cmc=None))) == 2  # published: appearance only where boxes overlap
+    assert len(walker_ids(BotSort(cmc=None, relink_lost=True))) == 1
+    assert len(walker_ids(BotSort(cmc=None, relink_lost=True), unlike=True)) == 2  # appearance decides
+
+
 def test_deepsort_and_botsort_use_an_embedder_callback() -> None:
     calls = []
 

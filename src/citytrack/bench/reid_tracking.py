@@ -15,6 +15,10 @@ same detections and the same embeddings go to every tracker. `--min-visibility v
 the boxes of people less than `v` visible (the world is re-rendered from `meta.json` to get
 the visibility): a real detector does not fire on a person hidden behind a pillar, whereas the
 default (0) keeps the box of a person with 10 visible pixels, whose crop shows the occluder.
+`--detector CKPT` tracks that detector's boxes (at its own score threshold) instead: a scene of the runner's
+benchmark (`data/synth/bench_pose_*`) then shows what appearance adds over a real detector's misses and
+mixed boxes; DeepSORT filters them at `--deepsort-min-confidence` (0.3, as deep_sort_app).
+`--appearance-max-cover`, `--appearance-fusion` and `--relink-lost` switch on the trackers' appearance options.
 Each camera is a sequence; the table reports the OVERALL row (`citytrack.eval.mot_metrics`).
 
 `--distances` prints the same-id (same camera, 1..`--max-gap` frames apart) and different-id
@@ -212,8 +216,11 @@ def run_distances(args: argparse.Namespace, ext: FeatureExtractor) -> dict[str, 
 # ---------------------------------------------------------------------------- tracking
 def make_tracker(name: str, args: argparse.Namespace) -> DeepSort | BotSort:
     if name == "deepsort":
-        return DeepSort(max_age=args.max_age, n_init=args.n_init, max_cosine_distance=args.max_cosine_distance)
-    return BotSort(track_buffer=args.max_age, appearance_thresh=args.appearance_thresh, frame_rate=30.0)
+        return DeepSort(max_age=args.max_age, n_init=args.n_init, max_cosine_distance=args.max_cosine_distance,
+                        min_confidence=args.deepsort_min_confidence, appearance_max_cover=args.appearance_max_cover)
+    return BotSort(track_buffer=args.max_age, appearance_thresh=args.appearance_thresh, frame_rate=30.0,
+                   appearance_max_cover=args.appearance_max_cover, appearance_fusion=args.appearance_fusion,
+                   relink_lost=args.relink_lost)
 
 
 def run_tracking(args: argparse.Namespace, ext: FeatureExtractor) -> dict[str, Any]:
@@ -222,10 +229,18 @@ def run_tracking(args: argparse.Namespace, ext: FeatureExtractor) -> dict[str, A
     labels = [f"{t} {mode}" for t in args.trackers for mode in ("motion only", "with ReID")]
     preds: dict[str, dict[str, np.ndarray]] = {label: {} for label in labels}
     t_embed, n_crops = 0.0, 0
+    detector = None
+    if args.detector is not None:
+        from citytrack.models.detector.module import load_detector
+
+        detector = load_detector(args.detector, map_location=ext.device)
     for i, (name, _cam_id, video, gt) in enumerate(camera_sequences(args.data, args.max_scenes)):
         frames = read_frames(video)
-        dets = make_detections(gt, len(frames), args.jitter, args.miss, args.seed + i,
-                               gt_visibility(gt, vis_map), args.min_visibility)
+        if detector is not None:  # the checkpoint's boxes at its own score threshold, as infer.py gives them
+            dets = detector.predict_frames(frames, 8, score_thresh=float(detector.hparams.score_thresh))
+        else:
+            dets = make_detections(gt, len(frames), args.jitter, args.miss, args.seed + i,
+                                   gt_visibility(gt, vis_map), args.min_visibility)
         gts[name] = gt_to_mot(gt)
         t0 = time.perf_counter()
         embs = [ext.embed(img, d[:, :4]) if len(d) else np.zeros((0, ext.dim), np.float32)
@@ -239,8 +254,8 @@ def run_tracking(args: argparse.Namespace, ext: FeatureExtractor) -> dict[str, A
                     for f, (img, d, e) in enumerate(zip(frames, dets, embs, strict=True))]
             preds[label][name] = to_mot(rows)
     results = {}
-    print(f"| tracker | IDF1 | MOTA | HOTA | IDs |  ({len(gts)} camera sequences of {args.data}, miss {args.miss}, "
-          f"min visibility {args.min_visibility})")
+    boxes = f"boxes of {args.detector}" if detector is not None else f"miss {args.miss}, min visibility {args.min_visibility}"
+    print(f"| tracker | IDF1 | MOTA | HOTA | IDs |  ({len(gts)} camera sequences of {args.data}, {boxes})")
     print("|---|---|---|---|---|")
     for label, pred in preds.items():
         df = evaluate_sequences(gts, pred, distractor_handling="none")
@@ -270,6 +285,16 @@ def main(argv: list[str] | None = None) -> int:
                     help="DeepSORT appearance gate (seed-1 same/other-id crossing of the default checkpoint)")
     ap.add_argument("--appearance-thresh", type=float, default=0.3,
                     help="BoT-SORT theta_emb, half cosine distance (half the seed-1 crossing)")
+    ap.add_argument("--appearance-max-cover", type=float, default=None,
+                    help="boxes more than this share inside another box carry no appearance (default: off)")
+    ap.add_argument("--appearance-fusion", choices=["min", "gate"], default="min",
+                    help="BoT-SORT: min(IoU, appearance) as published, or IoU gated by appearance")
+    ap.add_argument("--relink-lost", action="store_true",
+                    help="BoT-SORT: lost tracks re-link by appearance inside their Kalman gate")
+    ap.add_argument("--detector", type=Path, default=None,
+                    help="track this detector checkpoint's boxes instead of jittered ground truth")
+    ap.add_argument("--deepsort-min-confidence", type=float, default=0.3,
+                    help="DeepSORT's detection score filter (deep_sort_app's 0.3; ground-truth boxes score 0.9)")
     ap.add_argument("--max-age", type=int, default=30)
     ap.add_argument("--n-init", type=int, default=2)
     ap.add_argument("--device", default="auto")

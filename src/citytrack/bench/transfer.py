@@ -44,6 +44,9 @@ it has no low-score stage). The other override is DeepSORT's appearance gate, 0.
 for this checkpoint on the synthetic training world (`bench reid_tracking --distances`). Nothing is tuned on
 the real ground truth. Trackers run at the clip's frame rate and get every frame (BoT-SORT's camera-motion
 compensation). Scored by `citytrack.eval.mot_metrics.evaluate_sequences` (MOT15 rules; IDF1, MOTA, HOTA).
+`--tracker-override [deepsort:|botsort:]KEY=VALUE` adds a Hydra override to one tracker's config or to both
+(`tracker.appearance_max_cover=0.5`, `botsort:tracker.relink_lost=true`): the options' PETS figures are in
+checkpoints/README.md.
 """
 
 from __future__ import annotations
@@ -418,14 +421,15 @@ def track_video(
     extractor: Any,
     trackers: Sequence[str],
     max_frames: int | None = None,
+    overrides: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, np.ndarray]:
     """Track the clip with the same `{frame: (N, 5)}` detections, each tracker with `extractor.embed`
-    embeddings and motion-only; `{label: MOT result table}`."""
+    embeddings and motion-only; `{label: MOT result table}`. `overrides`: more Hydra overrides per tracker."""
     fps = probe_video(video).fps
     runs = {}
     for name in trackers:
         for mode in ("motion only", "with ReID"):
-            tracker = build_tracker(name, TRACKER_OVERRIDES.get(name, []))
+            tracker = build_tracker(name, [*TRACKER_OVERRIDES.get(name, []), *(overrides or {}).get(name, [])])
             tracker.reset(frame_rate=fps or None)
             runs[f"{name} {mode}"] = tracker
     rows: dict[str, list[tuple[int, np.ndarray]]] = {label: [] for label in runs}
@@ -489,6 +493,20 @@ def img_size_arg(text: str) -> int | list[int] | str | None:
     return sizes[0] if len(sizes) == 1 else sizes
 
 
+def tracker_overrides(items: Sequence[str], trackers: Sequence[str]) -> dict[str, list[str]]:
+    """`--tracker-override` values, `[name:]key=value`, as Hydra overrides per tracker (no name: every one)."""
+    out: dict[str, list[str]] = {name: [] for name in trackers}
+    for item in items:
+        name, sep, override = item.partition(":")
+        if not sep or "=" in name:
+            name, override = "", item
+        if "=" not in override or (name and name not in out):
+            raise SystemExit(f"--tracker-override {item!r}: expected [tracker:]key=value with tracker one of {list(out)}")
+        for target in [name] if name else list(out):
+            out[target].append(override)
+    return out
+
+
 def csv(choices: Sequence[str]) -> Callable[[str], list[str]]:
     def parse(text: str) -> list[str]:
         items = [t.strip() for t in text.split(",") if t.strip()]
@@ -516,6 +534,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ckpt", type=Path, default=Path("checkpoints/detector_synthetic_cpu.pt"), help="our detector")
     p.add_argument("--reid-ckpt", type=Path, default=Path("checkpoints/reid_synthetic_osnet.ckpt"))
     p.add_argument("--trackers", type=csv(tuple(TRACKER_OVERRIDES)), default=list(TRACKER_OVERRIDES))
+    p.add_argument("--tracker-override", action="append", default=[], metavar="[TRACKER:]KEY=VALUE",
+                   help="tracking part: a Hydra override of conf/tracker/<name>.yaml for one tracker (deepsort:, "
+                        "botsort:) or all, e.g. tracker.appearance_max_cover=0.5; repeatable")
     p.add_argument("--stride", type=int, default=1, help="detection part: every n-th PETS frame")
     p.add_argument("--max-frames", type=int, default=None, help="only the first N frames of each sequence")
     p.add_argument("--img-size", type=img_size_arg, default=None,
@@ -583,7 +604,8 @@ def main(argv: list[str] | None = None) -> int:
         frames = max(dets, default=0)
         extractor = FeatureExtractor.from_checkpoint(args.reid_ckpt, device=device)
         t0 = time.perf_counter()
-        tables = track_video(args.data / PETS_VIDEO, dets, extractor, args.trackers, frames)
+        tables = track_video(args.data / PETS_VIDEO, dets, extractor, args.trackers, frames,
+                             tracker_overrides(args.tracker_override, args.trackers))
         gt = read_mot(args.data / PETS_SEQ / "gt" / "gt.txt", kind="gt")
         gt[:, X : H + 1] *= PETS_SCALE
         results["tracking"] = score_tracking(gt, tables, frames)

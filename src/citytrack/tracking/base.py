@@ -23,6 +23,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from citytrack.tracking.kalman import BatchedKalmanFilter
+from citytrack.tracking.matching import covered_fraction
 from citytrack.tracking.track import TrackSet
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,27 @@ def embed_boxes(embedder: object, image: np.ndarray, boxes: np.ndarray) -> np.nd
     if not callable(fn):
         raise TypeError(f"embedder {embedder!r} is neither callable nor has an embed(image, boxes) method")
     return np.asarray(fn(image, boxes), dtype=np.float64)
+
+
+def drop_crowded_appearance(
+    features: np.ndarray | None, boxes_xyxy: np.ndarray, among: np.ndarray, max_cover: float | None
+) -> np.ndarray | None:
+    """`features` (indexed like `boxes_xyxy`) with the rows of crowded boxes zeroed: a box of `among`
+    with more than `max_cover` of its area inside another box of `among` (`covered_fraction`).
+
+    A zero row is "no appearance" to both trackers: the box is matched by motion only and leaves the
+    track's embedding as it was. Why: its crop shows the other person too, and on real video, where a
+    synthetic-trained ReID net separates people less well than in its own world, such mixed crops are
+    what re-link two people who cross. `max_cover=None` keeps every row (the published trackers).
+    """
+    if features is None or max_cover is None or len(among) < 2:
+        return features
+    crowded = among[covered_fraction(boxes_xyxy[among]) > max_cover]
+    if len(crowded) == 0:
+        return features
+    features = np.array(features, dtype=np.float64)
+    features[crowded] = 0.0
+    return features
 
 
 @runtime_checkable

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from citytrack.tracking.base import Embedder
-from citytrack.tracking.bytetrack import ByteTrack
+from citytrack.tracking.base import Embedder, drop_crowded_appearance
+from citytrack.tracking.bytetrack import LOST, ByteTrack
 from citytrack.tracking.cmc import CameraMotionCompensation
 from citytrack.tracking.kalman import XywhKalman
-from citytrack.tracking.matching import embedding_distance, fuse_score, iou_distance_xyxy
+from citytrack.tracking.matching import CHI2INV95, embedding_distance, fuse_score, iou_distance_xyxy
 
 
 class BotSort(ByteTrack):
@@ -42,6 +42,21 @@ class BotSort(ByteTrack):
         appearance_thresh: theta_emb, half cosine distances above it count as no match.
         ema_alpha: weight of the old embedding in the track's moving average.
         appearance_for_unconfirmed: use the fused cost for unconfirmed tracks too (AIC23 variant).
+        appearance_max_cover: a high-score box with more than this share of its area inside
+            another high-score box carries no appearance (`drop_crowded_appearance`); None: off,
+            as published.
+        appearance_fusion: "min" (published): the first association's cost is `min(d_iou, d_emb)`,
+            so appearance alone can link any close pair. "gate": the cost is the fused IoU, and
+            appearance only forbids pairs whose half cosine distance exceeds `appearance_thresh`
+            (a track seen with some appearance never matches a box that looks unlike it). For a
+            ReID net that tells people apart less well than in its own world (synthetic to real):
+            appearance can then only prevent a link, never make one motion would not.
+        relink_lost: after the two IoU stages, lost tracks may take a high-score box still unmatched
+            by appearance alone (half cosine distance under `appearance_thresh`), among the boxes
+            their Kalman filter admits (Mahalanobis, chi-square 95%, 4 dof; the gate widens while
+            the track is lost). BoT-SORT's appearance otherwise acts only on boxes that overlap the
+            prediction (`proximity_thresh`), so a person who comes out from behind an occluder
+            away from where the filter drifted starts a new identity. False: as published.
         cmc: camera-motion compensation (`CameraMotionCompensation` or None for off).
 
     `update` runs ByteTrack's seven steps (the shared step methods of `ByteTrack`); what
@@ -63,6 +78,9 @@ class BotSort(ByteTrack):
         appearance_thresh: float = 0.25,
         ema_alpha: float = 0.9,
         appearance_for_unconfirmed: bool = False,
+        appearance_max_cover: float | None = None,
+        appearance_fusion: str = "min",
+        relink_lost: bool = False,
         fuse_score: bool = True,
         duplicate_iou_dist: float = 0.15,
         min_box_area: float = 10.0,
@@ -78,6 +96,11 @@ class BotSort(ByteTrack):
         self.appearance_thresh = appearance_thresh
         self.ema_alpha = ema_alpha
         self.appearance_for_unconfirmed = appearance_for_unconfirmed
+        self.appearance_max_cover = appearance_max_cover
+        if appearance_fusion not in ("min", "gate"):
+            raise ValueError(f"appearance_fusion must be 'min' or 'gate', got {appearance_fusion!r}")
+        self.appearance_fusion = appearance_fusion
+        self.relink_lost = relink_lost
         self.cmc = cmc
         super().__init__(
             track_thresh=track_high_thresh,
@@ -112,6 +135,7 @@ class BotSort(ByteTrack):
         # 1. split detections by score; appearance of the high-score boxes (None: motion only)
         high, low = self._split_by_score(scores)
         feats = self._high_score_features(image, boxes, high, embeddings)
+        feats = drop_crowded_appearance(feats, det_xyxy, high, self.appearance_max_cover)
 
         # 2. predict confirmed + lost tracks, then warp every track by the camera motion (CMC)
         pool, unconfirmed = self._predict_pool()
@@ -123,7 +147,9 @@ class BotSort(ByteTrack):
         first, u_pool, left = self._associate(pool, high, cost, self.match_thresh)
 
         # 4. second association (as ByteTrack): low-score detections, plain IoU, no appearance
+        was_lost = u_pool[self.tracks.state[u_pool] == LOST]
         second = self._second_association(pool[u_pool], low, trk_xyxy, det_xyxy)
+        relinked, left = self._relink_lost(was_lost, left, boxes, feats)
 
         # 5. unconfirmed tracks vs the high-score detections left (appearance too: AIC23 variant)
         if self.appearance_for_unconfirmed:
@@ -131,10 +157,11 @@ class BotSort(ByteTrack):
         else:
             cost = self._motion_cost(trk_xyxy[unconfirmed], det_xyxy[left], scores[left])
         third, u_unconfirmed, left = self._associate(unconfirmed, left, cost, self.unconfirmed_match_thresh)
-        self._apply_matches((first, second, third), boxes, scores)
+        self._apply_matches((first, second, relinked, third), boxes, scores)
         if feats is not None:  # embedding EMA of tracks matched to high-score boxes (low ones carry none)
-            rows = np.concatenate([first[0], third[0]])
-            self.tracks.set_features(rows, feats[np.concatenate([first[1], third[1]])], alpha=self.ema_alpha)
+            rows = np.concatenate([first[0], relinked[0], third[0]])
+            dets = np.concatenate([first[1], relinked[1], third[1]])
+            self.tracks.set_features(rows, feats[dets], alpha=self.ema_alpha)
 
         # 6. start tracks from confident unmatched detections, with their embeddings
         self._start_tracks(left, boxes, scores, feats)
@@ -154,6 +181,22 @@ class BotSort(ByteTrack):
         feats = np.zeros((len(boxes), computed.shape[1]))
         feats[high] = computed
         return feats
+
+    def _relink_lost(
+        self, lost: np.ndarray, left: np.ndarray, boxes: np.ndarray, feats: np.ndarray | None
+    ) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+        """Step 4b (`relink_lost`): tracks lost before this frame vs the high-score boxes left, by
+        appearance under each track's Kalman gate; `((rows, dets) matched, dets still left)`."""
+        none = (np.empty(0, np.int64), np.empty(0, np.int64))
+        if not self.relink_lost or feats is None or len(lost) == 0 or len(left) == 0:
+            return none, left
+        t = self.tracks
+        known = np.any(t.feature[lost] != 0, axis=1)[:, None] & np.any(feats[left] != 0, axis=1)
+        emb_d = embedding_distance(t.feature[lost], feats[left]) / 2.0
+        gate = self.kf.gating_distance(t.mean[lost], t.cov[lost], self.kf.boxes_to_measurements(boxes[left]))
+        emb_d[~known | (gate > CHI2INV95[4])] = 1.0
+        relinked, _, left = self._associate(lost, left, emb_d, self.appearance_thresh)
+        return relinked, left
 
     def _compensate_camera_motion(self, image: np.ndarray | None, boxes: np.ndarray) -> None:
         """Warp every track's predicted state by the frame-to-frame affine camera motion."""
@@ -183,7 +226,9 @@ class BotSort(ByteTrack):
         cost = fuse_score(iou_d, scores[dets]) if self.fuse_score else iou_d
         if feats is None or iou_d.size == 0:
             return cost
-        known = np.any(self.tracks.feature[rows] != 0, axis=1)
+        known = np.any(self.tracks.feature[rows] != 0, axis=1)[:, None] & np.any(feats[dets] != 0, axis=1)
         emb_d = embedding_distance(self.tracks.feature[rows], feats[dets]) / 2.0
-        emb_d[(emb_d > self.appearance_thresh) | (iou_d > self.proximity_thresh) | ~known[:, None]] = 1.0
+        if self.appearance_fusion == "gate":
+            return np.where(known & (emb_d > self.appearance_thresh), 1.0, cost)
+        emb_d[(emb_d > self.appearance_thresh) | (iou_d > self.proximity_thresh) | ~known] = 1.0
         return np.minimum(cost, emb_d)

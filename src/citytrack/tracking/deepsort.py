@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from citytrack.tracking.base import BaseTracker, Embedder
+from citytrack.tracking.base import BaseTracker, Embedder, drop_crowded_appearance
 from citytrack.tracking.kalman import XyahKalman
 from citytrack.tracking.matching import (
     CHI2INV95,
@@ -33,6 +33,7 @@ from citytrack.tracking.matching import (
     min_cost_matching,
 )
 from citytrack.tracking.track import TrackSet, TrackState
+from citytrack.utils.boxes import xywh_to_xyxy
 
 CONFIRMED, TENTATIVE = int(TrackState.CONFIRMED), int(TrackState.TENTATIVE)
 
@@ -50,6 +51,9 @@ class DeepSort(BaseTracker):
         only_position: gate on the box centre only (2-D chi-square).
         max_report_misses: confirmed tracks missed for up to this many frames are still
             reported with their predicted box (deep_sort_app reports 1).
+        appearance_max_cover: a box with more than this share of its area inside another box
+            carries no appearance (`drop_crowded_appearance`): it can match only in the IoU stage
+            and adds nothing to the track's gallery. None: off, as published.
     """
 
     def __init__(
@@ -62,6 +66,7 @@ class DeepSort(BaseTracker):
         min_confidence: float = 0.0,
         only_position: bool = False,
         max_report_misses: int = 1,
+        appearance_max_cover: float | None = None,
         frame_rate: float = 30.0,
         embedder: Embedder | None = None,
     ) -> None:
@@ -75,6 +80,7 @@ class DeepSort(BaseTracker):
         self.min_confidence = min_confidence
         self.only_position = only_position
         self.max_report_misses = max_report_misses
+        self.appearance_max_cover = appearance_max_cover
         super().__init__(XyahKalman(), frame_rate=frame_rate, embedder=embedder)
 
     def _make_tracks(self) -> TrackSet:
@@ -129,6 +135,7 @@ class DeepSort(BaseTracker):
         if feats is not None:
             feats_all = np.zeros((len(boxes), feats.shape[1]))
             feats_all[dets] = feats
+        feats_all = drop_crowded_appearance(feats_all, xywh_to_xyxy(boxes), dets, self.appearance_max_cover)
         meas = self.kf.boxes_to_measurements(boxes) if len(boxes) else np.zeros((0, 4))
 
         # 1. predict

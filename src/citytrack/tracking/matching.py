@@ -128,6 +128,25 @@ def height_iou(a_xywh: np.ndarray, b_xywh: np.ndarray) -> np.ndarray:
     return iou_matrix(a, b) * hiou
 
 
+def covered_fraction(boxes_xyxy: np.ndarray) -> np.ndarray:
+    """Per box of one frame, the largest share of its area that lies inside another box `(N,)`.
+
+    A person's crop with a large share inside someone else's box shows that other person too,
+    so its embedding describes neither: the trackers' `appearance_max_cover` drops it.
+    Intersection over the box's own area, not IoU: a small person in front of a tall one is
+    covered completely at a low IoU.
+    """
+    b = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
+    if len(b) < 2:
+        return np.zeros(len(b))
+    iw = np.clip(np.minimum(b[:, None, 2], b[None, :, 2]) - np.maximum(b[:, None, 0], b[None, :, 0]), 0.0, None)
+    ih = np.clip(np.minimum(b[:, None, 3], b[None, :, 3]) - np.maximum(b[:, None, 1], b[None, :, 1]), 0.0, None)
+    inter = iw * ih
+    np.fill_diagonal(inter, 0.0)
+    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return np.divide(inter.max(axis=1), area, out=np.zeros(len(b)), where=area > 0)
+
+
 def normalize_rows(features: np.ndarray) -> np.ndarray:
     """L2-normalise feature rows (zero rows stay zero)."""
     features = np.asarray(features, dtype=np.float64)

@@ -145,11 +145,15 @@ class TrackSet:
         """Blend new L2-normalised embeddings into `feature` by EMA (`f <- a f + (1 - a) new`,
         BoT-SORT's alpha 0.9), and push them into the gallery ring buffer (DeepSORT budget).
 
-        Rows whose feature is still unknown (zero) take the new embedding as is.
+        Rows whose feature is still unknown (zero) take the new embedding as is. An all-zero new
+        embedding is no evidence (a crowded crop the tracker dropped): its row is left unchanged.
         """
+        features = np.asarray(features, dtype=np.float64)
+        if len(rows):
+            evidence = np.any(features != 0, axis=1)
+            rows, features = np.asarray(rows)[evidence], features[evidence]
         if len(rows) == 0:
             return
-        features = np.asarray(features, dtype=np.float64)
         self._ensure_feature_dim(features.shape[1])
         norm = np.linalg.norm(features, axis=1, keepdims=True)
         features = features / np.where(norm > 0, norm, 1.0)
