@@ -148,7 +148,7 @@ class BotSort(ByteTrack):
 
         # 4. second association (as ByteTrack): low-score detections, plain IoU, no appearance
         was_lost = u_pool[self.tracks.state[u_pool] == LOST]
-        second = self._second_association(pool[u_pool], low, trk_xyxy, det_xyxy)
+        second = self._second_association(u_pool, low, trk_xyxy, det_xyxy)
         relinked, left = self._relink_lost(was_lost, left, boxes, feats)
 
         # 5. unconfirmed tracks vs the high-score detections left (appearance too: AIC23 variant)

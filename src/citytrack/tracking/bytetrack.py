@@ -134,7 +134,7 @@ class ByteTrack(BaseTracker):
         first, u_pool, left = self._associate(pool, high, cost, self.match_thresh)
 
         # 4. second association: pool tracks still tracked vs low-score detections, plain IoU
-        second = self._second_association(pool[u_pool], low, trk_xyxy, det_xyxy)
+        second = self._second_association(u_pool, low, trk_xyxy, det_xyxy)
 
         # 5. unconfirmed tracks vs the high-score detections left over
         cost = self._motion_cost(trk_xyxy[unconfirmed], det_xyxy[left], scores[left])
