@@ -224,7 +224,8 @@ def make_tracker(name: str, args: argparse.Namespace) -> DeepSort | BotSort:
 
 
 def run_tracking(args: argparse.Namespace, ext: FeatureExtractor) -> dict[str, Any]:
-    vis_map = render_visibility(args.data, args.max_scenes) if args.min_visibility > 0 else None
+    # the visibility floor applies to jittered ground truth only: a detector's boxes are what it found
+    vis_map = render_visibility(args.data, args.max_scenes) if args.min_visibility > 0 and args.detector is None else None
     gts: dict[str, np.ndarray] = {}
     labels = [f"{t} {mode}" for t in args.trackers for mode in ("motion only", "with ReID")]
     preds: dict[str, dict[str, np.ndarray]] = {label: {} for label in labels}

@@ -191,12 +191,18 @@ class BotSort(ByteTrack):
         if not self.relink_lost or feats is None or len(lost) == 0 or len(left) == 0:
             return none, left
         t = self.tracks
-        known = np.any(t.feature[lost] != 0, axis=1)[:, None] & np.any(feats[left] != 0, axis=1)
-        emb_d = embedding_distance(t.feature[lost], feats[left]) / 2.0
+        emb_d, known = self._appearance_distance(lost, feats[left])
         gate = self.kf.gating_distance(t.mean[lost], t.cov[lost], self.kf.boxes_to_measurements(boxes[left]))
         emb_d[~known | (gate > CHI2INV95[4])] = 1.0
         relinked, _, left = self._associate(lost, left, emb_d, self.appearance_thresh)
         return relinked, left
+
+    def _appearance_distance(self, rows: np.ndarray, det_feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Half cosine distances of tracks `rows` to `det_feats`, and where both sides have an embedding
+        (a zero row is none: a track not seen with appearance yet, a box `drop_crowded_appearance` emptied)."""
+        track_feats = self.tracks.feature[rows]
+        known = np.any(track_feats != 0, axis=1)[:, None] & np.any(det_feats != 0, axis=1)
+        return embedding_distance(track_feats, det_feats) / 2.0, known
 
     def _compensate_camera_motion(self, image: np.ndarray | None, boxes: np.ndarray) -> None:
         """Warp every track's predicted state by the frame-to-frame affine camera motion."""
@@ -226,8 +232,7 @@ class BotSort(ByteTrack):
         cost = fuse_score(iou_d, scores[dets]) if self.fuse_score else iou_d
         if feats is None or iou_d.size == 0:
             return cost
-        known = np.any(self.tracks.feature[rows] != 0, axis=1)[:, None] & np.any(feats[dets] != 0, axis=1)
-        emb_d = embedding_distance(self.tracks.feature[rows], feats[dets]) / 2.0
+        emb_d, known = self._appearance_distance(rows, feats[dets])
         if self.appearance_fusion == "gate":
             return np.where(known & (emb_d > self.appearance_thresh), 1.0, cost)
         emb_d[(emb_d > self.appearance_thresh) | (iou_d > self.proximity_thresh) | ~known] = 1.0

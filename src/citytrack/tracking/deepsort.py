@@ -135,7 +135,8 @@ class DeepSort(BaseTracker):
         if feats is not None:
             feats_all = np.zeros((len(boxes), feats.shape[1]))
             feats_all[dets] = feats
-        feats_all = drop_crowded_appearance(feats_all, xywh_to_xyxy(boxes), dets, self.appearance_max_cover)
+        if self.appearance_max_cover is not None:
+            feats_all = drop_crowded_appearance(feats_all, xywh_to_xyxy(boxes), dets, self.appearance_max_cover)
         meas = self.kf.boxes_to_measurements(boxes) if len(boxes) else np.zeros((0, 4))
 
         # 1. predict
