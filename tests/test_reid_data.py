@@ -263,3 +263,30 @@ def test_reid_synthetic_data_config_has_enough_identities_by_itself(config_dir: 
     assert synth.scenes * synth.people // 2 >= cfg.data.p
     dm = instantiate(cfg.data)
     dm.check_world_size()  # raises when the world cannot hold P training identities
+
+
+def test_synthetic_extra_worlds_train_all_their_identities_apart_from_the_main_world(tmp_path: Path) -> None:
+    from citytrack.data.reid_datamodule import SyntheticReIDDataModule
+
+    # both worlds number their people from 1: without the per-world offset ids 1-4 would merge
+    _write_market(tmp_path / "synth" / "main" / "reid")
+    _write_market(tmp_path / "synth" / "extra" / "reid")
+    dm = SyntheticReIDDataModule(data_dir=str(tmp_path), train_name="synth/main", num_workers=0, height=32,
+                                 width=16, p=2, k=2, extra_train=[{"name": "synth/extra", "seed": 5}])
+    dm.setup("fit")
+    assert dm.train_set is not None
+    # main: its 4 training identities; extra: 4 training + 4 query/gallery identities (junk dropped)
+    assert dm.num_classes == 4 + 8
+    assert len(dm.train_set) == 4 * 2 * 2 + (4 * 2 * 2 + 4 * 2 * 2 + 4 * 2)
+    assert dm.val_set is not None and dm.val_set.num_query == 8  # validation stays the main world's
+
+
+def test_synthetic_extra_worlds_are_checked(tmp_path: Path) -> None:
+    from citytrack.data.reid_datamodule import SyntheticReIDDataModule
+
+    with pytest.raises(ValueError, match="needs a name and a seed"):
+        SyntheticReIDDataModule(data_dir=str(tmp_path), extra_train=[{"name": "synth/x"}])
+    with pytest.raises(ValueError, match="eval_seed 2.*held out"):
+        SyntheticReIDDataModule(data_dir=str(tmp_path), eval_seed=2, extra_train=[{"name": "synth/x", "seed": 2}])
+    with pytest.raises(ValueError, match="source='crops'"):
+        SyntheticReIDDataModule(data_dir=str(tmp_path), source="scenes", extra_train=[{"name": "synth/x", "seed": 3}])

@@ -19,19 +19,14 @@ import cv2
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from omegaconf import OmegaConf
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from citytrack.data.formats.coco import coco_to_image_keypoints, load_coco_keypoints
 from citytrack.data.formats.errors import FormatError
 from citytrack.data.resumable import ResumableDataLoader
+from citytrack.data.synth.config import merge_overrides
 
 log = logging.getLogger(__name__)
-
-
-def _merged(base: dict[str, Any], over: dict[str, Any] | None) -> dict[str, Any]:
-    """`over` merged into `base` with OmegaConf (nested keys too), as plain containers."""
-    return dict(OmegaConf.to_container(OmegaConf.merge(base, over or {}), resolve=True))  # type: ignore[arg-type]
 
 
 class PoseCropDataset(Dataset):
@@ -105,15 +100,15 @@ class SyntheticPoseDataModule(pl.LightningDataModule):
         self.train_dir, self.eval_dir = self.data_dir / train_name, self.data_dir / eval_name
         self.train_seed, self.eval_seed = int(train_seed), int(eval_seed)
         self.synth = dict(synth or {})
-        self.train_synth = _merged(self.synth, train_synth)
-        self.eval_synth = _merged(self.synth, eval_synth)
+        self.train_synth = merge_overrides(self.synth, train_synth)
+        self.eval_synth = merge_overrides(self.synth, eval_synth)
         # (folder, seed, world overrides) of every training world, the main one first
         self.train_worlds: list[tuple[Path, int, dict[str, Any]]] = [(self.train_dir, self.train_seed, self.train_synth)]
         for k, world in enumerate(extra_train or []):
             if not {"name", "seed"} <= set(world):
                 raise ValueError(f"extra_train[{k}] needs a name and a seed, got {dict(world)}")
             self.train_worlds.append((self.data_dir / str(world["name"]), int(world["seed"]),
-                                      _merged(self.train_synth, world.get("synth"))))
+                                      merge_overrides(self.train_synth, world.get("synth"))))
         if self.eval_seed in {seed for _, seed, _ in self.train_worlds}:
             raise ValueError(f"eval_seed {self.eval_seed} is also a training world's seed: the evaluation world must be held out")
         self.batch_size, self.eval_batch_size = int(batch_size), int(eval_batch_size)

@@ -40,6 +40,7 @@ from citytrack.data.formats.reid import ReidItem as ReIDSample
 from citytrack.data.reid_crops import crop_params_key, extract_aic24_reid_crops, scene_dirs_of
 from citytrack.data.resumable import make_loader
 from citytrack.data.samplers import PKBatchSampler
+from citytrack.data.synth.config import merge_overrides
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +210,7 @@ class ReIDDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         root = self.train_root()
         if stage in (None, "fit") and self.train_set is None:
-            train = [s for s in scan_folder(self._split(root, 0), self.format) if s.pid >= 0]
+            train = self.train_samples(root)
             attributes = self._attributes(root, train)
             train_set = ReIDImageDataset(
                 train, self.height, self.width, relabel=True, attributes=attributes, mirror_p=self.mirror_p
@@ -226,6 +227,10 @@ class ReIDDataModule(pl.LightningDataModule):
         if stage in (None, "test") and self.test_set is None:
             held = self.heldout_root()
             self.test_set = self._eval_set(held) if held is not None else self._eval_set(root)
+
+    def train_samples(self, root: Path) -> list[ReIDSample]:
+        """The training crops: `root`'s train split without junk (subclasses add worlds)."""
+        return [s for s in scan_folder(self._split(root, 0), self.format) if s.pid >= 0]
 
     def _attributes(self, root: Path, train: Sequence[ReIDSample]) -> dict[str, list[int]] | None:
         """Vehicle type / orientation labels of the training crops when a VeRi `train_label.xml` exists."""
@@ -285,7 +290,15 @@ class SyntheticReIDDataModule(_OwnCropsDataModule):
     validation, `eval_seed` for the held-out test. `source="crops"` uses the Market-1501
     folder the generator writes (`<dataset>/reid`); `source="scenes"` cuts crops from the
     scene videos + ground truth itself (frame stride, minimum visibility, query/gallery by camera).
+
+    `extra_train` adds training worlds, each `{name, seed, synth}` with its `synth` merged over `synth`
+    (e.g. the detector's domain-randomised worlds: more identities, real-camera imaging). They are never
+    evaluated, so all their identities train (train, query and gallery folders of their `reid` crops);
+    identities stay apart between worlds. Their seeds must differ from `eval_seed`.
     """
+
+    # identities of extra world k are numbered from (k + 1) * WORLD_PID_STRIDE (Market-1501 pids are < 10^4)
+    WORLD_PID_STRIDE: ClassVar[int] = 1_000_000
 
     _root_error = "SyntheticReIDDataModule generates its own data: set data_dir, not root"
 
@@ -301,12 +314,15 @@ class SyntheticReIDDataModule(_OwnCropsDataModule):
         frame_stride: int = 5,
         min_visibility: float = 0.6,
         min_height: int = 24,
+        extra_train: list[dict[str, Any]] | None = None,
         root: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(root=root, **kwargs)
         if source not in {"crops", "scenes"}:
             raise ValueError(f"source must be 'crops' or 'scenes', got {source!r}")
+        if extra_train and source != "crops":
+            raise ValueError("extra_train needs source='crops' (the generator's reid folders)")
         self.data_dir = Path(data_dir)
         self.train_dataset_dir = self.data_dir / train_name
         self.eval_dataset_dir = self.data_dir / eval_name
@@ -314,6 +330,15 @@ class SyntheticReIDDataModule(_OwnCropsDataModule):
         self.synth = dict(synth or {})
         self.source = source
         self.frame_stride, self.min_visibility, self.min_height = frame_stride, min_visibility, min_height
+        # (folder, seed, world overrides) of the extra training worlds
+        self.extra_worlds: list[tuple[Path, int, dict[str, Any]]] = []
+        for k, world in enumerate(extra_train or []):
+            if not {"name", "seed"} <= set(world):
+                raise ValueError(f"extra_train[{k}] needs a name and a seed, got {dict(world)}")
+            if int(world["seed"]) == self.eval_seed:
+                raise ValueError(f"extra_train[{k}] has eval_seed {self.eval_seed}: the evaluation world must be held out")
+            self.extra_worlds.append((self.data_dir / str(world["name"]), int(world["seed"]),
+                                      merge_overrides(self.synth, world.get("synth"))))
 
     def too_few_identities_hint(self) -> str:
         return (
@@ -362,6 +387,24 @@ class SyntheticReIDDataModule(_OwnCropsDataModule):
                     eval_fraction=1.0 if eval_only else 0.5,
                     seed=seed,
                 )
+        for folder, seed, synth in self.extra_worlds:
+            ensure_synthetic_dataset(folder, seed=seed, **synth)
+
+    def train_samples(self, root: Path) -> list[ReIDSample]:
+        samples = super().train_samples(root)
+        for k, (folder, seed, synth) in enumerate(self.extra_worlds):
+            crops = folder / "reid"
+            if not crops.is_dir():
+                from citytrack.data.synth import ensure_synthetic_dataset
+
+                ensure_synthetic_dataset(folder, seed=seed, **synth)
+            offset = (k + 1) * self.WORLD_PID_STRIDE
+            world = [ReIDSample(s.path, s.pid + offset, s.camid)
+                     for split in (0, 1, 2) for s in scan_folder(self._split(crops, split), self.format) if s.pid >= 0]
+            log.info("ReID extra training world %s: %d images, %d identities", crops, len(world),
+                     len({s.pid for s in world}))
+            samples += world
+        return samples
 
     def train_root(self) -> Path:
         root = self._crops_root(self.train_dataset_dir, False)

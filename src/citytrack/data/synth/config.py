@@ -34,6 +34,12 @@ def _value_text(value: Any) -> str:
     return str(value)
 
 
+def merge_overrides(base: Mapping[str, Any], over: Mapping[str, Any] | None) -> dict[str, Any]:
+    """World overrides `over` merged into `base` with OmegaConf (nested keys too), as plain containers:
+    how a second training world states only what differs from the first."""
+    return dict(OmegaConf.to_container(OmegaConf.merge(dict(base), dict(over or {})), resolve=True))  # type: ignore[arg-type]
+
+
 def overrides_from_kwargs(kwargs: Mapping[str, Any], prefix: str = "") -> list[str]:
     """`{"cameras": 2, "world": {"area": [8, 6]}}` -> `["cameras=2", "world.area=[8,6]"]`."""
     out = []
