@@ -124,6 +124,29 @@ def test_deepsort_embeddings_fix_the_swap_iou_gets_wrong() -> None:
     assert _identity_kept(_run(DeepSort(), dets, embeddings=embs))
 
 
+def _look_alikes_side_by_side(frames: int = 30) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Two people who look the same walk side by side 16 px apart (inside each other's Kalman gate);
+    the detector lists them in alternating order. Returns the frames and identical embeddings."""
+    dets, embs = [], []
+    for f in range(frames):
+        a, b = [50 + 4.0 * f, 100, 40, 100, 0.9], [50 + 4.0 * f, 116, 40, 100, 0.9]
+        dets.append(np.array([a, b] if f % 2 == 0 else [b, a]))
+        embs.append(np.array([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]))
+    return dets, embs
+
+
+def test_deepsort_motion_weight_lets_position_separate_look_alikes() -> None:
+    def ids_of_first_person(tracker: DeepSort) -> set[int | None]:
+        dets, embs = _look_alikes_side_by_side()
+        outs = _run(tracker, dets, embeddings=embs)
+        return {_id_of(o, 0 if f % 2 == 0 else 1) for f, o in enumerate(outs) if f >= 3}
+
+    assert len(ids_of_first_person(DeepSort())) == 2  # appearance alone (lambda = 0) ties: ids follow list order
+    assert ids_of_first_person(DeepSort(motion_weight=0.02)) == {1}
+    with pytest.raises(ValueError, match="motion_weight"):
+        DeepSort(motion_weight=1.0)
+
+
 def _crossing_with_mixed_crops(frames: int = 40) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Two people cross 20 px apart in height; while their boxes overlap, each crop shows the other
     (the embeddings swap), as a ReID net sees two people in one box."""

@@ -39,8 +39,8 @@ Tracking (`--parts tracking`) on the PETS clip: our detector's boxes at the chec
 run, tracked by DeepSORT and BoT-SORT built from `conf/tracker/{deepsort,botsort}.yaml` (composed as
 `infer.py tracker=...` composes them; each applies its own score thresholds), each with our ReID embeddings
 (`--reid-ckpt`) and motion-only. DeepSORT also filters the boxes at 0.3 (deep_sort_app's value;
-it has no low-score stage). The other override is DeepSORT's appearance gate, 0.6 instead of the paper's
-0.2: deepsort.yaml says to set it from the model's same-id / other-id distances, and 0.6 is where they cross
+it has no low-score stage). The other override is DeepSORT's appearance gate, 0.52 instead of the paper's
+0.2: deepsort.yaml says to set it from the model's same-id / other-id distances, and 0.52 is where they cross
 for this checkpoint on the synthetic training world (`bench reid_tracking --distances`). Nothing is tuned on
 the real ground truth. Trackers run at the clip's frame rate and get every frame (BoT-SORT's camera-motion
 compensation). Scored by `citytrack.eval.mot_metrics.evaluate_sequences` (MOT15 rules; IDF1, MOTA, HOTA).

@@ -7,7 +7,9 @@ Per frame, following the reference `deep_sort/tracker.py` (and PaddleDetection's
    (`time_since_update = 1, 2, ...`). The cost is the smallest cosine distance between the
    detection and the track's gallery of its last `nn_budget` embeddings, with pairs outside
    the Kalman chi-square gate (squared Mahalanobis > 9.4877) forbidden; matches above
-   `max_cosine_distance` are rejected.
+   `max_cosine_distance` are rejected. With `motion_weight` (the paper's lambda, eq. 5; 0 in the
+   paper's MOT16 runs and in the reference code) the cost is `lambda * d1 + (1 - lambda) * d2`, d1 the
+   squared Mahalanobis distance and d2 the cosine one, admissible where both are inside their gates.
 3. IoU matching (`1 - IoU <= max_iou_distance`) of unconfirmed tracks and of confirmed
    tracks missed for one frame against the detections left.
 4. Update matched tracks; a tentative track that misses is deleted, a confirmed one after
@@ -54,6 +56,9 @@ class DeepSort(BaseTracker):
         appearance_max_cover: a box with more than this share of its area inside another box
             carries no appearance (`drop_crowded_appearance`): it can match only in the IoU stage
             and adds nothing to the track's gallery. None: off, as published.
+        motion_weight: the paper's lambda: the cascade's cost mixes in the squared Mahalanobis
+            distance with this weight. The paper uses 0 "when there is substantial camera motion";
+            for static cameras a small weight lets position break ties between similar-looking people.
     """
 
     def __init__(
@@ -67,11 +72,14 @@ class DeepSort(BaseTracker):
         only_position: bool = False,
         max_report_misses: int = 1,
         appearance_max_cover: float | None = None,
+        motion_weight: float = 0.0,
         frame_rate: float = 30.0,
         embedder: Embedder | None = None,
     ) -> None:
         if nn_budget < 1:
             raise ValueError(f"nn_budget must be >= 1, got {nn_budget}")
+        if not 0.0 <= motion_weight < 1.0:
+            raise ValueError(f"motion_weight must be in [0, 1), got {motion_weight}")
         self.max_cosine_distance = max_cosine_distance
         self.nn_budget = nn_budget
         self.max_iou_distance = max_iou_distance
@@ -81,6 +89,7 @@ class DeepSort(BaseTracker):
         self.only_position = only_position
         self.max_report_misses = max_report_misses
         self.appearance_max_cover = appearance_max_cover
+        self.motion_weight = motion_weight
         super().__init__(XyahKalman(), frame_rate=frame_rate, embedder=embedder)
 
     def _make_tracks(self) -> TrackSet:
@@ -96,13 +105,20 @@ class DeepSort(BaseTracker):
         if len(confirmed) == 0 or len(dets) == 0:
             return np.empty(0, np.int64), np.empty(0, np.int64)
         gate = self.kf.gating_distance(t.mean[confirmed], t.cov[confirmed], meas[dets], self.only_position)
+        chi2 = CHI2INV95[2 if self.only_position else 4]
         if feats is not None:
             cost = gallery_distance(t.gallery[confirmed], t.gallery_count[confirmed], feats[dets])
             limit = self.max_cosine_distance
+            if self.motion_weight > 0:
+                lam = self.motion_weight
+                outside = cost > limit
+                cost = lam * gate + (1.0 - lam) * cost
+                cost[outside] = INFTY_COST
+                limit = lam * chi2 + (1.0 - lam) * limit
         else:
             cost = iou_distance(self._boxes(confirmed), boxes[dets])
             limit = self.max_iou_distance
-        cost = gate_cost_matrix(cost, gate, CHI2INV95[2 if self.only_position else 4])
+        cost = gate_cost_matrix(cost, gate, chi2)
         # a track with no admissible detection can match nothing at its level and does not
         # change the assignment of the others there: only levels with candidates are solved
         has_candidate = (cost <= limit).any(axis=1)
