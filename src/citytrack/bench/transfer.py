@@ -38,8 +38,9 @@ Tracking (`--parts tracking`) on the PETS clip: our detector's boxes at the chec
 (0.1, ByteTrack's low threshold, as `infer.py`'s `CheckpointDetector` gives them), the same boxes to every
 run, tracked by DeepSORT and BoT-SORT built from `conf/tracker/{deepsort,botsort}.yaml` (composed as
 `infer.py tracker=...` composes them; each applies its own score thresholds), each with our ReID embeddings
-(`--reid-ckpt`) and motion-only. DeepSORT also filters the boxes at 0.3 (deep_sort_app's value;
-it has no low-score stage). The other override is DeepSORT's appearance gate, 0.52 instead of the paper's
+(`--reid-ckpt`) and motion-only. DeepSORT also filters the boxes at 0.6 (it has no low-score stage;
+deep_sort_app's 0.3 was set for another detector, 0.6 was chosen on a synthetic scene,
+`DEEPSORT_MIN_CONFIDENCE`). The other override is DeepSORT's appearance gate, 0.52 instead of the paper's
 0.2: deepsort.yaml says to set it from the model's same-id / other-id distances, and 0.52 is where they cross
 for this checkpoint on the synthetic training world (`bench reid_tracking --distances`). Nothing is tuned on
 the real ground truth. Trackers run at the clip's frame rate and get every frame (BoT-SORT's camera-motion
@@ -87,9 +88,12 @@ PETS_SCALE = 0.625  # MOT15 PETS09-S2L1 is annotated at 768x576, the clip is 480
 MOT17_SEQ = Path("mot17/MOT17-02-FRCNN")
 DETECTORS = ("ours", "hog", "frcnn")
 DETECTOR_NAMES = {"ours": "ours (synthetic)", "hog": "OpenCV HOG", "frcnn": "public Faster R-CNN"}
-DEEPSORT_MIN_CONFIDENCE = 0.3
-"""deep_sort_app's detection score filter on detector output (deepsort.yaml keeps 0.0 for saved, already
-filtered MOT detections): DeepSORT has no low-score stage, so boxes at 0.1 would all start tracks."""
+DEEPSORT_MIN_CONFIDENCE = 0.6
+"""DeepSORT's detection score filter on our detector's output (deepsort.yaml keeps 0.0 for saved, already
+filtered MOT detections): DeepSORT has no low-score stage, so boxes at 0.1 would all start tracks.
+deep_sort_app's 0.3 was set for its own detector; 0.6 is where DeepSORT with ReID scores best on a synthetic
+scene with checkpoints/detector_synthetic_cpu.pt's boxes (`bench reid_tracking --trackers deepsort --detector
+... --deepsort-min-confidence 0.3..0.7`: IDF1 72.1, 74.2, 78.3, 78.8, 73.6; checkpoints/README.md)."""
 TRACKER_OVERRIDES: dict[str, list[str]] = {
     "deepsort": [f"tracker.max_cosine_distance={SYNTH_MAX_COSINE_DISTANCE}",
                  f"tracker.min_confidence={DEEPSORT_MIN_CONFIDENCE}"],
