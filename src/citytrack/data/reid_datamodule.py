@@ -392,12 +392,10 @@ class SyntheticReIDDataModule(_OwnCropsDataModule):
 
     def train_samples(self, root: Path) -> list[ReIDSample]:
         samples = super().train_samples(root)
-        for k, (folder, seed, synth) in enumerate(self.extra_worlds):
+        if any(not (folder / "reid").is_dir() for folder, _, _ in self.extra_worlds):
+            self.prepare_data()  # setup() without prepare_data(): generate the missing worlds
+        for k, (folder, _, _) in enumerate(self.extra_worlds):
             crops = folder / "reid"
-            if not crops.is_dir():
-                from citytrack.data.synth import ensure_synthetic_dataset
-
-                ensure_synthetic_dataset(folder, seed=seed, **synth)
             offset = (k + 1) * self.WORLD_PID_STRIDE
             world = [ReIDSample(s.path, s.pid + offset, s.camid)
                      for split in (0, 1, 2) for s in scan_folder(self._split(crops, split), self.format) if s.pid >= 0]
