@@ -23,6 +23,7 @@ from citytrack.models.pose.heatmaps import (
     decode_heatmaps,
     flip_averaged,
     gaussian_targets,
+    modulate,
     multi_scale_heatmaps,
     region_to_image,
     scale_heatmaps,
@@ -60,7 +61,8 @@ def _feet_maps(left_ankle_peaks: list[tuple[float, float, float]], right_ankle_p
 
 def test_feet_decode_apart_and_are_named_by_the_knees() -> None:
     """Both ankle maps peak on both feet, strongest on foot A: the plain arg-max puts both ankles on A;
-    the paired decode keeps them on distinct feet, left/right by the nearer knee, sub-pixel exact."""
+    the paired decode keeps them on distinct feet, left/right by the nearer knee (clearly nearer: it outvotes
+    the maps' mild preference), sub-pixel exact."""
     foot_a, foot_b = (30.3, 170.6), (62.7, 166.2)
     both = [(*foot_a, 1.0), (*foot_b, 0.6)]
     hm = _feet_maps(both, [(*foot_a, 0.9), (*foot_b, 0.7)], knees=((34.0, 120.0), (58.0, 121.0)))
@@ -78,6 +80,39 @@ def test_feet_decode_apart_and_are_named_by_the_knees() -> None:
     # every other joint decodes as without pairs
     keep = [j for j in range(17) if j not in (15, 16)]
     torch.testing.assert_close(paired[0, keep], decode_heatmaps(hm, 4)[0, keep])
+
+
+def test_crossing_legs_are_named_by_the_ankle_maps() -> None:
+    """Knees equally far from both feet (legs crossing): the assignment the ankle maps favour wins; knees
+    clearly apart still outvote maps that mildly disagree (`decode_heatmaps`, `proximal_weight`)."""
+    foot_a, foot_b = (30.3, 170.6), (62.7, 166.2)
+    knees = ((46.5, 120.0), (46.5, 120.0))
+    hm = _feet_maps([(*foot_a, 0.55), (*foot_b, 0.9)], [(*foot_a, 0.9), (*foot_b, 0.5)], knees)
+    paired = decode_heatmaps(hm, 4, COCO_FEET)
+    np.testing.assert_allclose(paired[0, 15, :2].numpy(), foot_b, atol=0.3)  # the left map is strong at B
+    np.testing.assert_allclose(paired[0, 16, :2].numpy(), foot_a, atol=0.3)
+    hm = _feet_maps([(*foot_a, 0.55), (*foot_b, 0.9)], [(*foot_a, 0.9), (*foot_b, 0.5)], ((34.0, 120.0), (58.0, 121.0)))
+    paired = decode_heatmaps(hm, 4, COCO_FEET)
+    np.testing.assert_allclose(paired[0, 15, :2].numpy(), foot_a, atol=0.3)  # 3.8 cells nearer: the knees win
+    by_maps = decode_heatmaps(hm, 4, COCO_FEET, proximal_weight=0.0)
+    np.testing.assert_allclose(by_maps[0, 15, :2].numpy(), foot_b, atol=0.3)
+
+
+def test_modulation_keeps_a_peak_and_steadies_a_ragged_one() -> None:
+    """DARK's blur: a clean Gaussian decodes where it did and keeps its height; one with a spike beside
+    its peak (a network's ragged output) decodes nearer the truth after the blur than before."""
+    pts = torch.tensor([[[40.6, 90.3], [22.2, 131.7]]])
+    hm = gaussian_targets(pts, (48, 24), 4, 2.0, torch.tensor([[1.0, 0.6]]))
+    assert modulate(hm, 0.0) is hm
+    smooth = modulate(hm, 1.0)
+    torch.testing.assert_close(smooth.amax(dim=(2, 3)), hm.amax(dim=(2, 3)))
+    np.testing.assert_allclose(decode_heatmaps(hm, 4, blur_sigma=1.0)[0, :, :2].numpy(), pts[0].numpy(), atol=0.05)
+    ragged = hm.clone()
+    cx, cy = int(40.6 // 4), int(90.3 // 4)
+    ragged[0, 0, cy, cx + 1] += 0.25
+    plain_err = (decode_heatmaps(ragged, 4)[0, 0, :2] - pts[0, 0]).norm()
+    blurred_err = (decode_heatmaps(ragged, 4, blur_sigma=1.0)[0, 0, :2] - pts[0, 0]).norm()
+    assert blurred_err < 0.6 * plain_err
 
 
 def test_feet_that_overlap_stay_together() -> None:
@@ -248,10 +283,19 @@ def test_scale_heatmaps_puts_a_scaled_crop_peak_back_on_the_plain_grid() -> None
         hm = gaussian_targets(((c + (p - c) / s))[None, None], (32, 16), 4, 2.0, torch.ones(1, 1))
         back = decode_heatmaps(scale_heatmaps(hm, s), 4)[0, 0, :2]
         np.testing.assert_allclose(back.numpy(), p.numpy(), atol=0.3)  # the inverse scale would be ~8 px off
+    for s, shift in ((1.0, (0.5, 0.5)), (0.8, (-1.0, 0.5)), (1.25, (0.5, 0.0))):
+        # the crop moved `shift` cells (4 input px each) and scaled: the point sits at c + (p - c - 4 shift) / s
+        moved = c + (p - c - 4 * torch.tensor(shift)) / s
+        hm = gaussian_targets(moved[None, None], (32, 16), 4, 2.0, torch.ones(1, 1))
+        back = decode_heatmaps(scale_heatmaps(hm, s, shift), 4)[0, 0, :2]
+        np.testing.assert_allclose(back.numpy(), p.numpy(), atol=0.5)  # the shift the wrong way: >= 4 px off
     hm = torch.rand(2, 17, 32, 16)
     assert scale_heatmaps(hm, 1.0) is hm
+    assert scale_heatmaps(hm, 1.0, (0.0, 0.0)) is hm
     with pytest.raises(ValueError, match="at least one scale"):
-        multi_scale_heatmaps(lambda s: hm, [])
+        multi_scale_heatmaps(lambda s, shift: hm, [])
+    with pytest.raises(ValueError, match="one shift"):
+        multi_scale_heatmaps(lambda s, shift: hm, [1.0], [])
 
 
 def test_flip_averaged_mirrors_back_and_swaps_left_and_right() -> None:
@@ -271,7 +315,13 @@ def test_multi_scale_test_finds_the_same_point_in_the_extractor_and_the_module()
     single = KeypointExtractor(_DotNet(), input_size=(128, 64), padding=1.25, device="cpu")(images, [box])[0]
     multi = KeypointExtractor(_DotNet(), input_size=(128, 64), padding=1.25, device="cpu", scales=(0.8, 1.0, 1.25))(images, [box])[0]
     np.testing.assert_allclose(single[0, :, :2], np.tile(dot, (17, 1)), atol=0.5)
-    np.testing.assert_allclose(multi[0, :, :2], np.tile(dot, (17, 1)), atol=0.5)
+    # the 0.8 cut ends 1 px below the dot and clips the blob: ~0.5 px up (a scale the wrong way: ~5 px)
+    np.testing.assert_allclose(multi[0, :, :2], np.tile(dot, (17, 1)), atol=0.75)
+    shifted = KeypointExtractor(_DotNet(), input_size=(128, 64), padding=1.25, device="cpu", scales=(0.8, 1.0),
+                                shifts=((0.0, 0.0), (0.5, 0.5), (-1.0, 0.25)))(images, [box])[0]
+    np.testing.assert_allclose(shifted[0, :, :2], np.tile(dot, (17, 1)), atol=0.75)
+    with pytest.raises(ValueError, match="offsets in heatmap cells"):
+        KeypointExtractor(_DotNet(), device="cpu", shifts=((0.5,),))
     with pytest.raises(ValueError, match="positive region scales"):
         KeypointExtractor(_DotNet(), device="cpu", scales=())
     # the module's multi-scale test cuts stored crops the same way: the dot's input position at scale 1
@@ -282,6 +332,11 @@ def test_multi_scale_test_finds_the_same_point_in_the_extractor_and_the_module()
     scaled = decode_heatmaps(module.eval_heatmaps(batch), 4)[0, 0, :2]
     assert abs(float(plain[0]) - (dot[0] - 26) * 64 / 40) < 1.0  # region x0 = 46 - 20, 64 input px over 40
     np.testing.assert_allclose(scaled.numpy(), plain.numpy(), atol=1.0)  # a scale the wrong way: ~7 px
+    module = KeypointModule(_DotNet(), input_size=(128, 64), padding=1.25, test_shifts=[[0.0, 0.0], [1.0, -1.0], [-0.5, 0.5]])
+    moved = decode_heatmaps(module.eval_heatmaps(batch), 4)[0, 0, :2]
+    np.testing.assert_allclose(moved.numpy(), plain.numpy(), atol=0.3)  # a shift the wrong way: ~3 px
+    with pytest.raises(ValueError, match="offsets in heatmap cells"):
+        KeypointModule(_DotNet(), test_shifts=[])
     with pytest.raises(ValueError, match="positive region scales"):
         KeypointModule(_DotNet(), test_scales=[0.0])
 

@@ -19,11 +19,13 @@ from citytrack.data.formats.coco import NUM_KEYPOINTS
 from citytrack.models.ema import EMA_PREFIX
 from citytrack.models.pose.heatmaps import (
     COCO_FEET,
+    Shift,
     box_regions,
     decode_heatmaps,
     flip_averaged,
     multi_scale_heatmaps,
     region_to_image,
+    shifted_regions,
 )
 from citytrack.models.pose.net import HEATMAP_STRIDE, PoseNet
 from citytrack.utils.checkpoint import load_net_from_checkpoint
@@ -47,13 +49,15 @@ class KeypointExtractor:
     of x, y (image pixels) and a confidence in [0, 1] per joint, COCO-17 order. The confidence is
     the heatmap peak: ~1 for a visible joint, ~0.5 for an occluded one, ~0 outside the frame
     (as trained, `KeypointModule`). `separate_feet` keeps the ankles apart (`heatmaps.COCO_FEET`);
-    `flip` and `scales` (region scales, `heatmaps.multi_scale_heatmaps`) add test-time passes: more
-    accurate joints for 2x and len(scales)x the network's work.
+    `flip`, `scales` (region scales, `heatmaps.multi_scale_heatmaps`) and `shifts` (offsets in heatmap cells)
+    add test-time passes: more accurate joints for 2x, len(scales)x and len(shifts)x the network's work.
+    `blur_sigma`: DARK's blur of the heatmaps before decoding (`heatmaps.modulate`, cells; 0 = none).
     """
 
     def __init__(self, net: PoseNet, input_size: tuple[int, int] = (256, 128), padding: float = 1.25,
                  device: str | torch.device = "auto", batch_size: int = 256, flip: bool = False,
-                 separate_feet: bool = True, scales: Sequence[float] = (1.0,)) -> None:
+                 separate_feet: bool = True, scales: Sequence[float] = (1.0,),
+                 shifts: Sequence[Sequence[float]] = ((0.0, 0.0),), blur_sigma: float = 1.0) -> None:
         self.device = resolve_device(device)
         self.net = net.to(self.device).eval()
         if self.device.type == "cuda":
@@ -64,6 +68,10 @@ class KeypointExtractor:
         self.scales = tuple(float(scale) for scale in scales)
         if not self.scales or min(self.scales) <= 0:
             raise ValueError(f"scales must be positive region scales, got {list(scales)}")
+        self.shifts = tuple((float(shift[0]), float(shift[1])) for shift in shifts if len(shift) == 2)
+        if not self.shifts or len(self.shifts) != len(shifts):
+            raise ValueError(f"shifts must be (x, y) offsets in heatmap cells, got {[list(s) for s in shifts]}")
+        self.blur_sigma = float(blur_sigma)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu", **kwargs: Any) -> KeypointExtractor:
@@ -96,9 +104,9 @@ class KeypointExtractor:
         for start in range(0, len(rois), self.batch_size):
             r = rois[start : start + self.batch_size]
 
-            def heatmaps_at(scale: float, r: torch.Tensor = r) -> torch.Tensor:
-                centre, half = 0.5 * (r[:, 1:3] + r[:, 3:5]), 0.5 * scale * (r[:, 3:5] - r[:, 1:3])
-                scaled = torch.cat([r[:, :1], centre - half, centre + half], dim=1)
+            def heatmaps_at(scale: float, shift: Shift, r: torch.Tensor = r) -> torch.Tensor:
+                moved = shifted_regions(r[:, 1:], scale, shift, self.input_size, HEATMAP_STRIDE)
+                scaled = torch.cat([r[:, :1], moved], dim=1)
                 crops = roi_align(frames, scaled, output_size=self.input_size, spatial_scale=1.0, sampling_ratio=-1, aligned=True)
                 x = crops.flip(1).div_(255.0)  # BGR -> RGB, [0, 1]
                 if self.device.type == "cuda":
@@ -106,7 +114,8 @@ class KeypointExtractor:
                 with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=use_bf16):
                     return flip_averaged(self.net, x) if self.flip else self.net(x).float()
 
-            dec = decode_heatmaps(multi_scale_heatmaps(heatmaps_at, self.scales), HEATMAP_STRIDE, self.pairs)
+            heatmaps = multi_scale_heatmaps(heatmaps_at, self.scales, self.shifts)
+            dec = decode_heatmaps(heatmaps, HEATMAP_STRIDE, self.pairs, blur_sigma=self.blur_sigma)
             dec[..., :2] = region_to_image(dec[..., :2], r[:, 1:], self.input_size)
             dec[..., 2] = dec[..., 2].clamp(0, 1)
             out.append(dec)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +30,13 @@ from citytrack.models.pose.augment import PoseAugment, apply_matrices, input_fro
 from citytrack.models.pose.extractor import load_pose_net
 from citytrack.models.pose.heatmaps import (
     COCO_FEET,
+    Shift,
     box_regions,
     decode_heatmaps,
     flip_averaged,
     gaussian_targets,
     multi_scale_heatmaps,
+    shifted_regions,
 )
 from citytrack.models.pose.metrics import KeypointEvaluator
 from citytrack.models.pose.net import HEATMAP_STRIDE, PoseNet
@@ -58,8 +60,10 @@ class KeypointModule(pl.LightningModule):
         flip_test: average the heatmaps of the crop and of its mirror at evaluation.
         test_scales: region scales of a multi-scale test (`heatmaps.multi_scale_heatmaps`; [1.0] = none):
             each crop is cut at every scale about its centre and the heatmaps averaged on one grid.
+        test_shifts: offsets (x, y, heatmap cells) at which each of those is also cut ([[0, 0]] = none).
+        blur_sigma: DARK's blur of the heatmaps before decoding, in cells (`heatmaps.modulate`; 0 = none).
         separate_feet: decode the two ankles at distinct peaks and name them left and right by the
-            knees (`heatmaps.COCO_FEET`), as the extractor does.
+            knees and their own maps (`heatmaps.COCO_FEET`), as the extractor does.
         log_images: crops in the validation picture (0 = none).
         ema_decay / ema_tau: weight EMA (0 = off); see `ModelEma`.
         init_from: a `KeypointModule` checkpoint whose weights start the net (a warm start, e.g. on a
@@ -80,6 +84,8 @@ class KeypointModule(pl.LightningModule):
         unlabelled_weight: float = 1.0,
         flip_test: bool = False,
         test_scales: tuple[float, ...] | list[float] = (1.0,),
+        test_shifts: Sequence[Sequence[float]] = ((0.0, 0.0),),
+        blur_sigma: float = 1.0,
         separate_feet: bool = True,
         log_images: int = 16,
         channels_last: bool = True,
@@ -94,6 +100,9 @@ class KeypointModule(pl.LightningModule):
         test_scales = [float(scale) for scale in test_scales]
         if not test_scales or min(test_scales) <= 0:
             raise ValueError(f"test_scales must be positive region scales, got {test_scales}")
+        test_shifts = [[float(v) for v in shift] for shift in test_shifts]
+        if not test_shifts or any(len(shift) != 2 for shift in test_shifts):
+            raise ValueError(f"test_shifts must be (x, y) offsets in heatmap cells, got {test_shifts}")
         self.save_hyperparameters(logger=False, ignore=["net", "augment", "optimizer", "scheduler"])
         if init_from:
             self._warm_start(net, init_from)
@@ -139,10 +148,14 @@ class KeypointModule(pl.LightningModule):
             out["target_kp"], out["matrix"] = tk, m
         return out
 
-    def cut(self, images: torch.Tensor, boxes: torch.Tensor, scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-        """Network inputs of the boxes' crop regions (`box_regions`, enlarged `scale` times about their centres)
-        from crops in [0, 1], and the input -> crop matrices."""
-        m = input_from_crop_matrices(box_regions(boxes, self.input_size, self.hparams.padding * scale), self.input_size)
+    def cut(self, images: torch.Tensor, boxes: torch.Tensor, scale: float = 1.0,
+            shift: Shift = (0.0, 0.0)) -> tuple[torch.Tensor, torch.Tensor]:
+        """Network inputs of the boxes' crop regions (`box_regions`, enlarged `scale` times about their centres
+        and moved `shift` heatmap cells: `shifted_regions`) from crops in [0, 1], and the input -> crop matrices."""
+        regions = box_regions(boxes, self.input_size, self.hparams.padding)
+        if scale != 1.0 or shift != (0.0, 0.0):
+            regions = shifted_regions(regions, scale, shift, self.input_size, HEATMAP_STRIDE)
+        m = input_from_crop_matrices(regions, self.input_size)
         inputs = warp_crops(images, m, self.input_size)
         if self.hparams.channels_last and inputs.is_cuda:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
@@ -196,22 +209,24 @@ class KeypointModule(pl.LightningModule):
         return flip_averaged(net, inputs) if self.hparams.flip_test else net(inputs).float()
 
     def eval_heatmaps(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Heatmaps of a prepared evaluation batch on its plain crops' grid, over `test_scales`."""
+        """Heatmaps of a prepared evaluation batch on its plain crops' grid, over `test_scales` x `test_shifts`."""
         scales = self.hparams.test_scales
-        if list(scales) == [1.0]:
+        shifts = [(float(x), float(y)) for x, y in self.hparams.get("test_shifts", [[0.0, 0.0]])]
+        if list(scales) == [1.0] and shifts == [(0.0, 0.0)]:
             return self.heatmaps(batch["input"])
         img = batch["image"]
         img = img.float().div(255.0) if img.dtype == torch.uint8 else img.float()
         boxes = batch["bbox"].float()
 
-        def heatmaps_at(scale: float) -> torch.Tensor:
-            return self.heatmaps(batch["input"] if scale == 1.0 else self.cut(img, boxes, scale)[0])
+        def heatmaps_at(scale: float, shift: Shift) -> torch.Tensor:
+            plain = scale == 1.0 and shift == (0.0, 0.0)
+            return self.heatmaps(batch["input"] if plain else self.cut(img, boxes, scale, shift)[0])
 
-        return multi_scale_heatmaps(heatmaps_at, scales)
+        return multi_scale_heatmaps(heatmaps_at, scales, shifts)
 
     def _eval_step(self, batch: dict[str, torch.Tensor], evaluator: KeypointEvaluator, batch_idx: int, stage: str) -> None:
         pairs = COCO_FEET if self.hparams.separate_feet else ()
-        dec = decode_heatmaps(self.eval_heatmaps(batch), HEATMAP_STRIDE, pairs)
+        dec = decode_heatmaps(self.eval_heatmaps(batch), HEATMAP_STRIDE, pairs, blur_sigma=self.hparams.get("blur_sigma", 0.0))
         crop = dec.clone()
         crop[..., :2] = apply_matrices(batch["matrix"], dec[..., :2])
         crop[..., 2] = crop[..., 2].clamp(0, 1)
