@@ -19,14 +19,16 @@ from citytrack.models.pose.augment import PoseAugment, apply_matrices, input_fro
 from citytrack.models.pose.extractor import KeypointExtractor
 from citytrack.models.pose.heatmaps import (
     COCO_FEET,
+    CropCut,
     box_regions,
+    crop_cuts,
+    cut_to_plain,
     decode_heatmaps,
     flip_averaged,
     gaussian_targets,
     modulate,
-    multi_scale_heatmaps,
+    multi_cut_heatmaps,
     region_to_image,
-    scale_heatmaps,
 )
 from citytrack.models.pose.metrics import KeypointEvaluator
 from citytrack.models.pose.module import KeypointModule
@@ -276,26 +278,36 @@ class _DotNet(PoseNet):
         return torch.nn.functional.avg_pool2d(images.mean(1, keepdim=True), 4).repeat(1, 17, 1, 1)
 
 
-def test_scale_heatmaps_puts_a_scaled_crop_peak_back_on_the_plain_grid() -> None:
-    """A joint at input pixel p of the plain crop sits at c + (p - c) / s in a crop cut s times larger."""
+def test_cut_to_plain_puts_a_cut_crop_peak_back_on_the_plain_grid() -> None:
+    """A joint at input pixel p of the plain crop (c its centre) sits at c + R(-angle) (p - c - 4 shift) / s in a
+    crop cut s times larger, moved `shift` cells (4 input px each) and turned by `angle`."""
     p, c = torch.tensor([20.3, 101.6]), torch.tensor([32.0, 64.0])
-    for s in (0.8, 1.25):
-        hm = gaussian_targets(((c + (p - c) / s))[None, None], (32, 16), 4, 2.0, torch.ones(1, 1))
-        back = decode_heatmaps(scale_heatmaps(hm, s), 4)[0, 0, :2]
-        np.testing.assert_allclose(back.numpy(), p.numpy(), atol=0.3)  # the inverse scale would be ~8 px off
-    for s, shift in ((1.0, (0.5, 0.5)), (0.8, (-1.0, 0.5)), (1.25, (0.5, 0.0))):
-        # the crop moved `shift` cells (4 input px each) and scaled: the point sits at c + (p - c - 4 shift) / s
-        moved = c + (p - c - 4 * torch.tensor(shift)) / s
-        hm = gaussian_targets(moved[None, None], (32, 16), 4, 2.0, torch.ones(1, 1))
-        back = decode_heatmaps(scale_heatmaps(hm, s, shift), 4)[0, 0, :2]
-        np.testing.assert_allclose(back.numpy(), p.numpy(), atol=0.5)  # the shift the wrong way: >= 4 px off
+    for cut in (CropCut(0.8), CropCut(1.25), CropCut(1.0, (0.5, 0.5)), CropCut(0.8, (-1.0, 0.5)), CropCut(1.25, (0.5, 0.0)),
+                CropCut(1.0, (0.0, 0.0), 10.0), CropCut(0.9, (0.0, 0.0), -7.0)):
+        a = np.radians(cut.angle)
+        r_inv = torch.tensor([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]], dtype=torch.float32)
+        seen = c + r_inv @ (p - c - 4 * torch.tensor(cut.shift)) / cut.scale
+        hm = gaussian_targets(seen[None, None], (32, 16), 4, 2.0, torch.ones(1, 1))
+        back = decode_heatmaps(cut_to_plain(hm, cut), 4)[0, 0, :2]
+        # the inverse scale would be ~8 px off, the shift or the angle the wrong way >= 4 px
+        np.testing.assert_allclose(back.numpy(), p.numpy(), atol=0.5)
     hm = torch.rand(2, 17, 32, 16)
-    assert scale_heatmaps(hm, 1.0) is hm
-    assert scale_heatmaps(hm, 1.0, (0.0, 0.0)) is hm
-    with pytest.raises(ValueError, match="at least one scale"):
-        multi_scale_heatmaps(lambda s, shift: hm, [])
-    with pytest.raises(ValueError, match="one shift"):
-        multi_scale_heatmaps(lambda s, shift: hm, [1.0], [])
+    assert cut_to_plain(hm, CropCut()) is hm
+    with pytest.raises(ValueError, match="at least one cut"):
+        multi_cut_heatmaps(lambda cut: hm, [])
+
+
+def test_crop_cuts_cross_scales_with_offsets_and_angles_apart() -> None:
+    cuts = crop_cuts([0.8, 1.0], [[0, 0], [0.5, 0.5]], [0.0, 5.0])
+    assert cuts == [CropCut(0.8), CropCut(0.8, (0.5, 0.5)), CropCut(1.0), CropCut(1.0, (0.5, 0.5)),
+                    CropCut(0.8, (0.0, 0.0), 5.0), CropCut(1.0, (0.0, 0.0), 5.0)]
+    assert crop_cuts([1.0]) == [CropCut()] and CropCut().plain and not CropCut(angle=5.0).plain
+    with pytest.raises(ValueError, match="positive region scales"):
+        crop_cuts([0.0])
+    with pytest.raises(ValueError, match="offsets in heatmap cells"):
+        crop_cuts([1.0], [[0.5]])
+    with pytest.raises(ValueError, match="at least one angle"):
+        crop_cuts([1.0], [[0, 0]], [])
 
 
 def test_flip_averaged_mirrors_back_and_swaps_left_and_right() -> None:
@@ -322,6 +334,8 @@ def test_multi_scale_test_finds_the_same_point_in_the_extractor_and_the_module()
     np.testing.assert_allclose(shifted[0, :, :2], np.tile(dot, (17, 1)), atol=0.75)
     with pytest.raises(ValueError, match="offsets in heatmap cells"):
         KeypointExtractor(_DotNet(), device="cpu", shifts=((0.5,),))
+    turned = KeypointExtractor(_DotNet(), input_size=(128, 64), padding=1.25, device="cpu", angles=(0.0, 12.0, -8.0))(images, [box])[0]
+    np.testing.assert_allclose(turned[0, :, :2], np.tile(dot, (17, 1)), atol=0.5)  # the angle the wrong way: ~3 px
     with pytest.raises(ValueError, match="positive region scales"):
         KeypointExtractor(_DotNet(), device="cpu", scales=())
     # the module's multi-scale test cuts stored crops the same way: the dot's input position at scale 1
@@ -337,6 +351,9 @@ def test_multi_scale_test_finds_the_same_point_in_the_extractor_and_the_module()
     np.testing.assert_allclose(moved.numpy(), plain.numpy(), atol=0.3)  # a shift the wrong way: ~3 px
     with pytest.raises(ValueError, match="offsets in heatmap cells"):
         KeypointModule(_DotNet(), test_shifts=[])
+    module = KeypointModule(_DotNet(), input_size=(128, 64), padding=1.25, test_angles=[0.0, 12.0, -8.0])
+    turned = decode_heatmaps(module.eval_heatmaps(batch), 4)[0, 0, :2]
+    np.testing.assert_allclose(turned.numpy(), plain.numpy(), atol=0.3)
     with pytest.raises(ValueError, match="positive region scales"):
         KeypointModule(_DotNet(), test_scales=[0.0])
 

@@ -7,25 +7,28 @@ CUDA; heatmaps are decoded on the device and mapped back to each frame's pixels.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torchvision.ops import roi_align
 
 from citytrack.data.formats.coco import NUM_KEYPOINTS
 from citytrack.models.ema import EMA_PREFIX
 from citytrack.models.pose.heatmaps import (
     COCO_FEET,
-    Shift,
+    CropCut,
     box_regions,
+    crop_cuts,
+    cut_regions,
     decode_heatmaps,
     flip_averaged,
-    multi_scale_heatmaps,
+    multi_cut_heatmaps,
     region_to_image,
-    shifted_regions,
 )
 from citytrack.models.pose.net import HEATMAP_STRIDE, PoseNet
 from citytrack.utils.checkpoint import load_net_from_checkpoint
@@ -49,15 +52,17 @@ class KeypointExtractor:
     of x, y (image pixels) and a confidence in [0, 1] per joint, COCO-17 order. The confidence is
     the heatmap peak: ~1 for a visible joint, ~0.5 for an occluded one, ~0 outside the frame
     (as trained, `KeypointModule`). `separate_feet` keeps the ankles apart (`heatmaps.COCO_FEET`);
-    `flip`, `scales` (region scales, `heatmaps.multi_scale_heatmaps`) and `shifts` (offsets in heatmap cells)
-    add test-time passes: more accurate joints for 2x, len(scales)x and len(shifts)x the network's work.
+    `flip`, `scales` (region scales), `shifts` (offsets in heatmap cells) and `angles` (degrees) add test-time
+    passes (`heatmaps.crop_cuts`, `heatmaps.multi_cut_heatmaps`): more accurate joints for 2x and
+    len(scales) x (len(shifts) + len(nonzero angles)) x the network's work.
     `blur_sigma`: DARK's blur of the heatmaps before decoding (`heatmaps.modulate`, cells; 0 = none).
     """
 
     def __init__(self, net: PoseNet, input_size: tuple[int, int] = (256, 128), padding: float = 1.25,
                  device: str | torch.device = "auto", batch_size: int = 256, flip: bool = False,
                  separate_feet: bool = True, scales: Sequence[float] = (1.0,),
-                 shifts: Sequence[Sequence[float]] = ((0.0, 0.0),), blur_sigma: float = 1.0) -> None:
+                 shifts: Sequence[Sequence[float]] = ((0.0, 0.0),), angles: Sequence[float] = (0.0,),
+                 blur_sigma: float = 1.0) -> None:
         self.device = resolve_device(device)
         self.net = net.to(self.device).eval()
         if self.device.type == "cuda":
@@ -65,12 +70,7 @@ class KeypointExtractor:
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.padding, self.batch_size, self.flip = float(padding), int(batch_size), flip
         self.pairs = COCO_FEET if separate_feet else ()
-        self.scales = tuple(float(scale) for scale in scales)
-        if not self.scales or min(self.scales) <= 0:
-            raise ValueError(f"scales must be positive region scales, got {list(scales)}")
-        self.shifts = tuple((float(shift[0]), float(shift[1])) for shift in shifts if len(shift) == 2)
-        if not self.shifts or len(self.shifts) != len(shifts):
-            raise ValueError(f"shifts must be (x, y) offsets in heatmap cells, got {[list(s) for s in shifts]}")
+        self.cuts = crop_cuts([float(s) for s in scales], shifts, [float(a) for a in angles])  # raises on bad values
         self.blur_sigma = float(blur_sigma)
 
     @classmethod
@@ -92,6 +92,28 @@ class KeypointExtractor:
             rows.append(torch.cat([torch.full((len(b), 1), float(i)), reg], dim=1))
         return torch.cat(rows) if rows else torch.zeros((0, 5))
 
+    def crops(self, frames: torch.Tensor, rois: torch.Tensor, angle: float = 0.0) -> torch.Tensor:
+        """`(M, 3, h_in, w_in)` RGB network inputs of `rois` (`regions` rows) of BGR `frames`, their axes turned by
+        `angle` degrees as `augment.input_from_crop_matrices` turns them: `roi_align` cuts the upright box
+        around the turned region, then `grid_sample` turns it (roi_align itself cannot)."""
+        h_in, w_in = self.input_size
+        if angle == 0.0:
+            crops = roi_align(frames, rois, output_size=self.input_size, spatial_scale=1.0, sampling_ratio=-1, aligned=True)
+            return crops.flip(1)
+        a = math.radians(angle)
+        cos, sin = abs(math.cos(a)), abs(math.sin(a))
+        out_w, out_h = math.ceil(w_in * cos + h_in * sin), math.ceil(w_in * sin + h_in * cos)  # input px
+        centre = 0.5 * (rois[:, 1:3] + rois[:, 3:5])
+        px = (rois[:, 3] - rois[:, 1]) / w_in  # image pixels per input pixel
+        half = 0.5 * torch.stack([out_w * px, out_h * px], dim=1)
+        around = torch.cat([rois[:, :1], centre - half, centre + half], dim=1)
+        upright = roi_align(frames, around, output_size=(out_h, out_w), spatial_scale=1.0, sampling_ratio=-1, aligned=True)
+        rot = torch.tensor([[math.cos(a) * w_in / out_w, -math.sin(a) * h_in / out_w],
+                            [math.sin(a) * w_in / out_h, math.cos(a) * h_in / out_h]], device=frames.device)
+        theta = torch.cat([rot, torch.zeros(2, 1, device=frames.device)], dim=1).expand(len(rois), 2, 3)
+        grid = F.affine_grid(theta, [len(rois), 3, h_in, w_in], align_corners=False)
+        return F.grid_sample(upright, grid, mode="bilinear", padding_mode="zeros", align_corners=False).flip(1)
+
     @torch.inference_mode()
     def keypoints(self, images: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
         """`(M, 17, 3)` keypoints in image pixels of the crops `rois` (`regions`) of `images`, on the device."""
@@ -104,17 +126,15 @@ class KeypointExtractor:
         for start in range(0, len(rois), self.batch_size):
             r = rois[start : start + self.batch_size]
 
-            def heatmaps_at(scale: float, shift: Shift, r: torch.Tensor = r) -> torch.Tensor:
-                moved = shifted_regions(r[:, 1:], scale, shift, self.input_size, HEATMAP_STRIDE)
-                scaled = torch.cat([r[:, :1], moved], dim=1)
-                crops = roi_align(frames, scaled, output_size=self.input_size, spatial_scale=1.0, sampling_ratio=-1, aligned=True)
-                x = crops.flip(1).div_(255.0)  # BGR -> RGB, [0, 1]
+            def heatmaps_at(cut: CropCut, r: torch.Tensor = r) -> torch.Tensor:
+                moved = torch.cat([r[:, :1], cut_regions(r[:, 1:], cut, self.input_size, HEATMAP_STRIDE)], dim=1)
+                x = self.crops(frames, moved, cut.angle).div_(255.0)  # RGB, [0, 1]
                 if self.device.type == "cuda":
                     x = x.contiguous(memory_format=torch.channels_last)
                 with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=use_bf16):
                     return flip_averaged(self.net, x) if self.flip else self.net(x).float()
 
-            heatmaps = multi_scale_heatmaps(heatmaps_at, self.scales, self.shifts)
+            heatmaps = multi_cut_heatmaps(heatmaps_at, self.cuts)
             dec = decode_heatmaps(heatmaps, HEATMAP_STRIDE, self.pairs, blur_sigma=self.blur_sigma)
             dec[..., :2] = region_to_image(dec[..., :2], r[:, 1:], self.input_size)
             dec[..., 2] = dec[..., 2].clamp(0, 1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -151,51 +152,82 @@ def flip_averaged(net: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Ten
 
 
 Shift = tuple[float, float]
-"""A test crop's offset (x, y) in heatmap cells of the plain crop (`scale_heatmaps`)."""
+"""A test crop's offset (x, y) in heatmap cells of the plain crop (`CropCut`)."""
 
 
-def scale_heatmaps(heatmaps: torch.Tensor, scale: float, shift: Shift = (0.0, 0.0)) -> torch.Tensor:
-    """Heatmaps of a crop whose region was `scale` times the plain one and moved by `shift` (x, y, in heatmap
-    cells of the plain crop: `box_regions` with `padding * scale`, then offset), resampled onto the plain
-    region's heatmap grid: a point at cell `p` of the plain crop sits at `c + (p - c - shift) / scale` in the
-    moved one (`c` the map's centre), which in `grid_sample`'s normalised coordinates is the identity grid
-    divided by `scale` less `shift / scale` in half-map units. Outside the moved crop: 0."""
-    dx, dy = float(shift[0]), float(shift[1])
-    if scale == 1.0 and dx == 0.0 and dy == 0.0:
+@dataclass(frozen=True)
+class CropCut:
+    """One test-time cut of a person's crop: the plain region `scale` times as large about its centre, moved by
+    `shift` (x, y, heatmap cells of the plain crop) and turned by `angle` degrees (the input's axes turned as
+    `augment.input_from_crop_matrices(angle=...)` turns them)."""
+
+    scale: float = 1.0
+    shift: Shift = (0.0, 0.0)
+    angle: float = 0.0
+
+    @property
+    def plain(self) -> bool:
+        return self.scale == 1.0 and self.shift == (0.0, 0.0) and self.angle == 0.0
+
+
+PLAIN_CUT = CropCut()
+"""The crop as `box_regions` cuts it."""
+
+
+def crop_cuts(scales: Sequence[float], shifts: Sequence[Sequence[float]] = ((0.0, 0.0),),
+              angles: Sequence[float] = (0.0,)) -> list[CropCut]:
+    """The cuts of a multi-cut test: every scale at every offset, and every scale (not offset) at every nonzero
+    angle. Raises on an empty list, a non-positive scale or an offset that is not (x, y)."""
+    if not scales or min(scales) <= 0:
+        raise ValueError(f"test scales must be positive region scales, got {list(scales)}")
+    if not shifts or any(len(shift) != 2 for shift in shifts):
+        raise ValueError(f"test shifts must be (x, y) offsets in heatmap cells, got {[list(sh) for sh in shifts]}")
+    if not angles:
+        raise ValueError("test angles must name at least one angle (0 = upright)")
+    cuts = [CropCut(float(s), (float(sh[0]), float(sh[1]))) for s in scales for sh in shifts]
+    cuts += [CropCut(float(s), (0.0, 0.0), float(a)) for s in scales for a in angles if a != 0]
+    return cuts
+
+
+def cut_to_plain(heatmaps: torch.Tensor, cut: CropCut) -> torch.Tensor:
+    """Heatmaps of a crop cut as `cut` says, resampled onto the plain crop's heatmap grid. With `D` half the map's
+    size, a point at `p` (cells from the centre) of the plain crop sits at `R(-angle) (p - shift) / scale` in the
+    cut one, which in `grid_sample`'s normalised coordinates is `D^-1 R(-angle) D (u - D^-1 shift) / scale`.
+    Outside the cut crop: 0."""
+    if cut.plain:
         return heatmaps
     B, J, h, w = heatmaps.shape
-    theta = torch.tensor([[1.0 / scale, 0.0, -2.0 * dx / (scale * w)], [0.0, 1.0 / scale, -2.0 * dy / (scale * h)]],
-                         device=heatmaps.device).expand(B, 2, 3)
+    a = math.radians(cut.angle)
+    cos, sin = math.cos(a), math.sin(a)
+    rot = torch.tensor([[cos, sin * h / w], [-sin * w / h, cos]], dtype=torch.float32) / cut.scale
+    offset = -rot @ torch.tensor([2.0 * cut.shift[0] / w, 2.0 * cut.shift[1] / h])
+    theta = torch.cat([rot, offset[:, None]], dim=1).to(heatmaps.device).expand(B, 2, 3)
     grid = F.affine_grid(theta, [B, J, h, w], align_corners=False)
     return F.grid_sample(heatmaps.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-def multi_scale_heatmaps(heatmaps_at: Callable[[float, Shift], torch.Tensor], scales: Sequence[float],
-                         shifts: Sequence[Shift] = ((0.0, 0.0),)) -> torch.Tensor:
-    """Mean over every `scales` x `shifts` cut of `heatmaps_at(scale, shift)` (the heatmaps of the crops cut at
-    that region scale and offset), each resampled onto the plain crop's grid (`scale_heatmaps`): a multi-scale,
-    multi-offset test. The small network's peaks move with how the person falls on its input grid; averaging
-    several cuts cancels much of that (synthetic validation crops, flip test, DARK blur 1: AP 0.672 at scale 1,
-    0.716 over 0.8, 0.9, 1, 1.1, 1.2, 0.719 with each of those also cut half a cell down and right)."""
-    if not scales or not shifts:
-        raise ValueError("multi_scale_heatmaps needs at least one scale and one shift")
-    total, n = None, 0
-    for scale in scales:
-        for shift in shifts:
-            sh = (float(shift[0]), float(shift[1]))
-            hm = scale_heatmaps(heatmaps_at(float(scale), sh), float(scale), sh)
-            total, n = (hm if total is None else total + hm), n + 1
-    return total if n == 1 else total / n
+def multi_cut_heatmaps(heatmaps_at: Callable[[CropCut], torch.Tensor], cuts: Sequence[CropCut]) -> torch.Tensor:
+    """Mean over `cuts` of `heatmaps_at(cut)` (the heatmaps of the crops cut that way), each resampled onto the
+    plain crop's grid (`cut_to_plain`): a multi-scale, multi-offset, multi-angle test. The small network's peaks
+    move with how the person falls on its input grid; averaging several cuts cancels much of that (synthetic
+    validation crops, flip test, DARK blur 1: AP 0.672 at scale 1, 0.716 over 0.8, 0.9, 1, 1.1, 1.2, 0.719 with
+    each of those also cut half a cell down and right, ~0.723 with each also turned +-5 degrees)."""
+    if not cuts:
+        raise ValueError("multi_cut_heatmaps needs at least one cut")
+    total = None
+    for cut in cuts:
+        hm = cut_to_plain(heatmaps_at(cut), cut)
+        total = hm if total is None else total + hm
+    return total if len(cuts) == 1 else total / len(cuts)
 
 
-def shifted_regions(regions: torch.Tensor, scale: float, shift: Shift, input_size: tuple[int, int],
-                    stride: int) -> torch.Tensor:
-    """Crop regions `(N, 4)` enlarged `scale` times about their centres and moved by `shift` heatmap cells of
-    the plain crop (`scale_heatmaps`' cuts, from the plain regions)."""
+def cut_regions(regions: torch.Tensor, cut: CropCut, input_size: tuple[int, int], stride: int) -> torch.Tensor:
+    """Axis-aligned crop regions `(N, 4)` of `cut` from the plain regions: enlarged `cut.scale` times about their
+    centres and moved by `cut.shift` heatmap cells (the angle is the caller's: `input_from_crop_matrices`)."""
     px = (regions[:, 2] - regions[:, 0]) / input_size[1] * stride  # image pixels per plain heatmap cell
     centre = 0.5 * (regions[:, :2] + regions[:, 2:])
-    centre = centre + torch.stack([shift[0] * px, shift[1] * px], dim=1)
-    half = 0.5 * scale * (regions[:, 2:] - regions[:, :2])
+    centre = centre + torch.stack([cut.shift[0] * px, cut.shift[1] * px], dim=1)
+    half = 0.5 * cut.scale * (regions[:, 2:] - regions[:, :2])
     return torch.cat([centre - half, centre + half], dim=1)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,13 +31,15 @@ from citytrack.models.pose.augment import PoseAugment, apply_matrices, input_fro
 from citytrack.models.pose.extractor import load_pose_net
 from citytrack.models.pose.heatmaps import (
     COCO_FEET,
-    Shift,
+    PLAIN_CUT,
+    CropCut,
     box_regions,
+    crop_cuts,
+    cut_regions,
     decode_heatmaps,
     flip_averaged,
     gaussian_targets,
-    multi_scale_heatmaps,
-    shifted_regions,
+    multi_cut_heatmaps,
 )
 from citytrack.models.pose.metrics import KeypointEvaluator
 from citytrack.models.pose.net import HEATMAP_STRIDE, PoseNet
@@ -58,9 +61,10 @@ class KeypointModule(pl.LightningModule):
         sigma: target Gaussian's standard deviation in heatmap cells.
         occluded_target / unlabelled_weight: see the module docstring.
         flip_test: average the heatmaps of the crop and of its mirror at evaluation.
-        test_scales: region scales of a multi-scale test (`heatmaps.multi_scale_heatmaps`; [1.0] = none):
+        test_scales: region scales of a multi-scale test (`heatmaps.multi_cut_heatmaps`; [1.0] = none):
             each crop is cut at every scale about its centre and the heatmaps averaged on one grid.
         test_shifts: offsets (x, y, heatmap cells) at which each of those is also cut ([[0, 0]] = none).
+        test_angles: angles (degrees) at which each scale is also cut ([0] = none; `heatmaps.crop_cuts`).
         blur_sigma: DARK's blur of the heatmaps before decoding, in cells (`heatmaps.modulate`; 0 = none).
         separate_feet: decode the two ankles at distinct peaks and name them left and right by the
             knees and their own maps (`heatmaps.COCO_FEET`), as the extractor does.
@@ -85,6 +89,7 @@ class KeypointModule(pl.LightningModule):
         flip_test: bool = False,
         test_scales: tuple[float, ...] | list[float] = (1.0,),
         test_shifts: Sequence[Sequence[float]] = ((0.0, 0.0),),
+        test_angles: Sequence[float] = (0.0,),
         blur_sigma: float = 1.0,
         separate_feet: bool = True,
         log_images: int = 16,
@@ -98,11 +103,9 @@ class KeypointModule(pl.LightningModule):
         # hyperparameters are read from these locals, so a Hydra ListConfig becomes a list here
         input_size = [int(input_size[0]), int(input_size[1])]
         test_scales = [float(scale) for scale in test_scales]
-        if not test_scales or min(test_scales) <= 0:
-            raise ValueError(f"test_scales must be positive region scales, got {test_scales}")
         test_shifts = [[float(v) for v in shift] for shift in test_shifts]
-        if not test_shifts or any(len(shift) != 2 for shift in test_shifts):
-            raise ValueError(f"test_shifts must be (x, y) offsets in heatmap cells, got {test_shifts}")
+        test_angles = [float(angle) for angle in test_angles]
+        test_cuts = crop_cuts(test_scales, test_shifts, test_angles)  # raises on bad values
         self.save_hyperparameters(logger=False, ignore=["net", "augment", "optimizer", "scheduler"])
         if init_from:
             self._warm_start(net, init_from)
@@ -111,6 +114,7 @@ class KeypointModule(pl.LightningModule):
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.augment = augment
         self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.test_cuts = test_cuts
         self.val_eval = KeypointEvaluator()
         self.test_eval = KeypointEvaluator()
         self._picture: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
@@ -148,14 +152,15 @@ class KeypointModule(pl.LightningModule):
             out["target_kp"], out["matrix"] = tk, m
         return out
 
-    def cut(self, images: torch.Tensor, boxes: torch.Tensor, scale: float = 1.0,
-            shift: Shift = (0.0, 0.0)) -> tuple[torch.Tensor, torch.Tensor]:
-        """Network inputs of the boxes' crop regions (`box_regions`, enlarged `scale` times about their centres
-        and moved `shift` heatmap cells: `shifted_regions`) from crops in [0, 1], and the input -> crop matrices."""
+    def cut(self, images: torch.Tensor, boxes: torch.Tensor, cut: CropCut = PLAIN_CUT) -> tuple[torch.Tensor, torch.Tensor]:
+        """Network inputs of the boxes' crop regions (`box_regions`, cut as `cut` says: `heatmaps.CropCut`) from
+        crops in [0, 1], and the input -> crop matrices."""
         regions = box_regions(boxes, self.input_size, self.hparams.padding)
-        if scale != 1.0 or shift != (0.0, 0.0):
-            regions = shifted_regions(regions, scale, shift, self.input_size, HEATMAP_STRIDE)
-        m = input_from_crop_matrices(regions, self.input_size)
+        angle = None
+        if not cut.plain:
+            regions = cut_regions(regions, cut, self.input_size, HEATMAP_STRIDE)
+            angle = torch.full((len(regions),), math.radians(cut.angle), device=regions.device, dtype=regions.dtype)
+        m = input_from_crop_matrices(regions, self.input_size, angle=angle)
         inputs = warp_crops(images, m, self.input_size)
         if self.hparams.channels_last and inputs.is_cuda:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
@@ -209,20 +214,18 @@ class KeypointModule(pl.LightningModule):
         return flip_averaged(net, inputs) if self.hparams.flip_test else net(inputs).float()
 
     def eval_heatmaps(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Heatmaps of a prepared evaluation batch on its plain crops' grid, over `test_scales` x `test_shifts`."""
-        scales = self.hparams.test_scales
-        shifts = [(float(x), float(y)) for x, y in self.hparams.get("test_shifts", [[0.0, 0.0]])]
-        if list(scales) == [1.0] and shifts == [(0.0, 0.0)]:
+        """Heatmaps of a prepared evaluation batch on its plain crops' grid, averaged over its test cuts
+        (`test_scales`, `test_shifts`, `test_angles`)."""
+        if len(self.test_cuts) == 1 and self.test_cuts[0].plain:
             return self.heatmaps(batch["input"])
         img = batch["image"]
         img = img.float().div(255.0) if img.dtype == torch.uint8 else img.float()
         boxes = batch["bbox"].float()
 
-        def heatmaps_at(scale: float, shift: Shift) -> torch.Tensor:
-            plain = scale == 1.0 and shift == (0.0, 0.0)
-            return self.heatmaps(batch["input"] if plain else self.cut(img, boxes, scale, shift)[0])
+        def heatmaps_at(cut: CropCut) -> torch.Tensor:
+            return self.heatmaps(batch["input"] if cut.plain else self.cut(img, boxes, cut)[0])
 
-        return multi_scale_heatmaps(heatmaps_at, scales, shifts)
+        return multi_cut_heatmaps(heatmaps_at, self.test_cuts)
 
     def _eval_step(self, batch: dict[str, torch.Tensor], evaluator: KeypointEvaluator, batch_idx: int, stage: str) -> None:
         pairs = COCO_FEET if self.hparams.separate_feet else ()
