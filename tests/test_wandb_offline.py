@@ -4,6 +4,7 @@ run's summary table; and a training run that raises is still finished (marked fa
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -80,8 +81,13 @@ def test_training_run_logs_config_pictures_and_summary_table(tmp_path: Path, con
     assert wandb.run is None
     run = _run_dir(tmp_path / "run")
     files = run / "files"
-    # the composed config is in the offline run's record (config.yaml appears on `wandb sync`)
-    assert b"reid_synthetic" in next(run.glob("run-*.wandb")).read_bytes()
+    # the composed config is in the offline run's record (config.yaml appears on `wandb sync`); wandb's
+    # service process may still be writing the record when `finish` returns (seen once under load): wait for it
+    record = next(run.glob("run-*.wandb"))
+    deadline = time.monotonic() + 30.0
+    while b"reid_synthetic" not in record.read_bytes() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert b"reid_synthetic" in record.read_bytes()
     table = json.loads(next((files / "media" / "table" / "summary").glob("metrics_*.table.json")).read_text())
     assert {row[0] for row in table["data"]} == set(metrics)
     assert list((files / "media" / "images" / "val").glob("ranking_*.png")), "the ReID ranking grid"
