@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torchvision.ops import roi_align
 
 from citytrack.data.formats.coco import NUM_KEYPOINTS
 from citytrack.models.ema import EMA_PREFIX
+from citytrack.models.pose.augment import input_from_crop_matrices, warp_crops
 from citytrack.models.pose.heatmaps import (
     COCO_FEET,
     CropCut,
@@ -70,7 +70,7 @@ class KeypointExtractor:
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.padding, self.batch_size, self.flip = float(padding), int(batch_size), flip
         self.pairs = COCO_FEET if separate_feet else ()
-        self.cuts = crop_cuts([float(s) for s in scales], shifts, [float(a) for a in angles])  # raises on bad values
+        self.cuts = crop_cuts(scales, shifts, angles)  # raises on bad values
         self.blur_sigma = float(blur_sigma)
 
     @classmethod
@@ -95,7 +95,7 @@ class KeypointExtractor:
     def crops(self, frames: torch.Tensor, rois: torch.Tensor, angle: float = 0.0) -> torch.Tensor:
         """`(M, 3, h_in, w_in)` RGB network inputs of `rois` (`regions` rows) of BGR `frames`, their axes turned by
         `angle` degrees as `augment.input_from_crop_matrices` turns them: `roi_align` cuts the upright box
-        around the turned region, then `grid_sample` turns it (roi_align itself cannot)."""
+        around the turned region, then `augment.warp_crops` turns it (roi_align itself cannot)."""
         h_in, w_in = self.input_size
         if angle == 0.0:
             crops = roi_align(frames, rois, output_size=self.input_size, spatial_scale=1.0, sampling_ratio=-1, aligned=True)
@@ -108,11 +108,11 @@ class KeypointExtractor:
         half = 0.5 * torch.stack([out_w * px, out_h * px], dim=1)
         around = torch.cat([rois[:, :1], centre - half, centre + half], dim=1)
         upright = roi_align(frames, around, output_size=(out_h, out_w), spatial_scale=1.0, sampling_ratio=-1, aligned=True)
-        rot = torch.tensor([[math.cos(a) * w_in / out_w, -math.sin(a) * h_in / out_w],
-                            [math.sin(a) * w_in / out_h, math.cos(a) * h_in / out_h]], device=frames.device)
-        theta = torch.cat([rot, torch.zeros(2, 1, device=frames.device)], dim=1).expand(len(rois), 2, 3)
-        grid = F.affine_grid(theta, [len(rois), 3, h_in, w_in], align_corners=False)
-        return F.grid_sample(upright, grid, mode="bilinear", padding_mode="zeros", align_corners=False).flip(1)
+        # the turned region sits centred in the upright crop, one crop pixel per input pixel: the module's warp
+        region = torch.tensor([[(out_w - w_in) / 2, (out_h - h_in) / 2, (out_w + w_in) / 2, (out_h + h_in) / 2]],
+                              device=frames.device).expand(len(rois), 4)
+        m = input_from_crop_matrices(region, self.input_size, angle=torch.full((len(rois),), a, device=frames.device))
+        return warp_crops(upright, m, self.input_size).flip(1)
 
     @torch.inference_mode()
     def keypoints(self, images: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:

@@ -229,7 +229,7 @@ class KeypointModule(pl.LightningModule):
 
     def _eval_step(self, batch: dict[str, torch.Tensor], evaluator: KeypointEvaluator, batch_idx: int, stage: str) -> None:
         pairs = COCO_FEET if self.hparams.separate_feet else ()
-        dec = decode_heatmaps(self.eval_heatmaps(batch), HEATMAP_STRIDE, pairs, blur_sigma=self.hparams.get("blur_sigma", 0.0))
+        dec = decode_heatmaps(self.eval_heatmaps(batch), HEATMAP_STRIDE, pairs, blur_sigma=self.hparams.blur_sigma)
         crop = dec.clone()
         crop[..., :2] = apply_matrices(batch["matrix"], dec[..., :2])
         crop[..., 2] = crop[..., 2].clamp(0, 1)
